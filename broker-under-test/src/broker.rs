@@ -1,0 +1,405 @@
+//! The broker: partition logs, idempotent producer state, consumer offsets, and the request loop.
+//!
+//! Safety: a produce is acknowledged only after its batch is synced, so an acknowledged batch
+//! survives any crash. Requests are handled one group at a time (group commit): every request
+//! that has arrived is handled in order, the touched logs are synced once, and only then do any
+//! of the group's replies leave. Memory may run ahead of the disk inside a group, but nothing
+//! that depends on it (an ack, a duplicate's offset, InitProducerId's last sequence, a fetched
+//! record) is seen outside before the sync; a crash before it wipes memory and replies alike.
+//!
+//! Liveness: every well-formed request gets a reply while the broker is up; a malformed one gets
+//! `Malformed`, never a panic.
+
+use crate::bugs::Bug;
+use crate::codec::{
+    frame, scan_frames, DecodeError, ErrorCode, Reader, Request, Response, Tail, Writer,
+};
+use crate::log::PartitionLog;
+use crate::node::{NodeCtx, NodeError};
+use crate::observe::Event;
+use crate::producer_state::{ProducerRegistry, SeqCheck, SequenceTable, DEDUP_WINDOW};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The producer registry, replaced atomically on every InitProducerId.
+pub const REGISTRY_FILE: &str = "producers.meta";
+/// Committed consumer offsets, replaced atomically on every commit.
+pub const OFFSETS_FILE: &str = "offsets.meta";
+
+/// The producer-state snapshot of one partition.
+pub fn snapshot_file(partition: u32) -> String {
+    format!("partition-{partition}.snapshot")
+}
+
+/// The largest number of records one fetch returns.
+const FETCH_RECORDS_MAX: u32 = 500;
+
+/// The most requests handled under one group commit.
+const GROUP_COMMIT_MAX: usize = 64;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BrokerConfig {
+    pub partitions: u32,
+    /// Write a producer-state snapshot after this many appended batches on a partition.
+    pub snapshot_every_batches: u32,
+    /// With `ack-before-sync`, how often the background flusher syncs the logs.
+    pub lazy_flush_interval: Duration,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            partitions: 3,
+            snapshot_every_batches: 8,
+            lazy_flush_interval: Duration::from_millis(50),
+        }
+    }
+}
+
+struct Broker {
+    cfg: BrokerConfig,
+    logs: Vec<PartitionLog>,
+    tables: Vec<SequenceTable>,
+    registry: ProducerRegistry,
+    offsets: BTreeMap<(String, u32), u64>,
+    batches_since_snapshot: Vec<u32>,
+    /// Partitions appended to since their last sync.
+    dirty: Vec<bool>,
+}
+
+/// Runs the broker on this node until the node is killed.
+pub async fn run_broker(ctx: NodeCtx, cfg: BrokerConfig) -> Result<(), NodeError> {
+    let broker = Arc::new(tokio::sync::Mutex::new(
+        Broker::recover(&ctx, cfg.clone()).await?,
+    ));
+    let _flusher = ctx.bug(Bug::AckBeforeSync).then(|| {
+        let (ctx, broker) = (ctx.clone(), broker.clone());
+        madsim::task::spawn(async move {
+            loop {
+                madsim::time::sleep(cfg.lazy_flush_interval).await;
+                let broker = broker.lock().await;
+                for log in &broker.logs {
+                    if log.sync(ctx.storage.as_ref()).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        })
+    });
+    while let Some(first) = ctx.transport.next_request().await {
+        let mut group = vec![first];
+        while group.len() < GROUP_COMMIT_MAX {
+            match ctx.transport.try_next_request() {
+                Some(incoming) => group.push(incoming),
+                None => break,
+            }
+        }
+        let mut responses = Vec::with_capacity(group.len());
+        {
+            let mut broker = broker.lock().await;
+            for incoming in &group {
+                responses.push(broker.handle(&ctx, &incoming.body).await?);
+            }
+            broker.commit(&ctx).await?;
+        }
+        for (incoming, response) in group.iter().zip(responses) {
+            ctx.transport.reply(incoming, response.encode());
+        }
+    }
+    Ok(())
+}
+
+fn corrupt(file: &str) -> impl FnOnce(DecodeError) -> NodeError + '_ {
+    move |error| NodeError::Corrupt {
+        file: file.to_string(),
+        error,
+    }
+}
+
+impl Broker {
+    /// Recovery: each log is cut at its last valid batch; producer state is rebuilt from the
+    /// snapshot plus the log after it; registry and offsets are read as last replaced.
+    async fn recover(ctx: &NodeCtx, cfg: BrokerConfig) -> Result<Broker, NodeError> {
+        let storage = ctx.storage.as_ref();
+        let window = if ctx.bug(Bug::DedupWindow1) {
+            1
+        } else {
+            DEDUP_WINDOW
+        };
+        let registry = ProducerRegistry::decode(&storage.read(REGISTRY_FILE).await?)
+            .map_err(corrupt(REGISTRY_FILE))?;
+        let offsets =
+            decode_offsets(&storage.read(OFFSETS_FILE).await?).map_err(corrupt(OFFSETS_FILE))?;
+        let mut logs = Vec::new();
+        let mut tables = Vec::new();
+        for partition in 0..cfg.partitions {
+            let (log, recovery) = PartitionLog::open(storage, partition).await?;
+            let snapshot = storage.read(&snapshot_file(partition)).await?;
+            let (table, rebuild) = if ctx.bug(Bug::ProducerStateNotRebuilt) {
+                (
+                    SequenceTable::trusting_unknown_producers(window),
+                    Default::default(),
+                )
+            } else {
+                SequenceTable::rebuild(Some(&snapshot), log.batches(), window)
+            };
+            ctx.record(Event::LogRecovered {
+                partition,
+                log_end: log.log_end(),
+                truncated_bytes: recovery.truncated_bytes,
+                tail: format!("{:?}", recovery.tail).to_lowercase(),
+                snapshot_offset: rebuild.snapshot_offset,
+                batches_replayed: rebuild.batches_replayed,
+            });
+            logs.push(log);
+            tables.push(table);
+        }
+        let batches_since_snapshot = vec![0; cfg.partitions as usize];
+        let dirty = vec![false; cfg.partitions as usize];
+        Ok(Broker {
+            cfg,
+            logs,
+            tables,
+            registry,
+            offsets,
+            batches_since_snapshot,
+            dirty,
+        })
+    }
+
+    async fn handle(&mut self, ctx: &NodeCtx, body: &[u8]) -> Result<Response, NodeError> {
+        let request = match Request::decode(body) {
+            Ok(r) => r,
+            Err(e) => {
+                ctx.record(Event::MalformedRequest {
+                    error: e.to_string(),
+                });
+                return Ok(Response::Error(ErrorCode::Malformed));
+            }
+        };
+        let storage = ctx.storage.as_ref();
+        Ok(match request {
+            Request::InitProducerId { producer_key, boot } => {
+                match self.registry.init(&producer_key, boot) {
+                    Err(code) => Response::Error(code),
+                    Ok(outcome) => {
+                        if outcome.changed {
+                            storage
+                                .replace(REGISTRY_FILE, &self.registry.encode())
+                                .await?;
+                        }
+                        let p = outcome.producer;
+                        ctx.record(Event::EpochBumped {
+                            producer_key,
+                            producer_id: p.producer_id,
+                            epoch: p.epoch,
+                            boot,
+                        });
+                        let last_seqs = self
+                            .tables
+                            .iter()
+                            .map(|t| t.last_seq(p.producer_id))
+                            .collect();
+                        Response::InitProducerId {
+                            producer_id: p.producer_id,
+                            epoch: p.epoch,
+                            last_seqs,
+                        }
+                    }
+                }
+            }
+            Request::Produce {
+                partition,
+                producer_id,
+                epoch,
+                base_seq,
+                records,
+            } => {
+                self.produce(ctx, partition, producer_id, epoch, base_seq, records)
+                    .await?
+            }
+            Request::Fetch {
+                partition,
+                offset,
+                max_records,
+            } => match self.logs.get(partition as usize) {
+                None => Response::Error(ErrorCode::UnknownPartition),
+                Some(log) => Response::Fetched {
+                    records: log.read(offset, max_records.min(FETCH_RECORDS_MAX) as usize),
+                    log_end: log.log_end(),
+                },
+            },
+            Request::OffsetCommit {
+                group,
+                partition,
+                offset,
+            } => {
+                if partition >= self.cfg.partitions {
+                    Response::Error(ErrorCode::UnknownPartition)
+                } else {
+                    self.offsets.insert((group, partition), offset);
+                    storage
+                        .replace(OFFSETS_FILE, &encode_offsets(&self.offsets))
+                        .await?;
+                    Response::OffsetCommitted
+                }
+            }
+            Request::OffsetFetch { group, partition } => {
+                if partition >= self.cfg.partitions {
+                    Response::Error(ErrorCode::UnknownPartition)
+                } else {
+                    Response::OffsetFetched {
+                        offset: self.offsets.get(&(group, partition)).copied(),
+                    }
+                }
+            }
+            Request::Apply { .. } => Response::Error(ErrorCode::Malformed),
+        })
+    }
+
+    async fn produce(
+        &mut self,
+        ctx: &NodeCtx,
+        partition: u32,
+        producer_id: u64,
+        epoch: u32,
+        base_seq: u32,
+        records: Vec<crate::codec::Payment>,
+    ) -> Result<Response, NodeError> {
+        let p = partition as usize;
+        if p >= self.logs.len() {
+            return Ok(Response::Error(ErrorCode::UnknownPartition));
+        }
+        if records.is_empty() {
+            return Ok(Response::Error(ErrorCode::Malformed));
+        }
+        let count = records.len() as u32;
+        let reject = |error: ErrorCode| {
+            ctx.record(Event::ProduceRejected {
+                partition,
+                producer_id,
+                epoch,
+                base_seq,
+                error: error.clone(),
+            });
+            Ok(Response::Error(error))
+        };
+        if let Err(code) = self.registry.check_epoch(producer_id, epoch) {
+            return reject(code);
+        }
+        let check = if ctx.bug(Bug::NoDedup) {
+            SeqCheck::Append
+        } else {
+            self.tables[p].check(producer_id, base_seq, count)
+        };
+        match check {
+            SeqCheck::OutOfOrder { expected } => reject(ErrorCode::OutOfOrderSequence { expected }),
+            SeqCheck::Duplicate { base_offset } => {
+                ctx.record(Event::DuplicateBatch {
+                    partition,
+                    producer_id,
+                    base_seq,
+                    base_offset,
+                });
+                Ok(Response::Produced { base_offset })
+            }
+            SeqCheck::Append => {
+                let storage = ctx.storage.as_ref();
+                let base_offset = self.logs[p]
+                    .append(storage, producer_id, epoch, base_seq, records)
+                    .await?;
+                self.tables[p].record(producer_id, epoch, base_seq, count, base_offset);
+                self.dirty[p] = true;
+                self.batches_since_snapshot[p] += 1;
+                ctx.record(Event::BatchAppended {
+                    partition,
+                    producer_id,
+                    epoch,
+                    base_seq,
+                    base_offset,
+                    count,
+                });
+                Ok(Response::Produced { base_offset })
+            }
+        }
+    }
+
+    /// Ends a group: syncs every partition appended to, then snapshots the producer state of
+    /// those due for one, so a snapshot never covers more than the synced log. With the planted
+    /// `ack-before-sync` the sync is left to the background flusher, and the group's replies
+    /// leave before their batches are durable.
+    async fn commit(&mut self, ctx: &NodeCtx) -> Result<(), NodeError> {
+        for p in 0..self.logs.len() {
+            if !std::mem::take(&mut self.dirty[p]) {
+                continue;
+            }
+            if !ctx.bug(Bug::AckBeforeSync) {
+                self.logs[p].sync(ctx.storage.as_ref()).await?;
+            }
+            if self.batches_since_snapshot[p] >= self.cfg.snapshot_every_batches {
+                self.snapshot(ctx, p as u32).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Snapshots a partition's producer state, covering the log as it is now.
+    async fn snapshot(&mut self, ctx: &NodeCtx, partition: u32) -> Result<(), NodeError> {
+        let p = partition as usize;
+        let offset = self.logs[p].log_end();
+        ctx.storage
+            .replace(
+                &snapshot_file(partition),
+                &self.tables[p].encode_snapshot(offset),
+            )
+            .await?;
+        self.batches_since_snapshot[p] = 0;
+        ctx.record(Event::SnapshotWritten { partition, offset });
+        Ok(())
+    }
+}
+
+fn encode_offsets(offsets: &BTreeMap<(String, u32), u64>) -> Vec<u8> {
+    let mut w = Writer::default();
+    w.u32(offsets.len() as u32);
+    for ((group, partition), offset) in offsets {
+        w.str(group);
+        w.u32(*partition);
+        w.u64(*offset);
+    }
+    frame(&w.buf)
+}
+
+/// Decodes the committed-offsets file; an empty file holds no offsets.
+pub fn decode_offsets(bytes: &[u8]) -> Result<BTreeMap<(String, u32), u64>, DecodeError> {
+    if bytes.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let body = match scan_frames(bytes) {
+        (bodies, _, Tail::Clean) if bodies.len() == 1 => bodies[0],
+        _ => return Err(DecodeError::BadChecksum),
+    };
+    let mut r = Reader::new(body);
+    let mut offsets = BTreeMap::new();
+    for _ in 0..r.count(14)? {
+        offsets.insert((r.str()?, r.u32()?), r.u64()?);
+    }
+    r.finish()?;
+    Ok(offsets)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_file_round_trips() {
+        let mut offsets = BTreeMap::new();
+        offsets.insert(("payments".to_string(), 0), 17);
+        offsets.insert(("payments".to_string(), 2), 4);
+        assert_eq!(decode_offsets(&encode_offsets(&offsets)), Ok(offsets));
+        assert_eq!(decode_offsets(&[]), Ok(BTreeMap::new()));
+        assert!(decode_offsets(&[1, 2, 3]).is_err());
+    }
+}

@@ -1,0 +1,161 @@
+//! The catalogue of planted bugs: known classes of failure, off by default, switched on by name.
+//!
+//! Each bug exists to prove that the harness catches what it claims to catch. Every one of them
+//! passes a fault-free run; only the faults named in its description expose it.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// One planted bug. The kebab-case name is what users pass to `--bug`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Bug {
+    /// The broker appends every batch, ignoring producer id and sequence numbers: a broker that
+    /// never enabled idempotence (Kafka before `enable.idempotence`). Exposed by a lost produce
+    /// acknowledgement and the producer's retry.
+    NoDedup,
+    /// The broker remembers only the last batch per producer instead of the last five, so a retry
+    /// of an older in-flight batch is rejected as out of order and the producer is stuck
+    /// (the class behind KAFKA-5793). Exposed by several lost acknowledgements in a row.
+    DedupWindow1,
+    /// The broker acknowledges a produce before the batch is synced, like a log that trusts the
+    /// page cache (Kafka's default `flush.messages`, fine only with replication). Exposed by a
+    /// broker crash that loses unsynced writes after the acknowledgement.
+    AckBeforeSync,
+    /// After a restart the broker starts with empty producer state instead of rebuilding it from
+    /// the snapshot and the log, and, as Kafka does for a producer whose state expired, accepts
+    /// any sequence from a producer it has no state for (the class of KAFKA-6361 and the
+    /// UNKNOWN_PRODUCER_ID duplicates). Exposed by a broker crash followed by a retried batch or
+    /// a producer restart.
+    ProducerStateNotRebuilt,
+    /// The consumer commits its offset before the store has applied the records: at-most-once
+    /// delivery by accident. Exposed by a consumer crash between the commit and the apply.
+    CommitBeforeApply,
+    /// The store applies every delivery instead of deduplicating by payment id. Exposed by a
+    /// consumer restart that re-delivers records after its committed offset.
+    StoreNoDedup,
+}
+
+impl Bug {
+    /// Every planted bug, in catalogue order.
+    pub const ALL: [Bug; 6] = [
+        Bug::NoDedup,
+        Bug::DedupWindow1,
+        Bug::AckBeforeSync,
+        Bug::ProducerStateNotRebuilt,
+        Bug::CommitBeforeApply,
+        Bug::StoreNoDedup,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Bug::NoDedup => "no-dedup",
+            Bug::DedupWindow1 => "dedup-window-1",
+            Bug::AckBeforeSync => "ack-before-sync",
+            Bug::ProducerStateNotRebuilt => "producer-state-not-rebuilt",
+            Bug::CommitBeforeApply => "commit-before-apply",
+            Bug::StoreNoDedup => "store-no-dedup",
+        }
+    }
+
+    /// One line for `harness list --bugs`: what is wrong and which faults expose it.
+    pub fn description(self) -> &'static str {
+        match self {
+            Bug::NoDedup => "broker appends every batch, ignoring producer sequence numbers; exposed by a lost produce ack",
+            Bug::DedupWindow1 => "broker retains 1 batch per producer instead of 5; exposed by several lost acks in flight",
+            Bug::AckBeforeSync => "broker acks a produce before syncing it; exposed by a broker crash losing unsynced writes",
+            Bug::ProducerStateNotRebuilt => "broker forgets producer state on restart; exposed by a broker crash and a retry or producer restart",
+            Bug::CommitBeforeApply => "consumer commits its offset before the store applied; exposed by a consumer crash",
+            Bug::StoreNoDedup => "store applies every delivery, not once per payment id; exposed by a consumer restart",
+        }
+    }
+}
+
+impl fmt::Display for Bug {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The error for a bug name that is not in the catalogue; it lists the names that are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownBug(pub String);
+
+impl fmt::Display for UnknownBug {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = Bug::ALL.iter().map(|b| b.name()).collect();
+        write!(f, "unknown bug '{}' (known: {})", self.0, names.join(", "))
+    }
+}
+
+impl std::error::Error for UnknownBug {}
+
+impl FromStr for Bug {
+    type Err = UnknownBug;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Bug::ALL
+            .into_iter()
+            .find(|b| b.name() == s)
+            .ok_or_else(|| UnknownBug(s.to_string()))
+    }
+}
+
+/// The set of planted bugs switched on for one run. Copy-cheap: nodes consult it on hot paths.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Bugs(u32);
+
+impl Bugs {
+    pub const NONE: Bugs = Bugs(0);
+
+    pub fn with(self, bug: Bug) -> Bugs {
+        Bugs(self.0 | (1 << bug as u32))
+    }
+
+    pub fn has(self, bug: Bug) -> bool {
+        self.0 & (1 << bug as u32) != 0
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The switched-on bugs in catalogue order.
+    pub fn iter(self) -> impl Iterator<Item = Bug> {
+        Bug::ALL.into_iter().filter(move |b| self.has(*b))
+    }
+}
+
+impl FromIterator<Bug> for Bugs {
+    fn from_iter<I: IntoIterator<Item = Bug>>(iter: I) -> Self {
+        iter.into_iter().fold(Bugs::NONE, Bugs::with)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_unknown_names_list_the_catalogue() {
+        for bug in Bug::ALL {
+            assert_eq!(bug.name().parse::<Bug>(), Ok(bug));
+        }
+        let err = "no-such-bug".parse::<Bug>().unwrap_err();
+        let message = err.to_string();
+        assert!(message.contains("no-such-bug"), "{message}");
+        assert!(message.contains("store-no-dedup"), "{message}");
+    }
+
+    #[test]
+    fn bug_set_holds_exactly_what_was_added() {
+        let bugs: Bugs = [Bug::NoDedup, Bug::StoreNoDedup].into_iter().collect();
+        assert!(bugs.has(Bug::NoDedup));
+        assert!(bugs.has(Bug::StoreNoDedup));
+        assert!(!bugs.has(Bug::AckBeforeSync));
+        assert_eq!(
+            bugs.iter().collect::<Vec<_>>(),
+            vec![Bug::NoDedup, Bug::StoreNoDedup]
+        );
+        assert!(Bugs::NONE.is_empty());
+    }
+}

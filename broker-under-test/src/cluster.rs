@@ -1,0 +1,315 @@
+//! Deploys the system under test on madsim nodes: one node per broker, store, consumer and
+//! producer, each with its own simulated disk, restartable with its disk crashed in between.
+//!
+//! This is the deployment, not the fault injector: it offers the verbs an operator would use
+//! (`crash`, `kill`, `restart`, `pause`, `resume`) and decides nothing by itself. The harness
+//! chooses when to use them.
+
+use crate::broker::{run_broker, BrokerConfig};
+use crate::bugs::Bugs;
+use crate::consumer::{run_consumer, ConsumerConfig};
+use crate::node::{NodeCtx, NodeError, RetryPolicy};
+use crate::observe::Observer;
+use crate::producer::{run_producer, ProducerConfig};
+use crate::storage::{CrashReport, DiskLatency, SimDisk, Tear};
+use crate::store::run_store;
+use crate::transport::{NetFaults, SimTransport};
+use madsim::runtime::Handle;
+use madsim::task::NodeId;
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+const PORT: u16 = 9000;
+
+pub const BROKER: &str = "broker";
+pub const STORE: &str = "store";
+pub const CONSUMER: &str = "consumer";
+
+pub fn producer_name(index: u32) -> String {
+    format!("producer-{index}")
+}
+
+fn addr(a: u8, b: u8) -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, a, b)), PORT)
+}
+
+pub fn broker_addr() -> SocketAddr {
+    addr(0, 1)
+}
+pub fn store_addr() -> SocketAddr {
+    addr(0, 2)
+}
+pub fn consumer_addr() -> SocketAddr {
+    addr(0, 3)
+}
+pub fn producer_addr(index: u32) -> SocketAddr {
+    addr(1, 1 + index as u8)
+}
+
+/// Everything needed to deploy the system: node configurations and planted bugs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterSpec {
+    pub broker: BrokerConfig,
+    pub producers: Vec<ProducerConfig>,
+    pub consumer: ConsumerConfig,
+    pub bugs: Bugs,
+    pub disk_latency: DiskLatency,
+}
+
+/// The shape of a workload, from which [`ClusterSpec::new`] builds node configurations.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Workload {
+    pub producers: u32,
+    pub payments_per_producer: u32,
+    pub customers: u32,
+    pub partitions: u32,
+    pub payment_interval: Duration,
+    pub max_batch_records: u32,
+    pub seed: u64,
+}
+
+impl ClusterSpec {
+    pub fn new(workload: &Workload, bugs: Bugs) -> ClusterSpec {
+        assert!(
+            workload.producers <= 200,
+            "producer addresses are 10.0.1.1..=10.0.1.200"
+        );
+        let retry = RetryPolicy::default();
+        let producers = (0..workload.producers)
+            .map(|index| ProducerConfig {
+                index,
+                payments: workload.payments_per_producer,
+                customers: workload.customers,
+                payment_interval: workload.payment_interval,
+                partitions: workload.partitions,
+                broker: broker_addr(),
+                max_batch_records: workload.max_batch_records,
+                max_in_flight: 5,
+                linger: Duration::from_millis(5),
+                retry,
+                seed: workload.seed,
+            })
+            .collect();
+        ClusterSpec {
+            broker: BrokerConfig {
+                partitions: workload.partitions,
+                ..BrokerConfig::default()
+            },
+            producers,
+            consumer: ConsumerConfig {
+                group: "payments".to_string(),
+                partitions: workload.partitions,
+                broker: broker_addr(),
+                store: store_addr(),
+                fetch_max_records: 32,
+                poll_interval: Duration::from_millis(20),
+                retry,
+            },
+            bugs,
+            disk_latency: DiskLatency::default(),
+        }
+    }
+
+    /// Every node's name, in a fixed order: broker, store, consumer, producers.
+    pub fn node_names(&self) -> Vec<String> {
+        let mut names = vec![BROKER.to_string(), STORE.to_string(), CONSUMER.to_string()];
+        names.extend(self.producers.iter().map(|p| producer_name(p.index)));
+        names
+    }
+}
+
+/// The role a node plays, with its configuration.
+#[derive(Clone)]
+enum Role {
+    Broker(BrokerConfig),
+    Store,
+    Consumer(ConsumerConfig),
+    Producer(ProducerConfig),
+}
+
+struct Node {
+    id: NodeId,
+    addr: SocketAddr,
+    disk: SimDisk,
+}
+
+/// A deployed system on the current madsim runtime.
+pub struct Cluster {
+    handle: Handle,
+    nodes: BTreeMap<String, Node>,
+}
+
+impl Cluster {
+    /// Creates and starts every node. Must be called inside a madsim runtime.
+    pub fn start(
+        spec: &ClusterSpec,
+        faults: Arc<dyn NetFaults>,
+        observer: Arc<dyn Observer>,
+    ) -> Cluster {
+        let handle = Handle::current();
+        let mut roles = vec![
+            (
+                BROKER.to_string(),
+                broker_addr(),
+                Role::Broker(spec.broker.clone()),
+            ),
+            (STORE.to_string(), store_addr(), Role::Store),
+            (
+                CONSUMER.to_string(),
+                consumer_addr(),
+                Role::Consumer(spec.consumer.clone()),
+            ),
+        ];
+        for p in &spec.producers {
+            roles.push((
+                producer_name(p.index),
+                producer_addr(p.index),
+                Role::Producer(p.clone()),
+            ));
+        }
+        let mut nodes = BTreeMap::new();
+        for (name, addr, role) in roles {
+            let disk = SimDisk::new(spec.disk_latency);
+            let incarnations = Arc::new(AtomicU64::new(0));
+            let (node_disk, node_name, faults, observer, bugs) = (
+                disk.clone(),
+                name.clone(),
+                faults.clone(),
+                observer.clone(),
+                spec.bugs,
+            );
+            let node = handle
+                .create_node()
+                .name(name.clone())
+                .ip(addr.ip())
+                .init(move || {
+                    let incarnation = incarnations.fetch_add(1, Ordering::Relaxed);
+                    let (disk, name, faults, observer, role) = (
+                        node_disk.clone(),
+                        node_name.clone(),
+                        faults.clone(),
+                        observer.clone(),
+                        role.clone(),
+                    );
+                    async move {
+                        if let Err(e) = run_node(
+                            name.clone(),
+                            addr,
+                            incarnation,
+                            disk,
+                            faults,
+                            observer,
+                            bugs,
+                            role,
+                        )
+                        .await
+                        {
+                            // A node that cannot go on crashes loudly; the harness reports the panic.
+                            panic!("node {name} failed: {e}");
+                        }
+                    }
+                })
+                .build();
+            nodes.insert(
+                name,
+                Node {
+                    id: node.id(),
+                    addr,
+                    disk,
+                },
+            );
+        }
+        Cluster { handle, nodes }
+    }
+
+    fn node(&self, name: &str) -> &Node {
+        self.nodes
+            .get(name)
+            .unwrap_or_else(|| panic!("no node named {name}"))
+    }
+
+    pub fn node_names(&self) -> impl Iterator<Item = &str> {
+        self.nodes.keys().map(String::as_str)
+    }
+
+    pub fn addr(&self, name: &str) -> SocketAddr {
+        self.node(name).addr
+    }
+
+    /// The node whose address is `addr`, if any.
+    pub fn name_of(&self, addr: SocketAddr) -> Option<&str> {
+        self.nodes
+            .iter()
+            .find(|(_, n)| n.addr.ip() == addr.ip())
+            .map(|(name, _)| name.as_str())
+    }
+
+    pub fn disk(&self, name: &str) -> &SimDisk {
+        &self.node(name).disk
+    }
+
+    /// Kills the node (power loss): its tasks stop, and its disk loses unsynced writes except
+    /// what `tear` keeps. It stays down until [`Cluster::restart`].
+    pub fn kill(&self, name: &str, tear: &mut dyn FnMut(&str, usize) -> Tear) -> CrashReport {
+        let node = self.node(name);
+        self.handle.kill(node.id);
+        node.disk.crash(tear)
+    }
+
+    /// Starts a killed node again: recovery from its disk, then its role.
+    pub fn restart(&self, name: &str) {
+        self.handle.restart(self.node(name).id);
+    }
+
+    /// Kill and restart at once.
+    pub fn crash(&self, name: &str, tear: &mut dyn FnMut(&str, usize) -> Tear) -> CrashReport {
+        let report = self.kill(name, tear);
+        self.restart(name);
+        report
+    }
+
+    /// Freezes every task of the node (a GC pause, a stopped VM); its messages wait.
+    pub fn pause(&self, name: &str) {
+        self.handle.pause(self.node(name).id);
+    }
+
+    pub fn resume(&self, name: &str) {
+        self.handle.resume(self.node(name).id);
+    }
+
+    pub fn node_id(&self, name: &str) -> NodeId {
+        self.node(name).id
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_node(
+    name: String,
+    addr: SocketAddr,
+    incarnation: u64,
+    disk: SimDisk,
+    faults: Arc<dyn NetFaults>,
+    observer: Arc<dyn Observer>,
+    bugs: Bugs,
+    role: Role,
+) -> Result<(), NodeError> {
+    let transport = SimTransport::bind(addr, incarnation, faults)
+        .await
+        .map_err(|e| NodeError::Bind(e.to_string()))?;
+    let ctx = NodeCtx {
+        name,
+        transport: Arc::new(transport),
+        storage: Arc::new(disk.handle()),
+        observer,
+        bugs,
+    };
+    match role {
+        Role::Broker(cfg) => run_broker(ctx, cfg).await,
+        Role::Store => run_store(ctx).await,
+        Role::Consumer(cfg) => run_consumer(ctx, cfg).await,
+        Role::Producer(cfg) => run_producer(ctx, cfg).await,
+    }
+}

@@ -1,0 +1,131 @@
+//! The consumer (payment processor): fetches from the broker, applies each payment to the store,
+//! and commits its offset only after the store acknowledged.
+//!
+//! Safety (towards the store: at least once): an offset is committed only after every record
+//! below it was acknowledged by the store, so a restart resumes at or before the first record
+//! not yet applied; the store's dedup by payment id absorbs the re-deliveries.
+
+use crate::bugs::Bug;
+use crate::codec::{ErrorCode, FetchedRecord, Request, Response};
+use crate::node::{NodeCtx, NodeError, RetryPolicy};
+use crate::observe::Event;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsumerConfig {
+    pub group: String,
+    pub partitions: u32,
+    pub broker: SocketAddr,
+    pub store: SocketAddr,
+    pub fetch_max_records: u32,
+    /// How long to wait before polling again when every partition was empty.
+    pub poll_interval: Duration,
+    pub retry: RetryPolicy,
+}
+
+/// Runs the consumer until the node is killed.
+pub async fn run_consumer(ctx: NodeCtx, cfg: ConsumerConfig) -> Result<(), NodeError> {
+    let mut positions = Vec::with_capacity(cfg.partitions as usize);
+    for partition in 0..cfg.partitions {
+        let request = Request::OffsetFetch {
+            group: cfg.group.clone(),
+            partition,
+        };
+        let offset = match call_until_answered(&ctx, &cfg, cfg.broker, &request).await {
+            Response::OffsetFetched { offset } => offset.unwrap_or(0),
+            _ => 0,
+        };
+        ctx.record(Event::ConsumerResumed { partition, offset });
+        positions.push(offset);
+    }
+    loop {
+        let mut fetched_any = false;
+        for partition in 0..cfg.partitions {
+            let p = partition as usize;
+            let request = Request::Fetch {
+                partition,
+                offset: positions[p],
+                max_records: cfg.fetch_max_records,
+            };
+            let records = match call_until_answered(&ctx, &cfg, cfg.broker, &request).await {
+                Response::Fetched { records, .. } => records,
+                _ => continue,
+            };
+            let Some(last) = records.last() else { continue };
+            let next = last.offset + 1;
+            fetched_any = true;
+            ctx.record(Event::Fetched {
+                partition,
+                from: positions[p],
+                records: records
+                    .iter()
+                    .map(|r| (r.offset, r.payment.id.clone()))
+                    .collect(),
+            });
+            if ctx.bug(Bug::CommitBeforeApply) {
+                commit(&ctx, &cfg, partition, next).await;
+            }
+            for record in records {
+                apply(&ctx, &cfg, partition, record).await;
+            }
+            if !ctx.bug(Bug::CommitBeforeApply) {
+                commit(&ctx, &cfg, partition, next).await;
+            }
+            positions[p] = next;
+        }
+        if !fetched_any {
+            madsim::time::sleep(cfg.poll_interval).await;
+        }
+    }
+}
+
+/// Applies one record at the store, retrying until the store acknowledges.
+async fn apply(ctx: &NodeCtx, cfg: &ConsumerConfig, partition: u32, record: FetchedRecord) {
+    let payment = record.payment.id.clone();
+    let request = Request::Apply {
+        payment: record.payment,
+        partition,
+        offset: record.offset,
+    };
+    if let Response::Applied { duplicate } =
+        call_until_answered(ctx, cfg, cfg.store, &request).await
+    {
+        ctx.record(Event::ApplyAcked {
+            partition,
+            offset: record.offset,
+            payment,
+            duplicate,
+        });
+    }
+}
+
+/// Commits `offset` (the next one to read), retrying until the broker acknowledges.
+async fn commit(ctx: &NodeCtx, cfg: &ConsumerConfig, partition: u32, offset: u64) {
+    let request = Request::OffsetCommit {
+        group: cfg.group.clone(),
+        partition,
+        offset,
+    };
+    if let Response::OffsetCommitted = call_until_answered(ctx, cfg, cfg.broker, &request).await {
+        ctx.record(Event::OffsetCommitted { partition, offset });
+    }
+}
+
+/// Sends `request` until a reply that is not a retriable error arrives.
+async fn call_until_answered(
+    ctx: &NodeCtx,
+    cfg: &ConsumerConfig,
+    dst: SocketAddr,
+    request: &Request,
+) -> Response {
+    let mut attempt = 0;
+    loop {
+        match ctx.call(dst, request, cfg.retry.request_timeout).await {
+            Ok(Response::Error(ErrorCode::StorageFailure)) | Err(_) => {}
+            Ok(response) => return response,
+        }
+        attempt += 1;
+        madsim::time::sleep(cfg.retry.backoff(attempt)).await;
+    }
+}

@@ -1,0 +1,582 @@
+//! The producer client (a payment service): a durable outbox, batching with persisted sequence
+//! numbers, up to five batches in flight per partition, retries until acknowledged.
+//!
+//! ## The restart handshake, and why it creates no duplicate
+//!
+//! 1. Before a payment is owed it is synced into the outbox (`Outboxed`).
+//! 2. Before a batch is first sent, its partition, base sequence and payments are synced into the
+//!    outbox. A batch is never re-formed: every retry, in any incarnation, carries the same
+//!    payments under the same sequence numbers.
+//! 3. At start the producer syncs a new boot number into its outbox and sends
+//!    InitProducerId(key, boot). The broker bumps the epoch for a higher boot, syncs that before
+//!    replying, and replies with the new epoch and, per partition, the last sequence it has
+//!    appended for this producer.
+//! 4. The producer resends, with the new epoch and their original sequences, exactly the
+//!    persisted batches above that last sequence, then continues with new batches.
+//!
+//! Why it is safe: the broker appends a batch only at last+1 and only after checking the epoch
+//! against its durable registry, so (a) the appended sequences of a producer form a gap-free
+//! prefix, and every persisted batch at or below the returned last sequence is in the log;
+//! (b) once the bump is durable no request of an older epoch (a zombie's delayed retry) can
+//! append anything. So after the handshake the batches in the log are exactly the prefix up to
+//! the returned sequence, and each batch above it is sent only by the new incarnation, where the
+//! retained-batch window turns its retries into duplicates answered with the original offset.
+//! A stale InitProducerId (lower boot) is itself fenced, so a delayed init of a dead incarnation
+//! cannot bump the epoch under the live one.
+
+use crate::codec::{
+    frame, scan_frames, DecodeError, ErrorCode, Payment, Reader, Request, Response, Tail, Writer,
+};
+use crate::node::{CallFailure, NodeCtx, NodeError, RetryPolicy};
+use crate::observe::Event;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{Notify, Semaphore};
+
+/// The producer's durable outbox file.
+pub const OUTBOX_FILE: &str = "outbox";
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProducerConfig {
+    /// This producer's number: its payments are `p-<index>-<n>`, its identity `producer-<index>`.
+    pub index: u32,
+    /// How many payments it makes in all.
+    pub payments: u32,
+    /// How many distinct customer keys the payments spread over.
+    pub customers: u32,
+    /// Simulated time between two new payments.
+    pub payment_interval: Duration,
+    pub partitions: u32,
+    pub broker: SocketAddr,
+    pub max_batch_records: u32,
+    /// Batches in flight per partition; must not exceed the broker's dedup window (5).
+    pub max_in_flight: u32,
+    /// How long a partition waits for more payments before sending a partial batch.
+    pub linger: Duration,
+    pub retry: RetryPolicy,
+    /// Seeds the retry jitter, together with the boot number.
+    pub seed: u64,
+}
+
+impl ProducerConfig {
+    pub fn key(&self) -> String {
+        format!("producer-{}", self.index)
+    }
+}
+
+/// A batch as persisted in the outbox: partition, first sequence, and the payments (by index).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PersistedBatch {
+    pub partition: u32,
+    pub base_seq: u32,
+    pub payments: Vec<u32>,
+}
+
+impl PersistedBatch {
+    pub fn last_seq(&self) -> u32 {
+        self.base_seq + self.payments.len() as u32 - 1
+    }
+}
+
+/// The outbox as read back at start.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Outbox {
+    /// The highest boot number recorded (0: never started).
+    pub boot: u64,
+    /// Outboxed payments; payment `n` is at index `n`.
+    pub payments: Vec<Payment>,
+    pub batches: Vec<PersistedBatch>,
+    /// Length of the valid prefix of the file.
+    pub valid_len: usize,
+    pub tail: Tail,
+}
+
+const ENTRY_BOOT: u8 = 1;
+const ENTRY_PAYMENT: u8 = 2;
+const ENTRY_BATCH: u8 = 3;
+
+fn encode_boot(boot: u64) -> Vec<u8> {
+    let mut w = Writer::default();
+    w.u8(ENTRY_BOOT);
+    w.u64(boot);
+    frame(&w.buf)
+}
+
+fn encode_payment(n: u32, payment: &Payment) -> Vec<u8> {
+    let mut w = Writer::default();
+    w.u8(ENTRY_PAYMENT);
+    w.u32(n);
+    w.payment(payment);
+    frame(&w.buf)
+}
+
+fn encode_batch(batch: &PersistedBatch) -> Vec<u8> {
+    let mut w = Writer::default();
+    w.u8(ENTRY_BATCH);
+    w.u32(batch.partition);
+    w.u32(batch.base_seq);
+    w.u32(batch.payments.len() as u32);
+    batch.payments.iter().for_each(|n| w.u32(*n));
+    frame(&w.buf)
+}
+
+/// Reads an outbox file back. Entries that do not fit (a payment out of order, a batch naming a
+/// payment not yet outboxed) end the valid prefix as corrupt, like a bad checksum.
+pub fn recover_outbox(bytes: &[u8]) -> Outbox {
+    let (bodies, _, mut tail) = scan_frames(bytes);
+    let mut outbox = Outbox {
+        tail,
+        ..Outbox::default()
+    };
+    let mut valid_len = 0;
+    for body in bodies {
+        if apply_entry(&mut outbox, body).is_err() {
+            tail = Tail::Corrupt;
+            break;
+        }
+        valid_len += crate::codec::FRAME_HEADER_LEN + body.len();
+    }
+    outbox.valid_len = valid_len;
+    outbox.tail = tail;
+    outbox
+}
+
+fn apply_entry(outbox: &mut Outbox, body: &[u8]) -> Result<(), DecodeError> {
+    let mut r = Reader::new(body);
+    match r.u8()? {
+        ENTRY_BOOT => outbox.boot = outbox.boot.max(r.u64()?),
+        ENTRY_PAYMENT => {
+            let n = r.u32()?;
+            let payment = r.payment()?;
+            if n as usize != outbox.payments.len() {
+                return Err(DecodeError::TooLarge(u64::from(n)));
+            }
+            outbox.payments.push(payment);
+        }
+        ENTRY_BATCH => {
+            let (partition, base_seq) = (r.u32()?, r.u32()?);
+            let n = r.count(4)?;
+            let payments = (0..n).map(|_| r.u32()).collect::<Result<Vec<_>, _>>()?;
+            if payments.is_empty()
+                || payments
+                    .iter()
+                    .any(|&i| i as usize >= outbox.payments.len())
+            {
+                return Err(DecodeError::TooLarge(n as u64));
+            }
+            outbox.batches.push(PersistedBatch {
+                partition,
+                base_seq,
+                payments,
+            });
+        }
+        t => return Err(DecodeError::UnknownTag(t)),
+    }
+    r.finish()
+}
+
+/// A batch ready to send: where it goes and what it carries.
+struct SendBatch {
+    partition: u32,
+    base_seq: u32,
+    payments: Vec<u32>,
+}
+
+struct Inner {
+    payments: Vec<Payment>,
+    /// Outboxed payments not yet in a batch, per partition.
+    pending: Vec<VecDeque<u32>>,
+    /// Persisted batches to resend after a restart, per partition, in sequence order.
+    resend: Vec<VecDeque<SendBatch>>,
+    next_seq: Vec<u32>,
+    rng: ChaCha8Rng,
+}
+
+struct Shared {
+    ctx: NodeCtx,
+    cfg: ProducerConfig,
+    producer_id: u64,
+    epoch: u32,
+    inner: Mutex<Inner>,
+    /// Woken when a partition gets pending payments.
+    wake: Vec<Notify>,
+    in_flight: Vec<Arc<Semaphore>>,
+    fenced: AtomicBool,
+    fenced_notify: Notify,
+}
+
+impl Shared {
+    fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn is_fenced(&self) -> bool {
+        self.fenced.load(Ordering::Relaxed)
+    }
+
+    fn ids(&self, payments: &[u32]) -> Vec<String> {
+        let inner = self.inner();
+        payments
+            .iter()
+            .map(|&n| inner.payments[n as usize].id.clone())
+            .collect()
+    }
+}
+
+/// Runs the producer until it has sent every payment and is fenced or killed.
+pub async fn run_producer(ctx: NodeCtx, cfg: ProducerConfig) -> Result<(), NodeError> {
+    assert!(cfg.max_in_flight >= 1 && cfg.max_batch_records >= 1 && cfg.partitions >= 1);
+    let storage = ctx.storage.clone();
+    let bytes = storage.read(OUTBOX_FILE).await?;
+    let outbox = recover_outbox(&bytes);
+    let torn_bytes = (bytes.len() - outbox.valid_len) as u64;
+    if torn_bytes > 0 {
+        storage.truncate(OUTBOX_FILE, outbox.valid_len).await?;
+    }
+    let boot = outbox.boot + 1;
+    storage.append(OUTBOX_FILE, &encode_boot(boot)).await?;
+    storage.sync(OUTBOX_FILE).await?;
+    ctx.record(Event::ProducerStarted {
+        boot,
+        outboxed: outbox.payments.len() as u32,
+        batches: outbox.batches.len() as u32,
+        torn_bytes,
+    });
+
+    let Some((producer_id, epoch, last_seqs)) = init_producer_id(&ctx, &cfg, boot).await else {
+        return Ok(());
+    };
+    let partitions = cfg.partitions as usize;
+    let mut inner = Inner {
+        payments: outbox.payments.clone(),
+        pending: vec![VecDeque::new(); partitions],
+        resend: (0..partitions).map(|_| VecDeque::new()).collect(),
+        next_seq: vec![0; partitions],
+        rng: ChaCha8Rng::seed_from_u64(cfg.seed ^ boot.rotate_left(32) ^ u64::from(cfg.index)),
+    };
+    let mut batched = vec![false; outbox.payments.len()];
+    for batch in &outbox.batches {
+        let p = batch.partition as usize;
+        if p >= partitions {
+            continue;
+        }
+        batch
+            .payments
+            .iter()
+            .for_each(|&n| batched[n as usize] = true);
+        inner.next_seq[p] = inner.next_seq[p].max(batch.last_seq() + 1);
+        let in_log = last_seqs
+            .get(p)
+            .copied()
+            .flatten()
+            .is_some_and(|last| batch.last_seq() <= last);
+        if in_log {
+            let payments = batch
+                .payments
+                .iter()
+                .map(|&n| outbox.payments[n as usize].id.clone())
+                .collect();
+            ctx.record(Event::BatchRecoveredAsAcked {
+                partition: batch.partition,
+                base_seq: batch.base_seq,
+                payments,
+            });
+        } else {
+            inner.resend[p].push_back(SendBatch {
+                partition: batch.partition,
+                base_seq: batch.base_seq,
+                payments: batch.payments.clone(),
+            });
+        }
+    }
+    for (n, payment) in outbox.payments.iter().enumerate() {
+        if !batched[n] {
+            inner.pending[payment.partition(cfg.partitions) as usize].push_back(n as u32);
+        }
+    }
+    let shared = Arc::new(Shared {
+        ctx,
+        producer_id,
+        epoch,
+        inner: Mutex::new(inner),
+        wake: (0..partitions).map(|_| Notify::new()).collect(),
+        in_flight: (0..partitions)
+            .map(|_| Arc::new(Semaphore::new(cfg.max_in_flight as usize)))
+            .collect(),
+        fenced: AtomicBool::new(false),
+        fenced_notify: Notify::new(),
+        cfg,
+    });
+    for partition in 0..partitions as u32 {
+        madsim::task::spawn(partition_sender(shared.clone(), partition));
+    }
+    generate_payments(&shared).await?;
+    // Everything is outboxed; the senders finish the job. Stay until fenced (or killed).
+    while !shared.is_fenced() {
+        shared.fenced_notify.notified().await;
+    }
+    Ok(())
+}
+
+/// InitProducerId, retried until answered. `None` if this incarnation is already fenced.
+async fn init_producer_id(
+    ctx: &NodeCtx,
+    cfg: &ProducerConfig,
+    boot: u64,
+) -> Option<(u64, u32, Vec<Option<u32>>)> {
+    let request = Request::InitProducerId {
+        producer_key: cfg.key(),
+        boot,
+    };
+    let mut attempt = 0;
+    loop {
+        match ctx
+            .call(cfg.broker, &request, cfg.retry.request_timeout)
+            .await
+        {
+            Ok(Response::InitProducerId {
+                producer_id,
+                epoch,
+                last_seqs,
+            }) => {
+                ctx.record(Event::ProducerInitialized {
+                    producer_id,
+                    epoch,
+                    last_seqs: last_seqs.clone(),
+                });
+                return Some((producer_id, epoch, last_seqs));
+            }
+            Ok(Response::Error(ErrorCode::ProducerFenced)) => {
+                ctx.record(Event::ProducerFenced { epoch: 0 });
+                return None;
+            }
+            Ok(_) | Err(_) => {}
+        }
+        attempt += 1;
+        madsim::time::sleep(cfg.retry.backoff(attempt)).await;
+    }
+}
+
+/// Makes the remaining payments, one per interval: each is synced into the outbox before it is
+/// owed and before it can be batched.
+async fn generate_payments(shared: &Arc<Shared>) -> Result<(), NodeError> {
+    let cfg = &shared.cfg;
+    let storage = shared.ctx.storage.clone();
+    let mut n = shared.inner().payments.len() as u32;
+    while n < cfg.payments && !shared.is_fenced() {
+        madsim::time::sleep(cfg.payment_interval).await;
+        let payment = Payment::generate(cfg.index, n, cfg.customers);
+        storage
+            .append(OUTBOX_FILE, &encode_payment(n, &payment))
+            .await?;
+        storage.sync(OUTBOX_FILE).await?;
+        let partition = payment.partition(cfg.partitions);
+        shared.ctx.record(Event::Outboxed {
+            payment: payment.clone(),
+        });
+        {
+            let mut inner = shared.inner();
+            inner.payments.push(payment);
+            inner.pending[partition as usize].push_back(n);
+        }
+        shared.wake[partition as usize].notify_one();
+        n += 1;
+    }
+    Ok(())
+}
+
+/// Sends one partition's batches: first the resends of a restart, then new batches, each first
+/// persisted, with at most `max_in_flight` unacknowledged.
+async fn partition_sender(shared: Arc<Shared>, partition: u32) {
+    let p = partition as usize;
+    let cfg = &shared.cfg;
+    loop {
+        let has_work = {
+            let inner = shared.inner();
+            !inner.resend[p].is_empty() || !inner.pending[p].is_empty()
+        };
+        if !has_work {
+            shared.wake[p].notified().await;
+            continue;
+        }
+        let Ok(permit) = shared.in_flight[p].clone().acquire_owned().await else {
+            return;
+        };
+        if shared.is_fenced() {
+            return;
+        }
+        let resend = shared.inner().resend[p].pop_front();
+        let batch = match resend {
+            Some(batch) => batch,
+            None => {
+                if (shared.inner().pending[p].len() as u32) < cfg.max_batch_records
+                    && !cfg.linger.is_zero()
+                {
+                    madsim::time::sleep(cfg.linger).await;
+                }
+                let batch = {
+                    let mut inner = shared.inner();
+                    let take = inner.pending[p].len().min(cfg.max_batch_records as usize);
+                    let payments: Vec<u32> = inner.pending[p].drain(..take).collect();
+                    let base_seq = inner.next_seq[p];
+                    inner.next_seq[p] += payments.len() as u32;
+                    PersistedBatch {
+                        partition,
+                        base_seq,
+                        payments,
+                    }
+                };
+                let storage = shared.ctx.storage.clone();
+                let persisted = async {
+                    storage.append(OUTBOX_FILE, &encode_batch(&batch)).await?;
+                    storage.sync(OUTBOX_FILE).await
+                };
+                if persisted.await.is_err() {
+                    return; // the incarnation is dying
+                }
+                shared.ctx.record(Event::BatchPersisted {
+                    partition,
+                    base_seq: batch.base_seq,
+                    payments: shared.ids(&batch.payments),
+                });
+                SendBatch {
+                    partition,
+                    base_seq: batch.base_seq,
+                    payments: batch.payments,
+                }
+            }
+        };
+        madsim::task::spawn(send_until_acked(shared.clone(), batch, permit));
+    }
+}
+
+/// Sends one batch until the broker acknowledges it (or this incarnation is fenced).
+async fn send_until_acked(
+    shared: Arc<Shared>,
+    batch: SendBatch,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+) {
+    let cfg = &shared.cfg;
+    let records: Vec<Payment> = {
+        let inner = shared.inner();
+        batch
+            .payments
+            .iter()
+            .map(|&n| inner.payments[n as usize].clone())
+            .collect()
+    };
+    let count = records.len() as u32;
+    let request = Request::Produce {
+        partition: batch.partition,
+        producer_id: shared.producer_id,
+        epoch: shared.epoch,
+        base_seq: batch.base_seq,
+        records,
+    };
+    let mut attempt = 0;
+    while !shared.is_fenced() {
+        shared.ctx.record(Event::ProduceSent {
+            partition: batch.partition,
+            epoch: shared.epoch,
+            base_seq: batch.base_seq,
+            count,
+            attempt,
+        });
+        let error = match shared
+            .ctx
+            .call(cfg.broker, &request, cfg.retry.request_timeout)
+            .await
+        {
+            Ok(Response::Produced { base_offset }) => {
+                let payments = shared.ids(&batch.payments);
+                shared.ctx.record(Event::ProduceAcked {
+                    partition: batch.partition,
+                    base_seq: batch.base_seq,
+                    base_offset,
+                    payments,
+                });
+                return;
+            }
+            Ok(Response::Error(ErrorCode::ProducerFenced)) => {
+                shared.ctx.record(Event::ProducerFenced {
+                    epoch: shared.epoch,
+                });
+                shared.fenced.store(true, Ordering::Relaxed);
+                shared.fenced_notify.notify_waiters();
+                return;
+            }
+            Ok(Response::Error(code)) => code.to_string(),
+            Ok(other) => format!("unexpected reply {other:?}"),
+            Err(CallFailure::Transport(e)) => e.to_string(),
+            Err(e) => e.to_string(),
+        };
+        shared.ctx.record(Event::ProduceFailed {
+            partition: batch.partition,
+            base_seq: batch.base_seq,
+            error,
+        });
+        attempt += 1;
+        let backoff = cfg.retry.backoff(attempt);
+        let jitter = shared
+            .inner()
+            .rng
+            .random_range(0..=backoff.as_micros() as u64 / 2);
+        madsim::time::sleep(backoff + Duration::from_micros(jitter)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_outbox_reads_back_boots_payments_and_batches() {
+        let payments: Vec<Payment> = (0..3).map(|n| Payment::generate(1, n, 4)).collect();
+        let mut bytes = encode_boot(1);
+        for (n, p) in payments.iter().enumerate() {
+            bytes.extend(encode_payment(n as u32, p));
+        }
+        let batch = PersistedBatch {
+            partition: 2,
+            base_seq: 0,
+            payments: vec![0, 2],
+        };
+        bytes.extend(encode_batch(&batch));
+        bytes.extend(encode_boot(2));
+        let outbox = recover_outbox(&bytes);
+        assert_eq!(outbox.boot, 2);
+        assert_eq!(outbox.payments, payments);
+        assert_eq!(outbox.batches, vec![batch]);
+        assert_eq!((outbox.valid_len, outbox.tail), (bytes.len(), Tail::Clean));
+    }
+
+    #[test]
+    fn a_torn_outbox_keeps_what_was_whole() {
+        let mut bytes = encode_boot(1);
+        bytes.extend(encode_payment(0, &Payment::generate(0, 0, 4)));
+        let whole = bytes.len();
+        bytes.extend(&encode_payment(1, &Payment::generate(0, 1, 4))[..7]);
+        let outbox = recover_outbox(&bytes);
+        assert_eq!(outbox.payments.len(), 1);
+        assert_eq!((outbox.valid_len, outbox.tail), (whole, Tail::Torn));
+    }
+
+    #[test]
+    fn a_batch_naming_a_payment_that_is_not_outboxed_is_corrupt() {
+        let mut bytes = encode_payment(0, &Payment::generate(0, 0, 4));
+        let whole = bytes.len();
+        bytes.extend(encode_batch(&PersistedBatch {
+            partition: 0,
+            base_seq: 0,
+            payments: vec![0, 1],
+        }));
+        let outbox = recover_outbox(&bytes);
+        assert!(outbox.batches.is_empty());
+        assert_eq!((outbox.valid_len, outbox.tail), (whole, Tail::Corrupt));
+    }
+}

@@ -1,0 +1,441 @@
+//! Durable storage: a small file-like trait, and the simulated disk with sync and crash semantics.
+//!
+//! madsim's own `fs` keeps unsynced writes across a kill, so the crash model is ours:
+//! - every operation awaits a small simulated latency, so a crash can fall between a write and
+//!   its sync;
+//! - `sync` makes everything written to the file so far durable;
+//! - on a crash each file keeps its synced bytes; of the bytes written since the last sync, a
+//!   prefix may survive (a torn write, possibly with its last sector garbled) and the rest is lost;
+//! - synced data is never damaged;
+//! - a storage handle belongs to one incarnation of its node: after a crash the old handle fails
+//!   every operation, so no late write of a dead incarnation lands.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// A boxed, sendable future: the storage and transport traits are object safe so that nodes hold
+/// `Arc<dyn Storage>` and the harness can swap implementations without generics everywhere.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Why a storage operation failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StorageError {
+    /// The handle's incarnation is dead: its node crashed. Nothing was written.
+    Dead,
+    /// A real I/O error (only outside the simulation).
+    Io(String),
+}
+
+impl fmt::Display for StorageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StorageError::Dead => write!(f, "storage handle belongs to a crashed incarnation"),
+            StorageError::Io(e) => write!(f, "i/o error: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StorageError {}
+
+/// A node's durable storage: named files that are appended to, synced, read whole, truncated and
+/// atomically replaced. Files that were never written read as empty.
+pub trait Storage: Send + Sync {
+    /// The whole current content of `file` (synced or not, as a real page cache would show it).
+    fn read<'a>(&'a self, file: &'a str) -> BoxFuture<'a, Result<Vec<u8>, StorageError>>;
+    /// Appends `bytes` to `file`; not durable until [`Storage::sync`].
+    fn append<'a>(
+        &'a self,
+        file: &'a str,
+        bytes: &'a [u8],
+    ) -> BoxFuture<'a, Result<(), StorageError>>;
+    /// Makes everything written to `file` so far durable.
+    fn sync<'a>(&'a self, file: &'a str) -> BoxFuture<'a, Result<(), StorageError>>;
+    /// Cuts `file` to `len` bytes, durably (a journaled metadata operation).
+    fn truncate<'a>(&'a self, file: &'a str, len: usize)
+        -> BoxFuture<'a, Result<(), StorageError>>;
+    /// Replaces `file` with `bytes` atomically and durably (write temp, fsync, rename, fsync dir):
+    /// after a crash the file holds either the old content or the new, never a mix.
+    fn replace<'a>(
+        &'a self,
+        file: &'a str,
+        bytes: &'a [u8],
+    ) -> BoxFuture<'a, Result<(), StorageError>>;
+}
+
+/// Simulated latency of each kind of storage operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DiskLatency {
+    pub read: Duration,
+    pub write: Duration,
+    pub sync: Duration,
+}
+
+impl Default for DiskLatency {
+    fn default() -> Self {
+        DiskLatency {
+            read: Duration::from_millis(1),
+            write: Duration::from_millis(1),
+            sync: Duration::from_millis(2),
+        }
+    }
+}
+
+/// What happens to one file's unsynced bytes in a crash, as decided by the caller's generator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tear {
+    /// How many of the unsynced bytes survive (clamped to what there is).
+    pub keep: usize,
+    /// Whether the last surviving bytes (up to one 512-byte sector) come back garbled, as a
+    /// sector half-written at power loss does.
+    pub garble: bool,
+}
+
+impl Tear {
+    /// Lose every unsynced byte.
+    pub const LOSE_ALL: Tear = Tear {
+        keep: 0,
+        garble: false,
+    };
+}
+
+/// What one crash of a disk threw away.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CrashReport {
+    /// Unsynced bytes that did not survive.
+    pub bytes_lost: u64,
+    /// Unsynced bytes that survived as a torn prefix.
+    pub bytes_torn: u64,
+    /// Files whose unsynced tail was partly kept.
+    pub files_torn: u32,
+    /// Files whose surviving tail was garbled.
+    pub files_garbled: u32,
+}
+
+#[derive(Default)]
+struct SimFile {
+    data: Vec<u8>,
+    // invariant: synced_len <= data.len()
+    synced_len: usize,
+}
+
+struct DiskState {
+    incarnation: u64,
+    files: BTreeMap<String, SimFile>,
+}
+
+/// One node's simulated disk. It outlives the node's incarnations: the harness owns it, crashes
+/// it between a kill and a restart, and inspects its durable content after the run.
+#[derive(Clone)]
+pub struct SimDisk {
+    state: Arc<Mutex<DiskState>>,
+    latency: DiskLatency,
+}
+
+impl SimDisk {
+    pub fn new(latency: DiskLatency) -> SimDisk {
+        SimDisk {
+            state: Arc::new(Mutex::new(DiskState {
+                incarnation: 0,
+                files: BTreeMap::new(),
+            })),
+            latency,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, DiskState> {
+        // A panic while holding the lock is a harness bug already reported; keep the data usable.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A handle for the node's current incarnation.
+    pub fn handle(&self) -> SimStorage {
+        SimStorage {
+            disk: self.clone(),
+            incarnation: self.lock().incarnation,
+        }
+    }
+
+    /// Crashes the disk: every handle dies, and each file's unsynced bytes are lost except the
+    /// prefix `tear(file, unsynced_len)` keeps. Files are visited in name order, so a seeded
+    /// `tear` decides the same way every run.
+    pub fn crash(&self, tear: &mut dyn FnMut(&str, usize) -> Tear) -> CrashReport {
+        let mut state = self.lock();
+        state.incarnation += 1;
+        let mut report = CrashReport::default();
+        for (name, file) in state.files.iter_mut() {
+            let unsynced = file.data.len() - file.synced_len;
+            if unsynced == 0 {
+                continue;
+            }
+            let decision = tear(name, unsynced);
+            let keep = decision.keep.min(unsynced);
+            report.bytes_lost += (unsynced - keep) as u64;
+            report.bytes_torn += keep as u64;
+            file.data.truncate(file.synced_len + keep);
+            if keep > 0 {
+                report.files_torn += 1;
+                if decision.garble {
+                    // Only unsynced bytes are garbled: synced data is never damaged.
+                    let start = file.synced_len.max(file.data.len().saturating_sub(512));
+                    file.data[start..].iter_mut().for_each(|b| *b = !*b);
+                    report.files_garbled += 1;
+                }
+            }
+            // What survived a crash is what is on the platter now.
+            file.synced_len = file.data.len();
+        }
+        report
+    }
+
+    /// The bytes of `file` as they are now; after a crash, exactly the durable content. For the
+    /// harness's final check, outside simulated time.
+    pub fn contents(&self, file: &str) -> Vec<u8> {
+        self.lock()
+            .files
+            .get(file)
+            .map(|f| f.data.clone())
+            .unwrap_or_default()
+    }
+
+    /// The names of the files on this disk, in order.
+    pub fn file_names(&self) -> Vec<String> {
+        self.lock().files.keys().cloned().collect()
+    }
+
+    /// How many bytes are written but not yet synced, over all files.
+    pub fn unsynced_bytes(&self) -> usize {
+        self.lock()
+            .files
+            .values()
+            .map(|f| f.data.len() - f.synced_len)
+            .sum()
+    }
+}
+
+/// A node incarnation's handle on its [`SimDisk`].
+#[derive(Clone)]
+pub struct SimStorage {
+    disk: SimDisk,
+    incarnation: u64,
+}
+
+impl SimStorage {
+    /// Waits the operation's latency, then applies `op` only if this incarnation is still alive.
+    async fn op<T>(
+        &self,
+        latency: Duration,
+        op: impl FnOnce(&mut DiskState) -> T,
+    ) -> Result<T, StorageError> {
+        madsim::time::sleep(latency).await;
+        let mut state = self.disk.lock();
+        if state.incarnation != self.incarnation {
+            return Err(StorageError::Dead);
+        }
+        Ok(op(&mut state))
+    }
+}
+
+impl Storage for SimStorage {
+    fn read<'a>(&'a self, file: &'a str) -> BoxFuture<'a, Result<Vec<u8>, StorageError>> {
+        Box::pin(self.op(self.disk.latency.read, move |s| {
+            s.files
+                .get(file)
+                .map(|f| f.data.clone())
+                .unwrap_or_default()
+        }))
+    }
+
+    fn append<'a>(
+        &'a self,
+        file: &'a str,
+        bytes: &'a [u8],
+    ) -> BoxFuture<'a, Result<(), StorageError>> {
+        Box::pin(self.op(self.disk.latency.write, move |s| {
+            s.files
+                .entry(file.to_string())
+                .or_default()
+                .data
+                .extend_from_slice(bytes);
+        }))
+    }
+
+    fn sync<'a>(&'a self, file: &'a str) -> BoxFuture<'a, Result<(), StorageError>> {
+        Box::pin(self.op(self.disk.latency.sync, move |s| {
+            if let Some(f) = s.files.get_mut(file) {
+                f.synced_len = f.data.len();
+            }
+        }))
+    }
+
+    fn truncate<'a>(
+        &'a self,
+        file: &'a str,
+        len: usize,
+    ) -> BoxFuture<'a, Result<(), StorageError>> {
+        Box::pin(self.op(self.disk.latency.sync, move |s| {
+            if let Some(f) = s.files.get_mut(file) {
+                f.data.truncate(len);
+                f.synced_len = f.synced_len.min(f.data.len());
+            }
+        }))
+    }
+
+    fn replace<'a>(
+        &'a self,
+        file: &'a str,
+        bytes: &'a [u8],
+    ) -> BoxFuture<'a, Result<(), StorageError>> {
+        let latency = self.disk.latency.write + self.disk.latency.sync;
+        Box::pin(self.op(latency, move |s| {
+            let f = s.files.entry(file.to_string()).or_default();
+            f.data = bytes.to_vec();
+            f.synced_len = f.data.len();
+        }))
+    }
+}
+
+#[cfg(all(test, madsim))]
+mod tests {
+    use super::*;
+
+    fn run<F: Future<Output = ()>>(f: impl FnOnce(SimDisk) -> F) {
+        let rt = madsim::runtime::Runtime::with_seed_and_config(1, madsim::Config::default());
+        rt.block_on(f(SimDisk::new(DiskLatency::default())));
+    }
+
+    #[test]
+    fn synced_bytes_survive_a_crash_and_unsynced_ones_are_lost() {
+        run(|disk| async move {
+            let s = disk.handle();
+            s.append("f", b"durable").await.unwrap();
+            s.sync("f").await.unwrap();
+            s.append("f", b"-volatile").await.unwrap();
+            assert_eq!(s.read("f").await.unwrap(), b"durable-volatile");
+            let report = disk.crash(&mut |_, _| Tear::LOSE_ALL);
+            assert_eq!(
+                report,
+                CrashReport {
+                    bytes_lost: 9,
+                    ..CrashReport::default()
+                }
+            );
+            assert_eq!(disk.contents("f"), b"durable");
+        });
+    }
+
+    #[test]
+    fn a_torn_write_keeps_a_prefix_and_a_garbled_one_never_touches_synced_bytes() {
+        run(|disk| async move {
+            let s = disk.handle();
+            s.append("a", b"synced").await.unwrap();
+            s.sync("a").await.unwrap();
+            s.append("a", b"0123456789").await.unwrap();
+            s.append("b", b"xyz").await.unwrap();
+            let mut seen = Vec::new();
+            let report = disk.crash(&mut |file, unsynced| {
+                seen.push((file.to_string(), unsynced));
+                if file == "a" {
+                    Tear {
+                        keep: 4,
+                        garble: true,
+                    }
+                } else {
+                    Tear {
+                        keep: 99,
+                        garble: false,
+                    }
+                }
+            });
+            assert_eq!(seen, vec![("a".to_string(), 10), ("b".to_string(), 3)]);
+            assert_eq!(
+                report,
+                CrashReport {
+                    bytes_lost: 6,
+                    bytes_torn: 7,
+                    files_torn: 2,
+                    files_garbled: 1
+                }
+            );
+            let a = disk.contents("a");
+            assert_eq!(&a[..6], b"synced");
+            assert_eq!(a.len(), 10);
+            assert_ne!(&a[6..], b"0123", "the kept tail is garbled");
+            assert_eq!(disk.contents("b"), b"xyz");
+        });
+    }
+
+    #[test]
+    fn a_dead_incarnation_cannot_write() {
+        run(|disk| async move {
+            let old = disk.handle();
+            old.append("f", b"before").await.unwrap();
+            old.sync("f").await.unwrap();
+            disk.crash(&mut |_, _| Tear::LOSE_ALL);
+            assert_eq!(old.append("f", b"late").await, Err(StorageError::Dead));
+            assert_eq!(old.sync("f").await, Err(StorageError::Dead));
+            let new = disk.handle();
+            new.append("f", b"+after").await.unwrap();
+            assert_eq!(new.read("f").await.unwrap(), b"before+after");
+        });
+    }
+
+    #[test]
+    fn a_crash_during_an_operation_drops_it() {
+        run(|disk| async move {
+            let s = disk.handle();
+            let write = madsim::task::spawn({
+                let s = s.clone();
+                async move { s.append("f", b"in flight").await }
+            });
+            // The write is still waiting out its latency when the node loses power.
+            madsim::time::sleep(Duration::from_micros(10)).await;
+            disk.crash(&mut |_, _| Tear {
+                keep: usize::MAX,
+                garble: false,
+            });
+            assert_eq!(write.await.unwrap(), Err(StorageError::Dead));
+            assert!(disk.contents("f").is_empty());
+        });
+    }
+
+    #[test]
+    fn replace_is_atomic_and_durable_and_truncate_is_durable() {
+        run(|disk| async move {
+            let s = disk.handle();
+            s.replace("snap", b"v1").await.unwrap();
+            s.replace("snap", b"version-2").await.unwrap();
+            s.append("log", b"abcdef").await.unwrap();
+            s.sync("log").await.unwrap();
+            s.truncate("log", 2).await.unwrap();
+            disk.crash(&mut |_, _| Tear::LOSE_ALL);
+            assert_eq!(disk.contents("snap"), b"version-2");
+            assert_eq!(disk.contents("log"), b"ab");
+            assert_eq!(
+                disk.file_names(),
+                vec!["log".to_string(), "snap".to_string()]
+            );
+        });
+    }
+
+    #[test]
+    fn every_operation_takes_simulated_time() {
+        run(|disk| async move {
+            let s = disk.handle();
+            let start = madsim::time::Instant::now();
+            s.append("f", b"x").await.unwrap();
+            s.sync("f").await.unwrap();
+            let latency = DiskLatency::default();
+            // madsim adds a few microseconds of scheduling time on top of the sleeps.
+            let elapsed = start.elapsed();
+            assert!(elapsed >= latency.write + latency.sync, "{elapsed:?}");
+            assert!(
+                elapsed < latency.write + latency.sync + Duration::from_millis(1),
+                "{elapsed:?}"
+            );
+        });
+    }
+}

@@ -1,0 +1,139 @@
+//! The store (payment provider): the downstream database, on its own node with its own disk.
+//!
+//! Safety: a payment is applied at most once per payment id, and an apply is acknowledged only
+//! after it is synced, so an acknowledged payment survives the store's crash.
+
+use crate::bugs::Bug;
+use crate::codec::{
+    frame, scan_frames, DecodeError, ErrorCode, Payment, Reader, Request, Response, Tail, Writer,
+};
+use crate::node::{NodeCtx, NodeError};
+use crate::observe::Event;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+
+/// The store's table of applied payments, one frame per row.
+pub const APPLIED_FILE: &str = "applied.rows";
+
+/// One applied payment, with the log position it was read from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreRow {
+    pub payment: Payment,
+    pub partition: u32,
+    pub offset: u64,
+}
+
+impl StoreRow {
+    fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::default();
+        w.payment(&self.payment);
+        w.u32(self.partition);
+        w.u64(self.offset);
+        frame(&w.buf)
+    }
+
+    fn decode(body: &[u8]) -> Result<StoreRow, DecodeError> {
+        let mut r = Reader::new(body);
+        let row = StoreRow {
+            payment: r.payment()?,
+            partition: r.u32()?,
+            offset: r.u64()?,
+        };
+        r.finish()?;
+        Ok(row)
+    }
+}
+
+/// Reads the store's rows back: the whole rows in order, the valid length, and how it ended.
+pub fn recover_rows(bytes: &[u8]) -> (Vec<StoreRow>, usize, Tail) {
+    let (bodies, _, mut tail) = scan_frames(bytes);
+    let mut rows = Vec::with_capacity(bodies.len());
+    let mut valid_len = 0;
+    for body in bodies {
+        match StoreRow::decode(body) {
+            Ok(row) => rows.push(row),
+            Err(_) => {
+                tail = Tail::Corrupt;
+                break;
+            }
+        }
+        valid_len += crate::codec::FRAME_HEADER_LEN + body.len();
+    }
+    (rows, valid_len, tail)
+}
+
+/// Runs the store until the node is killed.
+pub async fn run_store(ctx: NodeCtx) -> Result<(), NodeError> {
+    let storage = ctx.storage.clone();
+    let bytes = storage.read(APPLIED_FILE).await?;
+    let (rows, valid_len, _) = recover_rows(&bytes);
+    let truncated_bytes = (bytes.len() - valid_len) as u64;
+    if truncated_bytes > 0 {
+        storage.truncate(APPLIED_FILE, valid_len).await?;
+    }
+    ctx.record(Event::StoreRecovered {
+        rows: rows.len() as u32,
+        truncated_bytes,
+    });
+    let mut applied: BTreeSet<String> = rows.into_iter().map(|r| r.payment.id).collect();
+    while let Some(incoming) = ctx.transport.next_request().await {
+        let response = match Request::decode(&incoming.body) {
+            Ok(Request::Apply {
+                payment,
+                partition,
+                offset,
+            }) => {
+                let duplicate = applied.contains(&payment.id) && !ctx.bug(Bug::StoreNoDedup);
+                if !duplicate {
+                    let row = StoreRow {
+                        payment,
+                        partition,
+                        offset,
+                    };
+                    storage.append(APPLIED_FILE, &row.encode()).await?;
+                    storage.sync(APPLIED_FILE).await?;
+                    applied.insert(row.payment.id.clone());
+                    ctx.record(Event::StoreApplied {
+                        payment: row.payment.id,
+                        partition,
+                        offset,
+                        duplicate,
+                    });
+                } else {
+                    ctx.record(Event::StoreApplied {
+                        payment: payment.id,
+                        partition,
+                        offset,
+                        duplicate,
+                    });
+                }
+                Response::Applied { duplicate }
+            }
+            Ok(_) | Err(_) => Response::Error(ErrorCode::Malformed),
+        };
+        ctx.transport.reply(&incoming, response.encode());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_read_back_and_a_torn_row_is_dropped() {
+        let rows: Vec<StoreRow> = (0..3)
+            .map(|n| StoreRow {
+                payment: Payment::generate(0, n, 2),
+                partition: n % 2,
+                offset: u64::from(n),
+            })
+            .collect();
+        let mut bytes: Vec<u8> = rows.iter().flat_map(StoreRow::encode).collect();
+        let whole = bytes.len();
+        bytes.extend(&rows[0].encode()[..10]);
+        let (got, valid_len, tail) = recover_rows(&bytes);
+        assert_eq!(got, rows);
+        assert_eq!((valid_len, tail), (whole, Tail::Torn));
+    }
+}

@@ -1,0 +1,360 @@
+//! Request/reply transport between nodes, and the hook through which the harness injects network
+//! faults.
+//!
+//! Nodes only ever see [`Transport`]. In the simulation it is [`SimTransport`], a thin layer over
+//! madsim's datagram `Endpoint`: every message is a datagram, so loss is silent and a caller learns
+//! of it only by its timeout. Each arriving message first passes the [`NetFaults`] hook, which
+//! decides whether it is dropped, delayed or delivered twice. The decision is taken where the
+//! message arrives, so a message already in the network outlives a crash of its sender (a
+//! zombie's delayed request), and dies with a crash of its receiver.
+
+use crate::storage::BoxFuture;
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Why a call got no reply.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CallError {
+    /// No reply within the timeout: the request or the reply was lost or is late, or the peer is
+    /// down. The request may or may not have taken effect.
+    Timeout,
+    /// This node's own network endpoint is gone (its incarnation is dying).
+    Closed,
+}
+
+impl fmt::Display for CallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CallError::Timeout => write!(f, "timed out"),
+            CallError::Closed => write!(f, "transport closed"),
+        }
+    }
+}
+
+impl std::error::Error for CallError {}
+
+/// A request that arrived at this node, with what is needed to answer it.
+#[derive(Debug)]
+pub struct Incoming {
+    pub from: SocketAddr,
+    pub request_id: u64,
+    pub body: Vec<u8>,
+}
+
+/// Request/reply messaging between nodes, with request ids and timeouts on simulated time.
+pub trait Transport: Send + Sync {
+    /// This node's address.
+    fn local_addr(&self) -> SocketAddr;
+    /// Sends `request` to `dst` and waits at most `timeout` for the matching reply.
+    fn call<'a>(
+        &'a self,
+        dst: SocketAddr,
+        request: Vec<u8>,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<Vec<u8>, CallError>>;
+    /// Waits for the next request addressed to this node; `None` once the transport is closed.
+    fn next_request(&self) -> BoxFuture<'_, Option<Incoming>>;
+    /// A request that has already arrived, if any, without waiting.
+    fn try_next_request(&self) -> Option<Incoming>;
+    /// Answers `request`. A reply is fire-and-forget, like any datagram: it leaves in the
+    /// background, so a server answering a group of requests does not pay each send in turn.
+    fn reply(&self, request: &Incoming, response: Vec<u8>);
+}
+
+/// What the network does with one arriving message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// Deliver after this extra delay (zero: at once).
+    Deliver(Duration),
+    /// Lose the message.
+    Drop,
+    /// Deliver two copies, after each delay.
+    Duplicate(Duration, Duration),
+}
+
+/// Whether a message is a request or a reply, as the fault hook sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MessageKind {
+    Request,
+    Reply,
+}
+
+/// The harness's hook on every message: it decides each message's fate from the run's seeded
+/// generator and records it. `body` is the encoded request or response.
+pub trait NetFaults: Send + Sync {
+    fn on_message(
+        &self,
+        src: SocketAddr,
+        dst: SocketAddr,
+        kind: MessageKind,
+        request_id: u64,
+        body: &[u8],
+    ) -> Delivery;
+}
+
+/// A network without faults.
+pub struct NoFaults;
+
+impl NetFaults for NoFaults {
+    fn on_message(
+        &self,
+        _: SocketAddr,
+        _: SocketAddr,
+        _: MessageKind,
+        _: u64,
+        _: &[u8],
+    ) -> Delivery {
+        Delivery::Deliver(Duration::ZERO)
+    }
+}
+
+/// Envelope header: kind (u8) and request id (u64), ahead of the body.
+#[cfg_attr(not(madsim), allow(dead_code))]
+const ENVELOPE_LEN: usize = 9;
+
+#[cfg_attr(not(madsim), allow(dead_code))]
+fn envelope(kind: MessageKind, request_id: u64, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(ENVELOPE_LEN + body.len());
+    out.push(match kind {
+        MessageKind::Request => 0,
+        MessageKind::Reply => 1,
+    });
+    out.extend_from_slice(&request_id.to_le_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+/// Splits an envelope; `None` for bytes that are not one (a malformed datagram is dropped, as a
+/// real stack drops a packet with a bad header).
+#[cfg_attr(not(madsim), allow(dead_code))]
+fn open_envelope(bytes: &[u8]) -> Option<(MessageKind, u64, &[u8])> {
+    if bytes.len() < ENVELOPE_LEN {
+        return None;
+    }
+    let kind = match bytes[0] {
+        0 => MessageKind::Request,
+        1 => MessageKind::Reply,
+        _ => return None,
+    };
+    let id = u64::from_le_bytes(bytes[1..9].try_into().expect("8 bytes"));
+    Some((kind, id, &bytes[ENVELOPE_LEN..]))
+}
+
+#[cfg(madsim)]
+pub use sim::SimTransport;
+
+#[cfg(madsim)]
+mod sim {
+    use super::*;
+    use madsim::net::Endpoint;
+    use std::collections::BTreeMap;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::{Arc, Mutex};
+    use tokio::sync::{mpsc, oneshot};
+
+    /// The one tag every message travels on; the envelope says what it is.
+    const TAG: u64 = 0x6578_6163_746c_7931;
+
+    /// Receive loops per endpoint. madsim charges every receive at least 1 ms of the receiving
+    /// task's simulated time, so one loop caps a node at 1,000 messages per simulated second.
+    const RECEIVERS: usize = 4;
+
+    struct Shared {
+        local: SocketAddr,
+        faults: Arc<dyn NetFaults>,
+        /// Calls waiting for their reply, by request id.
+        pending: Mutex<BTreeMap<u64, oneshot::Sender<Vec<u8>>>>,
+        requests_tx: mpsc::UnboundedSender<Incoming>,
+    }
+
+    /// [`Transport`] over a madsim `Endpoint`, with every arriving message passed through the
+    /// [`NetFaults`] hook.
+    pub struct SimTransport {
+        endpoint: Endpoint,
+        shared: Arc<Shared>,
+        next_id: AtomicU64,
+        requests_rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<Incoming>>,
+        receivers: Vec<madsim::task::JoinHandle<()>>,
+    }
+
+    impl SimTransport {
+        /// Binds `addr` on the current node. `incarnation` must differ between incarnations of the
+        /// node: it is folded into request ids, so a late reply to a dead incarnation's request
+        /// can never be taken for the reply to a new one.
+        pub async fn bind(
+            addr: SocketAddr,
+            incarnation: u64,
+            faults: Arc<dyn NetFaults>,
+        ) -> std::io::Result<SimTransport> {
+            let endpoint = Endpoint::bind(addr).await?;
+            let (requests_tx, requests_rx) = mpsc::unbounded_channel();
+            let shared = Arc::new(Shared {
+                local: endpoint.local_addr()?,
+                faults,
+                pending: Mutex::new(BTreeMap::new()),
+                requests_tx,
+            });
+            let receivers = (0..RECEIVERS)
+                .map(|_| madsim::task::spawn(receive_loop(endpoint.clone(), shared.clone())))
+                .collect();
+            Ok(SimTransport {
+                endpoint,
+                shared,
+                next_id: AtomicU64::new((incarnation << 40) + 1),
+                requests_rx: tokio::sync::Mutex::new(requests_rx),
+                receivers,
+            })
+        }
+    }
+
+    impl Drop for SimTransport {
+        fn drop(&mut self) {
+            self.receivers.iter().for_each(|r| r.abort());
+        }
+    }
+
+    async fn receive_loop(endpoint: Endpoint, shared: Arc<Shared>) {
+        loop {
+            let Ok((payload, from)) = endpoint.recv_from_raw(TAG).await else {
+                return;
+            };
+            let Ok(bytes) = payload.downcast::<Vec<u8>>() else {
+                continue;
+            };
+            let Some((kind, id, body)) = open_envelope(&bytes) else {
+                continue;
+            };
+            match shared.faults.on_message(from, shared.local, kind, id, body) {
+                Delivery::Drop => {}
+                Delivery::Deliver(delay) => {
+                    deliver_after(&shared, delay, kind, id, from, body.to_vec())
+                }
+                Delivery::Duplicate(first, second) => {
+                    deliver_after(&shared, first, kind, id, from, body.to_vec());
+                    deliver_after(&shared, second, kind, id, from, body.to_vec());
+                }
+            }
+        }
+    }
+
+    fn deliver_after(
+        shared: &Arc<Shared>,
+        delay: Duration,
+        kind: MessageKind,
+        id: u64,
+        from: SocketAddr,
+        body: Vec<u8>,
+    ) {
+        if delay.is_zero() {
+            deliver(shared, kind, id, from, body);
+            return;
+        }
+        // The delayed copy waits on the receiving node, so it dies if the receiver crashes first.
+        let shared = shared.clone();
+        madsim::task::spawn(async move {
+            madsim::time::sleep(delay).await;
+            deliver(&shared, kind, id, from, body);
+        });
+    }
+
+    fn deliver(shared: &Shared, kind: MessageKind, id: u64, from: SocketAddr, body: Vec<u8>) {
+        match kind {
+            MessageKind::Request => {
+                let _ = shared.requests_tx.send(Incoming {
+                    from,
+                    request_id: id,
+                    body,
+                });
+            }
+            MessageKind::Reply => {
+                let waiter = shared
+                    .pending
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&id);
+                // A reply nobody waits for (late, or a duplicate) is dropped, as a client would.
+                if let Some(tx) = waiter {
+                    let _ = tx.send(body);
+                }
+            }
+        }
+    }
+
+    impl Transport for SimTransport {
+        fn local_addr(&self) -> SocketAddr {
+            self.shared.local
+        }
+
+        fn call<'a>(
+            &'a self,
+            dst: SocketAddr,
+            request: Vec<u8>,
+            timeout: Duration,
+        ) -> BoxFuture<'a, Result<Vec<u8>, CallError>> {
+            Box::pin(async move {
+                let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+                let (tx, rx) = oneshot::channel();
+                self.shared
+                    .pending
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(id, tx);
+                let datagram = envelope(MessageKind::Request, id, &request);
+                let sent = self
+                    .endpoint
+                    .send_to_raw(dst, TAG, Box::new(datagram))
+                    .await;
+                let result = match sent {
+                    Err(_) => Err(CallError::Closed),
+                    Ok(()) => match madsim::time::timeout(timeout, rx).await {
+                        Ok(Ok(reply)) => Ok(reply),
+                        Ok(Err(_)) => Err(CallError::Closed),
+                        Err(_) => Err(CallError::Timeout),
+                    },
+                };
+                self.shared
+                    .pending
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&id);
+                result
+            })
+        }
+
+        fn next_request(&self) -> BoxFuture<'_, Option<Incoming>> {
+            Box::pin(async move { self.requests_rx.lock().await.recv().await })
+        }
+
+        fn try_next_request(&self) -> Option<Incoming> {
+            self.requests_rx.try_lock().ok()?.try_recv().ok()
+        }
+
+        fn reply(&self, request: &Incoming, response: Vec<u8>) {
+            let datagram = envelope(MessageKind::Reply, request.request_id, &response);
+            let (endpoint, to) = (self.endpoint.clone(), request.from);
+            madsim::task::spawn(async move {
+                // A reply that cannot be sent is a lost datagram; the caller's timeout covers it.
+                let _ = endpoint.send_to_raw(to, TAG, Box::new(datagram)).await;
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelopes_round_trip_and_garbage_is_refused() {
+        let bytes = envelope(MessageKind::Reply, 42, b"body");
+        assert_eq!(
+            open_envelope(&bytes),
+            Some((MessageKind::Reply, 42, &b"body"[..]))
+        );
+        assert_eq!(open_envelope(&bytes[..5]), None);
+        let mut bad = bytes.clone();
+        bad[0] = 7;
+        assert_eq!(open_envelope(&bad), None);
+    }
+}
