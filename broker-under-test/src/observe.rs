@@ -19,7 +19,9 @@ pub enum Event {
         batches: u32,
         torn_bytes: u64,
     },
-    /// The payment is synced into the producer's outbox: from now on it is owed.
+    /// The payment is synced into the producer's outbox: from now on it is owed. A restarted
+    /// producer announces its recovered, not yet batched payments again (some may have survived
+    /// the crash unsynced and only now be synced).
     Outboxed { payment: Payment },
     /// A batch's partition, sequence and payments are synced into the outbox, before any send.
     BatchPersisted {

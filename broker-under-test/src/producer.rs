@@ -36,7 +36,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Notify;
 
 /// The producer's durable outbox file.
 pub const OUTBOX_FILE: &str = "outbox";
@@ -187,6 +187,35 @@ struct SendBatch {
     payments: Vec<u32>,
 }
 
+/// A partition's send window, by batch position. Batch `k` (the k-th batch this incarnation
+/// sends on the partition) may leave only while `k < oldest_unacked + max_in_flight`.
+///
+/// Counting unacknowledged batches is not enough: if batch 8's ack is lost while 9..12 are
+/// acknowledged, a count-based limit sends 13, 14, ... and the broker's five-batch window moves
+/// past 8, so 8's retry is no longer recognised as a duplicate and the producer is stuck on
+/// `OutOfOrderSequence` for ever. Kafka gets this from TCP's ordered replies; over datagrams
+/// the producer has to keep the window itself.
+#[derive(Default)]
+struct Window {
+    next: u64,
+    // invariant: oldest_unacked <= next, and every index in acked_ahead is in oldest_unacked..next
+    oldest_unacked: u64,
+    acked_ahead: std::collections::BTreeSet<u64>,
+}
+
+impl Window {
+    fn open(&self, max_in_flight: u32) -> bool {
+        self.next < self.oldest_unacked + u64::from(max_in_flight)
+    }
+
+    fn ack(&mut self, index: u64) {
+        self.acked_ahead.insert(index);
+        while self.acked_ahead.remove(&self.oldest_unacked) {
+            self.oldest_unacked += 1;
+        }
+    }
+}
+
 struct Inner {
     payments: Vec<Payment>,
     /// Outboxed payments not yet in a batch, per partition.
@@ -194,6 +223,7 @@ struct Inner {
     /// Persisted batches to resend after a restart, per partition, in sequence order.
     resend: Vec<VecDeque<SendBatch>>,
     next_seq: Vec<u32>,
+    windows: Vec<Window>,
     rng: ChaCha8Rng,
 }
 
@@ -203,9 +233,8 @@ struct Shared {
     producer_id: u64,
     epoch: u32,
     inner: Mutex<Inner>,
-    /// Woken when a partition gets pending payments.
+    /// Woken when a partition gets pending payments or its window moves.
     wake: Vec<Notify>,
-    in_flight: Vec<Arc<Semaphore>>,
     fenced: AtomicBool,
     fenced_notify: Notify,
 }
@@ -257,6 +286,7 @@ pub async fn run_producer(ctx: NodeCtx, cfg: ProducerConfig) -> Result<(), NodeE
         pending: vec![VecDeque::new(); partitions],
         resend: (0..partitions).map(|_| VecDeque::new()).collect(),
         next_seq: vec![0; partitions],
+        windows: (0..partitions).map(|_| Window::default()).collect(),
         rng: ChaCha8Rng::seed_from_u64(cfg.seed ^ boot.rotate_left(32) ^ u64::from(cfg.index)),
     };
     let mut batched = vec![false; outbox.payments.len()];
@@ -297,6 +327,13 @@ pub async fn run_producer(ctx: NodeCtx, cfg: ProducerConfig) -> Result<(), NodeE
     for (n, payment) in outbox.payments.iter().enumerate() {
         if !batched[n] {
             inner.pending[payment.partition(cfg.partitions) as usize].push_back(n as u32);
+            // A payment whose write survived the crash unsynced (a torn tail that held whole
+            // frames) was made durable by the boot sync above: from now on it is owed. Payments
+            // in a batch were synced before their batch was written, so only unbatched ones can
+            // be new; announcing an already announced one again is harmless.
+            ctx.record(Event::Outboxed {
+                payment: payment.clone(),
+            });
         }
     }
     let shared = Arc::new(Shared {
@@ -305,9 +342,6 @@ pub async fn run_producer(ctx: NodeCtx, cfg: ProducerConfig) -> Result<(), NodeE
         epoch,
         inner: Mutex::new(inner),
         wake: (0..partitions).map(|_| Notify::new()).collect(),
-        in_flight: (0..partitions)
-            .map(|_| Arc::new(Semaphore::new(cfg.max_in_flight as usize)))
-            .collect(),
         fenced: AtomicBool::new(false),
         fenced_notify: Notify::new(),
         cfg,
@@ -391,24 +425,22 @@ async fn generate_payments(shared: &Arc<Shared>) -> Result<(), NodeError> {
 }
 
 /// Sends one partition's batches: first the resends of a restart, then new batches, each first
-/// persisted, with at most `max_in_flight` unacknowledged.
+/// persisted, within the partition's send window.
 async fn partition_sender(shared: Arc<Shared>, partition: u32) {
     let p = partition as usize;
     let cfg = &shared.cfg;
     loop {
-        let has_work = {
-            let inner = shared.inner();
-            !inner.resend[p].is_empty() || !inner.pending[p].is_empty()
-        };
-        if !has_work {
-            shared.wake[p].notified().await;
-            continue;
-        }
-        let Ok(permit) = shared.in_flight[p].clone().acquire_owned().await else {
-            return;
-        };
         if shared.is_fenced() {
             return;
+        }
+        let ready = {
+            let inner = shared.inner();
+            let has_work = !inner.resend[p].is_empty() || !inner.pending[p].is_empty();
+            has_work && inner.windows[p].open(cfg.max_in_flight)
+        };
+        if !ready {
+            shared.wake[p].notified().await;
+            continue;
         }
         let resend = shared.inner().resend[p].pop_front();
         let batch = match resend {
@@ -451,16 +483,17 @@ async fn partition_sender(shared: Arc<Shared>, partition: u32) {
                 }
             }
         };
-        madsim::task::spawn(send_until_acked(shared.clone(), batch, permit));
+        let index = {
+            let mut inner = shared.inner();
+            inner.windows[p].next += 1;
+            inner.windows[p].next - 1
+        };
+        madsim::task::spawn(send_until_acked(shared.clone(), batch, index));
     }
 }
 
 /// Sends one batch until the broker acknowledges it (or this incarnation is fenced).
-async fn send_until_acked(
-    shared: Arc<Shared>,
-    batch: SendBatch,
-    _permit: tokio::sync::OwnedSemaphorePermit,
-) {
+async fn send_until_acked(shared: Arc<Shared>, batch: SendBatch, index: u64) {
     let cfg = &shared.cfg;
     let records: Vec<Payment> = {
         let inner = shared.inner();
@@ -500,6 +533,9 @@ async fn send_until_acked(
                     base_offset,
                     payments,
                 });
+                let p = batch.partition as usize;
+                shared.inner().windows[p].ack(index);
+                shared.wake[p].notify_one();
                 return;
             }
             Ok(Response::Error(ErrorCode::ProducerFenced)) => {
@@ -508,6 +544,7 @@ async fn send_until_acked(
                 });
                 shared.fenced.store(true, Ordering::Relaxed);
                 shared.fenced_notify.notify_waiters();
+                shared.wake.iter().for_each(Notify::notify_one);
                 return;
             }
             Ok(Response::Error(code)) => code.to_string(),
@@ -533,6 +570,22 @@ async fn send_until_acked(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_send_window_waits_for_the_oldest_unacknowledged_batch() {
+        let mut w = Window::default();
+        for _ in 0..5 {
+            assert!(w.open(5));
+            w.next += 1;
+        }
+        assert!(!w.open(5));
+        // Batches 1..=4 are acknowledged, batch 0's ack is lost: the window must not move.
+        (1..5).for_each(|i| w.ack(i));
+        assert!(!w.open(5), "batch 0 would leave the broker's dedup window");
+        w.ack(0);
+        assert_eq!(w.oldest_unacked, 5);
+        assert!(w.open(5));
+    }
 
     #[test]
     fn the_outbox_reads_back_boots_payments_and_batches() {

@@ -1,0 +1,135 @@
+//! Properties of what the consumer read: offsets that agree with the log, polls that move
+//! forward without gaps within one consumer incarnation. A rewind after a restart is expected.
+
+use super::{Anomaly, AnomalyKind, Durable, Facts, Fetch};
+use std::collections::BTreeMap;
+
+/// `inconsistent-offsets`: a fetch saw a payment at an offset where the durable log holds
+/// another, or that the log no longer has.
+pub(super) fn inconsistent_offsets(facts: &Facts, durable: &Durable) -> Vec<Anomaly> {
+    let log: BTreeMap<(u32, u64), &str> = durable
+        .records()
+        .map(|(p, o, payment)| ((p, o), payment.id.as_str()))
+        .collect();
+    let mut out = Vec::new();
+    let mut reported = std::collections::BTreeSet::new();
+    for fetch in &facts.fetches {
+        for (offset, id) in &fetch.records {
+            let key = (fetch.partition, *offset);
+            let detail = match log.get(&key) {
+                Some(durable_id) if durable_id == id => continue,
+                Some(durable_id) => format!(
+                    "fetched at partition {} offset {offset}, where the log now holds {durable_id}",
+                    fetch.partition
+                ),
+                None => format!(
+                    "fetched at partition {} offset {offset}, which the log no longer has",
+                    fetch.partition
+                ),
+            };
+            if reported.insert(key) {
+                out.push(Anomaly::new(
+                    AnomalyKind::InconsistentOffsets,
+                    Some(id),
+                    fetch.at_us,
+                    detail,
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Consecutive fetches of one partition within one consumer incarnation.
+fn pairs<'a>(facts: &'a Facts) -> impl Iterator<Item = (&'a Fetch, &'a Fetch)> {
+    let mut last: BTreeMap<(u32, u32), &Fetch> = BTreeMap::new();
+    facts.fetches.iter().filter_map(move |f| {
+        last.insert((f.incarnation, f.partition), f)
+            .map(|prev| (prev, f))
+    })
+}
+
+/// `nonmonotonic-poll`: within one consumer incarnation, a fetch went back to an offset it had
+/// already read past.
+pub(super) fn nonmonotonic_poll(facts: &Facts) -> Vec<Anomaly> {
+    let mut out = Vec::new();
+    for fetch in &facts.fetches {
+        if fetch.records.windows(2).any(|w| w[1].0 <= w[0].0) {
+            let detail = format!(
+                "offsets within one fetch of partition {} do not increase",
+                fetch.partition
+            );
+            out.push(Anomaly::new(
+                AnomalyKind::NonmonotonicPoll,
+                None,
+                fetch.at_us,
+                detail,
+            ));
+        }
+    }
+    for (prev, next) in pairs(facts) {
+        let (Some(last), Some(first)) = (prev.records.last(), next.records.first()) else {
+            continue;
+        };
+        if first.0 <= last.0 {
+            let detail = format!(
+                "partition {}: polled offset {} after already reading offset {} (no restart in between)",
+                next.partition, first.0, last.0
+            );
+            out.push(Anomaly::new(
+                AnomalyKind::NonmonotonicPoll,
+                Some(&first.1),
+                next.at_us,
+                detail,
+            ));
+        }
+    }
+    out
+}
+
+/// `poll-skip`: within one consumer incarnation, a fetch skipped offsets: it did not start
+/// where it asked to, had a gap, or did not continue where the previous fetch ended.
+pub(super) fn poll_skip(facts: &Facts) -> Vec<Anomaly> {
+    let mut out = Vec::new();
+    for fetch in &facts.fetches {
+        let expected = (fetch.from..).take(fetch.records.len());
+        if let Some(((got, id), want)) = fetch
+            .records
+            .iter()
+            .zip(expected)
+            .find(|((got, _), want)| got != want)
+        {
+            let detail = format!(
+                "partition {}: expected offset {want}, got {got}",
+                fetch.partition
+            );
+            out.push(Anomaly::new(
+                AnomalyKind::PollSkip,
+                Some(id),
+                fetch.at_us,
+                detail,
+            ));
+        }
+    }
+    for (prev, next) in pairs(facts) {
+        let Some(last) = prev.records.last() else {
+            continue;
+        };
+        if next.from > last.0 + 1 {
+            let detail = format!(
+                "partition {}: polled from offset {} after reading up to {}, skipping {} records",
+                next.partition,
+                next.from,
+                last.0,
+                next.from - last.0 - 1
+            );
+            out.push(Anomaly::new(
+                AnomalyKind::PollSkip,
+                next.records.first().map(|r| r.1.as_str()),
+                next.at_us,
+                detail,
+            ));
+        }
+    }
+    out
+}

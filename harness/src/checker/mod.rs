@@ -1,0 +1,257 @@
+//! The checker: reads the recorded history and the durable state after the final recovery, and
+//! names every way the run broke exactly-once delivery. One function per property, named after
+//! its anomaly; each anomaly carries the payment, the simulated time and a line a person can
+//! act on. Checkers observe; they never drive the run.
+
+mod consumer;
+mod log;
+mod producer;
+mod store;
+
+use crate::history::{Entry, What};
+use broker_under_test::log::StoredBatch;
+use broker_under_test::store::StoreRow;
+use broker_under_test::{Event, Payment};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// The anomaly vocabulary: Jepsen's Kafka names plus the sink's and the run's own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AnomalyKind {
+    LogDuplicate,
+    LogMissing,
+    LostAck,
+    StoreDuplicate,
+    StoreMissing,
+    AckMismatch,
+    Phantom,
+    InconsistentOffsets,
+    NonmonotonicSend,
+    NonmonotonicPoll,
+    PollSkip,
+    Liveness,
+    Panic,
+    Stuck,
+    TimeLimit,
+    StepLimit,
+    Nondeterminism,
+}
+
+impl AnomalyKind {
+    pub fn name(self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default()
+    }
+}
+
+impl fmt::Display for AnomalyKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Anomaly {
+    pub kind: AnomalyKind,
+    /// The payment it concerns, if one.
+    pub payment: Option<String>,
+    /// When (simulated milliseconds) the evidence was recorded.
+    pub at_ms: u64,
+    pub detail: String,
+}
+
+impl Anomaly {
+    pub fn new(kind: AnomalyKind, payment: Option<&str>, at_us: u64, detail: String) -> Anomaly {
+        Anomaly {
+            kind,
+            payment: payment.map(str::to_string),
+            at_ms: at_us / 1000,
+            detail,
+        }
+    }
+}
+
+impl fmt::Display for Anomaly {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:<20} {:>6} ms  ", self.kind.name(), self.at_ms)?;
+        if let Some(p) = &self.payment {
+            write!(f, "{p}: ")?;
+        }
+        f.write_str(&self.detail)
+    }
+}
+
+/// What survived: each partition's log and the store's rows, read from disk after the final
+/// crash and recovery.
+#[derive(Clone, Debug, Default)]
+pub struct Durable {
+    pub logs: Vec<Vec<StoredBatch>>,
+    pub rows: Vec<StoreRow>,
+}
+
+impl Durable {
+    /// Every record of every partition: (partition, offset, payment).
+    pub fn records(&self) -> impl Iterator<Item = (u32, u64, &Payment)> {
+        self.logs.iter().enumerate().flat_map(|(p, batches)| {
+            batches.iter().flat_map(move |b| {
+                b.records
+                    .iter()
+                    .enumerate()
+                    .map(move |(i, payment)| (p as u32, b.base_offset + i as u64, payment))
+            })
+        })
+    }
+}
+
+/// A produce acknowledgement as the producer saw it.
+#[derive(Clone, Debug)]
+pub(crate) struct Ack {
+    pub producer: String,
+    pub partition: u32,
+    pub base_seq: u32,
+    pub base_offset: u64,
+    pub payments: Vec<String>,
+    pub at_us: u64,
+}
+
+/// A fetch as the consumer saw it, tagged with the consumer's incarnation.
+#[derive(Clone, Debug)]
+pub(crate) struct Fetch {
+    pub incarnation: u32,
+    pub partition: u32,
+    pub from: u64,
+    pub records: Vec<(u64, String)>,
+    pub at_us: u64,
+}
+
+/// The history, digested once for every property.
+pub(crate) struct Facts<'a> {
+    /// Owed payments: id -> (content, when outboxed).
+    pub outboxed: BTreeMap<&'a str, (&'a Payment, u64)>,
+    pub acks: Vec<Ack>,
+    pub fetches: Vec<Fetch>,
+    /// (partition, base offset) -> when the batch there was (last) appended.
+    pub appended_at: BTreeMap<(u32, u64), u64>,
+    /// id -> when the store last applied it.
+    pub applied_at: BTreeMap<&'a str, u64>,
+    /// Where each payment sits in the durable log: id -> [(partition, offset)].
+    pub positions: BTreeMap<&'a str, Vec<(u32, u64)>>,
+    /// How many rows the store holds per payment id.
+    pub rows: BTreeMap<&'a str, Vec<&'a StoreRow>>,
+    pub end_us: u64,
+}
+
+impl<'a> Facts<'a> {
+    pub fn new(history: &'a [Entry], durable: &'a Durable) -> Facts<'a> {
+        let mut facts = Facts {
+            outboxed: BTreeMap::new(),
+            acks: Vec::new(),
+            fetches: Vec::new(),
+            appended_at: BTreeMap::new(),
+            applied_at: BTreeMap::new(),
+            positions: BTreeMap::new(),
+            rows: BTreeMap::new(),
+            end_us: history.last().map_or(0, |e| e.at_us),
+        };
+        let mut consumer_incarnation = 0;
+        for entry in history {
+            let What::Node(event) = &entry.what else {
+                continue;
+            };
+            let at_us = entry.at_us;
+            match event {
+                Event::Outboxed { payment } => {
+                    facts
+                        .outboxed
+                        .entry(&payment.id)
+                        .or_insert((payment, at_us));
+                }
+                Event::ProduceAcked {
+                    partition,
+                    base_seq,
+                    base_offset,
+                    payments,
+                } => facts.acks.push(Ack {
+                    producer: entry.node.clone(),
+                    partition: *partition,
+                    base_seq: *base_seq,
+                    base_offset: *base_offset,
+                    payments: payments.clone(),
+                    at_us,
+                }),
+                Event::ConsumerResumed { partition: 0, .. } => consumer_incarnation += 1,
+                Event::Fetched {
+                    partition,
+                    from,
+                    records,
+                } => facts.fetches.push(Fetch {
+                    incarnation: consumer_incarnation,
+                    partition: *partition,
+                    from: *from,
+                    records: records.clone(),
+                    at_us,
+                }),
+                Event::BatchAppended {
+                    partition,
+                    base_offset,
+                    ..
+                } => {
+                    facts.appended_at.insert((*partition, *base_offset), at_us);
+                }
+                Event::StoreApplied {
+                    payment,
+                    duplicate: false,
+                    ..
+                } => {
+                    facts.applied_at.insert(payment, at_us);
+                }
+                _ => {}
+            }
+        }
+        for (partition, offset, payment) in durable.records() {
+            facts
+                .positions
+                .entry(&payment.id)
+                .or_default()
+                .push((partition, offset));
+        }
+        for row in &durable.rows {
+            facts.rows.entry(&row.payment.id).or_default().push(row);
+        }
+        facts
+    }
+
+    /// When the batch holding (partition, offset) was appended, or the end of the run.
+    pub fn appended_at(&self, partition: u32, offset: u64) -> u64 {
+        self.appended_at
+            .range((partition, 0)..=(partition, offset))
+            .next_back()
+            .map_or(self.end_us, |(_, at)| *at)
+    }
+}
+
+/// Every anomaly the history and the durable state show, ordered by time, then kind.
+pub fn check(history: &[Entry], durable: &Durable) -> Vec<Anomaly> {
+    let facts = Facts::new(history, durable);
+    let mut anomalies = Vec::new();
+    anomalies.extend(log::log_duplicate(&facts));
+    anomalies.extend(log::lost_ack(&facts));
+    anomalies.extend(log::log_missing(&facts));
+    anomalies.extend(log::ack_mismatch(&facts));
+    anomalies.extend(log::phantom(&facts, durable));
+    anomalies.extend(store::store_duplicate(&facts));
+    anomalies.extend(store::store_missing(&facts));
+    anomalies.extend(consumer::inconsistent_offsets(&facts, durable));
+    anomalies.extend(consumer::nonmonotonic_poll(&facts));
+    anomalies.extend(consumer::poll_skip(&facts));
+    anomalies.extend(producer::nonmonotonic_send(&facts));
+    anomalies.sort_by(|a, b| (a.at_ms, a.kind, &a.payment).cmp(&(b.at_ms, b.kind, &b.payment)));
+    anomalies
+}
+
+#[cfg(test)]
+mod tests;

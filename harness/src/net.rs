@@ -1,0 +1,202 @@
+//! The network fault shim: the run's [`NetFaults`] hook. For every arriving message it checks
+//! the schedule's open network windows, draws the message's fate from the run's network
+//! generator, and records every loss, duplicate and delay in the history.
+
+use crate::faults::{Fault, FaultEntry};
+use crate::history::{HarnessEvent, Recorder};
+use broker_under_test::codec::{Request, Response};
+use broker_under_test::transport::{Delivery, MessageKind, NetFaults};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+struct NetState {
+    /// Draws every per-message decision; one stream, consumed in delivery order.
+    rng: ChaCha8Rng,
+    /// After the heal the network is whole.
+    healed: bool,
+}
+
+pub struct Network {
+    names: BTreeMap<IpAddr, String>,
+    // invariant: every entry's fault is a network fault
+    entries: Vec<FaultEntry>,
+    state: Mutex<NetState>,
+    recorder: Arc<Recorder>,
+    pub messages: AtomicU64,
+    pub dropped: AtomicU64,
+}
+
+impl Network {
+    pub fn new(
+        names: BTreeMap<IpAddr, String>,
+        schedule: &[FaultEntry],
+        rng: ChaCha8Rng,
+        recorder: Arc<Recorder>,
+    ) -> Network {
+        Network {
+            names,
+            entries: schedule
+                .iter()
+                .filter(|e| e.fault.is_network())
+                .cloned()
+                .collect(),
+            state: Mutex::new(NetState { rng, healed: false }),
+            recorder,
+            messages: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+        }
+    }
+
+    /// Ends every network fault.
+    pub fn heal(&self) {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).healed = true;
+    }
+
+    fn name(&self, addr: SocketAddr) -> String {
+        self.names
+            .get(&addr.ip())
+            .cloned()
+            .unwrap_or_else(|| addr.ip().to_string())
+    }
+}
+
+/// A short human description of a message, for the history.
+pub fn describe(kind: MessageKind, request_id: u64, body: &[u8]) -> String {
+    match kind {
+        MessageKind::Request => match Request::decode(body) {
+            Ok(Request::InitProducerId { producer_key, boot }) => {
+                format!("init-producer-id {producer_key} boot={boot}")
+            }
+            Ok(Request::Produce {
+                partition,
+                epoch,
+                base_seq,
+                records,
+                ..
+            }) => {
+                format!(
+                    "produce partition={partition} epoch={epoch} seq={base_seq}+{}",
+                    records.len()
+                )
+            }
+            Ok(Request::Fetch {
+                partition, offset, ..
+            }) => format!("fetch partition={partition} offset={offset}"),
+            Ok(Request::OffsetCommit {
+                partition, offset, ..
+            }) => format!("commit partition={partition} offset={offset}"),
+            Ok(Request::OffsetFetch { partition, .. }) => {
+                format!("offset-fetch partition={partition}")
+            }
+            Ok(Request::Apply { payment, .. }) => format!("apply {}", payment.id),
+            Err(_) => format!("malformed request #{request_id}"),
+        },
+        MessageKind::Reply => match Response::decode(body) {
+            Ok(Response::Produced { base_offset }) => {
+                format!("reply #{request_id}: produced offset={base_offset}")
+            }
+            Ok(Response::Fetched { records, .. }) => {
+                format!("reply #{request_id}: {} records", records.len())
+            }
+            Ok(Response::Applied { duplicate }) => {
+                format!("reply #{request_id}: applied duplicate={duplicate}")
+            }
+            Ok(Response::Error(code)) => format!("reply #{request_id}: error {code}"),
+            Ok(other) => format!(
+                "reply #{request_id}: {}",
+                format!("{other:?}").split([' ', '{']).next().unwrap_or("")
+            ),
+            Err(_) => format!("malformed reply #{request_id}"),
+        },
+    }
+}
+
+impl NetFaults for Network {
+    fn on_message(
+        &self,
+        src: SocketAddr,
+        dst: SocketAddr,
+        kind: MessageKind,
+        request_id: u64,
+        body: &[u8],
+    ) -> Delivery {
+        self.recorder.step();
+        self.messages.fetch_add(1, Ordering::Relaxed);
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if state.healed {
+            return Delivery::Deliver(Duration::ZERO);
+        }
+        let now_ms = madsim::time::TimeHandle::current().elapsed().as_millis() as u64;
+        let (from, to) = (self.name(src), self.name(dst));
+        let mut dropped = None;
+        let mut duplicate = false;
+        let mut delay_us = 0;
+        for entry in self.entries.iter().filter(|e| e.active_at(now_ms)) {
+            let touches = entry.target == "*" || entry.target == from || entry.target == to;
+            match &entry.fault {
+                Fault::Partition { peer, two_way } => {
+                    let cut = (entry.target == from && *peer == to)
+                        || (*two_way && *peer == from && entry.target == to);
+                    if cut {
+                        dropped = Some("partition");
+                    }
+                }
+                Fault::Loss { rate } if touches => {
+                    let lost = state.rng.random_bool(*rate);
+                    dropped = dropped.or(lost.then_some("loss"));
+                }
+                Fault::Duplicate { rate } if touches => duplicate |= state.rng.random_bool(*rate),
+                Fault::Delay { spread_ms } if touches => {
+                    delay_us += state.rng.random_range(0..=spread_ms * 1000)
+                }
+                _ => {}
+            }
+        }
+        let second_copy_us = if duplicate && dropped.is_none() {
+            state.rng.random_range(0..=20_000)
+        } else {
+            0
+        };
+        drop(state);
+        let message = || describe(kind, request_id, body);
+        if let Some(cause) = dropped {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            self.recorder.harness(
+                &to,
+                HarnessEvent::MessageDropped {
+                    from,
+                    message: message(),
+                    cause: cause.to_string(),
+                },
+            );
+            return Delivery::Drop;
+        }
+        if delay_us > 0 {
+            self.recorder.harness(
+                &to,
+                HarnessEvent::MessageDelayed {
+                    from: from.clone(),
+                    message: message(),
+                    delay_us,
+                },
+            );
+        }
+        let delay = Duration::from_micros(delay_us);
+        if duplicate {
+            self.recorder.harness(
+                &to,
+                HarnessEvent::MessageDuplicated {
+                    from,
+                    message: message(),
+                },
+            );
+            return Delivery::Duplicate(delay, delay + Duration::from_micros(second_copy_us));
+        }
+        Delivery::Deliver(delay)
+    }
+}

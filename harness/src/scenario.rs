@@ -1,0 +1,336 @@
+//! Scenarios as data: the workload, which faults are on and how hard, and the run's bounds.
+//!
+//! A scenario is a TOML file in `scenarios/` (embedded in the binary at build time) or any path
+//! given to `--scenario`. Every field is checked on load; a bad file is an error naming the file
+//! and the field, never a panic.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::path::Path;
+
+include!(concat!(env!("OUT_DIR"), "/catalogue.rs"));
+
+/// An inclusive range `[min, max]`, written in files as a two-element array.
+pub type Range<T> = [T; 2];
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: String,
+    /// One line: what this scenario is for.
+    pub purpose: String,
+    pub workload: WorkloadSpec,
+    #[serde(default)]
+    pub faults: FaultSpec,
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadSpec {
+    pub producers: u32,
+    pub payments_per_producer: u32,
+    pub partitions: u32,
+    pub customers: u32,
+    /// Simulated time between two payments of one producer.
+    pub payment_interval_ms: u64,
+    pub max_batch_records: u32,
+    /// How long workload and faults run together before the heal.
+    pub duration_ms: u64,
+}
+
+/// Which faults are on, how many of each a run draws, and how hard. A missing section is off.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultSpec {
+    pub broker_crash: Option<CrashSpec>,
+    pub producer_crash: Option<CrashSpec>,
+    pub consumer_crash: Option<CrashSpec>,
+    pub store_crash: Option<CrashSpec>,
+    pub pause: Option<WindowSpec>,
+    pub partition: Option<PartitionSpec>,
+    pub loss: Option<RateSpec>,
+    pub duplicate: Option<RateSpec>,
+    pub delay: Option<DelaySpec>,
+    /// Probability that a crash keeps a torn prefix of a file's unsynced bytes.
+    #[serde(default)]
+    pub torn_write_probability: f64,
+    /// Probability that a torn prefix comes back garbled.
+    #[serde(default)]
+    pub garble_probability: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrashSpec {
+    pub count: Range<u32>,
+    /// How long the node stays down before it restarts.
+    pub down_ms: Range<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindowSpec {
+    pub count: Range<u32>,
+    pub duration_ms: Range<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartitionSpec {
+    pub count: Range<u32>,
+    pub duration_ms: Range<u64>,
+    /// Probability that a partition cuts both directions rather than one.
+    pub two_way_probability: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateSpec {
+    pub count: Range<u32>,
+    pub duration_ms: Range<u64>,
+    /// Per-message probability while the window is open.
+    pub rate: Range<f64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DelaySpec {
+    pub count: Range<u32>,
+    pub duration_ms: Range<u64>,
+    /// Each message in the window waits a uniform extra delay up to this spread (reordering).
+    pub spread_ms: Range<u64>,
+}
+
+/// The bounds of one run. Running past either is a named failure, never a hang.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// After the heal, how long (simulated) every owed payment has to reach log and store.
+    #[serde(default = "default_liveness_ms")]
+    pub liveness_ms: u64,
+    /// The most recorded events plus network messages one run may take.
+    #[serde(default = "default_max_steps")]
+    pub max_steps: u64,
+}
+
+fn default_liveness_ms() -> u64 {
+    30_000
+}
+
+fn default_max_steps() -> u64 {
+    2_000_000
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            liveness_ms: default_liveness_ms(),
+            max_steps: default_max_steps(),
+        }
+    }
+}
+
+/// Why a scenario could not be loaded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScenarioError(pub String);
+
+impl fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ScenarioError {}
+
+impl Scenario {
+    /// Resolves `--scenario`: a catalogue name, or else a path to a scenario file.
+    pub fn resolve(name_or_path: &str) -> Result<Scenario, ScenarioError> {
+        if let Some((_, text)) = CATALOGUE.iter().find(|(name, _)| *name == name_or_path) {
+            return Scenario::parse(text, name_or_path);
+        }
+        let path = Path::new(name_or_path);
+        if path.exists() {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                ScenarioError(format!("cannot read scenario file {name_or_path}: {e}"))
+            })?;
+            return Scenario::parse(&text, name_or_path);
+        }
+        let names: Vec<&str> = CATALOGUE.iter().map(|(n, _)| *n).collect();
+        Err(ScenarioError(format!(
+            "unknown scenario '{name_or_path}': not a catalogue name ({}) nor an existing file",
+            names.join(", ")
+        )))
+    }
+
+    /// Every scenario of the catalogue, in name order.
+    pub fn catalogue() -> Vec<Scenario> {
+        CATALOGUE
+            .iter()
+            .map(|(name, text)| {
+                Scenario::parse(text, name)
+                    .unwrap_or_else(|e| panic!("catalogue scenario {name}: {e}"))
+            })
+            .collect()
+    }
+
+    /// Parses and validates a scenario file's text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Scenario, ScenarioError> {
+        let scenario: Scenario = toml::from_str(text)
+            .map_err(|e| ScenarioError(format!("scenario {origin} is malformed: {e}")))?;
+        scenario
+            .validate()
+            .map_err(|e| ScenarioError(format!("scenario {origin}: {e}")))?;
+        Ok(scenario)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let w = &self.workload;
+        check(!self.name.is_empty(), "name must not be empty")?;
+        check(
+            (1..=200).contains(&w.producers),
+            "workload.producers must be 1..=200",
+        )?;
+        check(
+            w.payments_per_producer >= 1,
+            "workload.payments_per_producer must be at least 1",
+        )?;
+        check(
+            (1..=64).contains(&w.partitions),
+            "workload.partitions must be 1..=64",
+        )?;
+        check(w.customers >= 1, "workload.customers must be at least 1")?;
+        check(
+            w.payment_interval_ms >= 1,
+            "workload.payment_interval_ms must be at least 1",
+        )?;
+        check(
+            (1..=1000).contains(&w.max_batch_records),
+            "workload.max_batch_records must be 1..=1000",
+        )?;
+        check(
+            w.duration_ms >= 1,
+            "workload.duration_ms must be at least 1",
+        )?;
+        let f = &self.faults;
+        for (name, spec) in [
+            ("broker_crash", &f.broker_crash),
+            ("producer_crash", &f.producer_crash),
+            ("consumer_crash", &f.consumer_crash),
+            ("store_crash", &f.store_crash),
+        ] {
+            if let Some(c) = spec {
+                range(&c.count, &format!("faults.{name}.count"))?;
+                range(&c.down_ms, &format!("faults.{name}.down_ms"))?;
+            }
+        }
+        if let Some(p) = &f.pause {
+            range(&p.count, "faults.pause.count")?;
+            range(&p.duration_ms, "faults.pause.duration_ms")?;
+        }
+        if let Some(p) = &f.partition {
+            range(&p.count, "faults.partition.count")?;
+            range(&p.duration_ms, "faults.partition.duration_ms")?;
+            probability(
+                p.two_way_probability,
+                "faults.partition.two_way_probability",
+            )?;
+        }
+        for (name, spec) in [("loss", &f.loss), ("duplicate", &f.duplicate)] {
+            if let Some(r) = spec {
+                range(&r.count, &format!("faults.{name}.count"))?;
+                range(&r.duration_ms, &format!("faults.{name}.duration_ms"))?;
+                range(&r.rate, &format!("faults.{name}.rate"))?;
+                probability(r.rate[0], &format!("faults.{name}.rate"))?;
+                probability(r.rate[1], &format!("faults.{name}.rate"))?;
+            }
+        }
+        if let Some(d) = &f.delay {
+            range(&d.count, "faults.delay.count")?;
+            range(&d.duration_ms, "faults.delay.duration_ms")?;
+            range(&d.spread_ms, "faults.delay.spread_ms")?;
+        }
+        probability(f.torn_write_probability, "faults.torn_write_probability")?;
+        probability(f.garble_probability, "faults.garble_probability")?;
+        check(
+            self.limits.liveness_ms >= 1_000,
+            "limits.liveness_ms must be at least 1000",
+        )?;
+        check(
+            self.limits.max_steps >= 1_000,
+            "limits.max_steps must be at least 1000",
+        )?;
+        Ok(())
+    }
+}
+
+fn check(ok: bool, message: &str) -> Result<(), String> {
+    if ok {
+        Ok(())
+    } else {
+        Err(message.to_string())
+    }
+}
+
+fn range<T: PartialOrd + fmt::Debug>(r: &Range<T>, field: &str) -> Result<(), String> {
+    check(
+        r[0] <= r[1],
+        &format!("{field} is [min, max] with min <= max, got {r:?}"),
+    )
+}
+
+fn probability(p: f64, field: &str) -> Result<(), String> {
+    check(
+        (0.0..=1.0).contains(&p),
+        &format!("{field} must be a probability in [0, 1], got {p}"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_catalogue_scenario_loads_and_is_named_after_its_file() {
+        let all = Scenario::catalogue();
+        assert!(
+            all.len() >= 4,
+            "standard and at least three focused scenarios"
+        );
+        for (scenario, (file, _)) in all.iter().zip(CATALOGUE) {
+            assert_eq!(scenario.name, *file);
+            assert!(!scenario.purpose.is_empty());
+        }
+        let standard = Scenario::resolve("standard").unwrap();
+        assert!(standard.workload.producers >= 3);
+        assert!(standard.workload.producers * standard.workload.payments_per_producer >= 300);
+    }
+
+    #[test]
+    fn bad_scenarios_are_errors_that_name_the_problem() {
+        let err = Scenario::resolve("no-such-scenario")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("unknown scenario 'no-such-scenario'") && err.contains("standard"),
+            "{err}"
+        );
+        let err = Scenario::parse("name = 3", "x.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("x.toml is malformed"), "{err}");
+        let standard = CATALOGUE.iter().find(|(n, _)| *n == "standard").unwrap().1;
+        let err = Scenario::parse(
+            &standard.replace("producers = 3", "producers = 0"),
+            "y.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("workload.producers"), "{err}");
+        let err = Scenario::parse(&format!("{standard}\nsurprise = 1\n"), "z.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("surprise"), "{err}");
+    }
+}

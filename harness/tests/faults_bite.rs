@@ -1,0 +1,109 @@
+//! The faults really bite: over 200 standard seeds, most runs see a retried batch deduplicated
+//! after its acknowledgement was lost, crash every kind of node, and lose unsynced writes.
+
+use broker_under_test::{Bugs, Event};
+use harness::history::{HarnessEvent, What};
+use harness::run::{run, RunPlan};
+use harness::scenario::Scenario;
+use std::collections::BTreeSet;
+
+const SEEDS: u64 = 200;
+
+#[derive(Default)]
+struct Seen {
+    dedup_after_lost_ack: u64,
+    broker_crash: u64,
+    producer_crash: u64,
+    consumer_crash: u64,
+    store_crash: u64,
+    unsynced_lost: u64,
+}
+
+#[test]
+fn over_200_standard_seeds_every_fault_kind_bites() {
+    let standard = Scenario::resolve("standard").unwrap();
+    let mut seen = Seen::default();
+    let seeds: Vec<u64> = (0..SEEDS).collect();
+    let outcomes: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = seeds
+            .chunks(SEEDS as usize / 2)
+            .map(|chunk| {
+                let standard = &standard;
+                scope.spawn(move || {
+                    chunk
+                        .iter()
+                        .map(|&s| run(&RunPlan::new(standard.clone(), s, Bugs::NONE)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    for outcome in &outcomes {
+        assert!(
+            outcome.passed(),
+            "seed {}: {:#?}",
+            outcome.seed,
+            outcome.anomalies
+        );
+        // A batch whose first send timed out (its request or its ack was lost) and whose retry
+        // the broker recognised as a duplicate.
+        let mut timed_out = BTreeSet::new();
+        let mut dedup_after_lost_ack = false;
+        let mut crashed = BTreeSet::new();
+        let mut lost = false;
+        for entry in &outcome.history {
+            match &entry.what {
+                What::Node(Event::ProduceFailed {
+                    partition,
+                    base_seq,
+                    error,
+                }) if error == "timed out" => {
+                    timed_out.insert((entry.node.clone(), *partition, *base_seq));
+                }
+                What::Node(Event::ProduceAcked {
+                    partition,
+                    base_seq,
+                    ..
+                }) => {
+                    dedup_after_lost_ack |= timed_out.contains(&(entry.node.clone(), *partition, *base_seq))
+                        && outcome.history.iter().any(|e| matches!(&e.what, What::Node(Event::DuplicateBatch { partition: p, base_seq: s, .. }) if p == partition && s == base_seq && e.at_us <= entry.at_us));
+                }
+                What::Harness(HarnessEvent::FinalRecovery) => break,
+                What::Harness(HarnessEvent::NodeCrashed { report }) => {
+                    crashed.insert(entry.node.split('-').next().unwrap().to_string());
+                    lost |= report.bytes_lost > 0;
+                }
+                _ => {}
+            }
+        }
+        seen.dedup_after_lost_ack += u64::from(dedup_after_lost_ack);
+        seen.broker_crash += u64::from(crashed.contains("broker"));
+        seen.producer_crash += u64::from(crashed.contains("producer"));
+        seen.consumer_crash += u64::from(crashed.contains("consumer"));
+        seen.store_crash += u64::from(crashed.contains("store"));
+        seen.unsynced_lost += u64::from(lost);
+    }
+    let half = SEEDS / 2;
+    assert!(
+        seen.dedup_after_lost_ack >= half,
+        "dedup after a lost ack in {} of {SEEDS} seeds",
+        seen.dedup_after_lost_ack
+    );
+    for (kind, n) in [
+        ("broker", seen.broker_crash),
+        ("producer", seen.producer_crash),
+        ("consumer", seen.consumer_crash),
+        ("store", seen.store_crash),
+    ] {
+        assert!(n >= half, "{kind} crashed in {n} of {SEEDS} seeds");
+    }
+    assert!(
+        seen.unsynced_lost >= SEEDS / 10,
+        "unsynced writes lost in {} of {SEEDS} seeds",
+        seen.unsynced_lost
+    );
+}
