@@ -158,7 +158,7 @@ mod sim {
 
     /// Receive loops per endpoint. madsim charges every receive at least 1 ms of the receiving
     /// task's simulated time, so one loop caps a node at 1,000 messages per simulated second.
-    const RECEIVERS: usize = 4;
+    const RECEIVERS: usize = 1;
 
     struct Shared {
         local: SocketAddr,

@@ -10,6 +10,7 @@ compile_error!(
      a RUSTFLAGS environment variable overrides it: unset RUSTFLAGS or add `--cfg madsim` to it"
 );
 
+pub mod artifact;
 pub mod checker;
 pub mod explore;
 pub mod faults;
@@ -17,3 +18,5 @@ pub mod history;
 pub mod net;
 pub mod run;
 pub mod scenario;
+pub mod shrink;
+pub mod timeline;

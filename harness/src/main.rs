@@ -1,17 +1,22 @@
-//! The `harness` command line: list scenarios and bugs, run one seed, explore many.
+//! The `harness` command line: list scenarios and bugs, run one seed, explore many, and replay,
+//! shrink and show failure artifacts.
 //!
-//! Exit status, for every subcommand: 0 success; 1 an invariant was violated; 2 bad usage or
-//! bad input; 3 an internal error of the harness.
+//! Exit status, for every subcommand: 0 success; 1 an invariant was violated (`replay`: the
+//! failure reproduced); 2 bad usage or bad input; 3 an internal error of the harness.
 
 use broker_under_test::{Bug, Bugs};
 use clap::{Parser, Subcommand};
+use harness::artifact::Artifact;
 use harness::checker::Anomaly;
 use harness::explore::{sweep, Sweep, SweepReport};
 use harness::run::{run, RunOutcome, RunPlan};
 use harness::scenario::Scenario;
+use harness::{shrink, timeline};
+use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use std::io::{IsTerminal, Write};
 use std::ops::Range;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -48,7 +53,10 @@ enum Command {
         json: bool,
         /// Writes the full history as JSON lines to FILE.
         #[arg(long, value_name = "FILE")]
-        trace: Option<std::path::PathBuf>,
+        trace: Option<PathBuf>,
+        /// Writes the run's failure artifact (scenario, seed, bugs, schedule, anomalies) to FILE.
+        #[arg(long, value_name = "FILE")]
+        artifact: Option<PathBuf>,
     },
     /// Sweeps a range of seeds over one scenario or all of them.
     Explore {
@@ -69,6 +77,9 @@ enum Command {
         /// Runs the whole range instead of stopping at the first failure.
         #[arg(long)]
         keep_going: bool,
+        /// Where failure artifacts are written.
+        #[arg(long, default_value = "failures", value_name = "DIR")]
+        failures: PathBuf,
         /// Runs every seed twice in separate runtimes and compares trace hashes.
         #[arg(long)]
         check_determinism: bool,
@@ -78,6 +89,24 @@ enum Command {
         #[arg(long, hide = true)]
         plant_nondeterminism: bool,
     },
+    /// Re-runs a failure artifact's exact schedule and says whether it still fails the same way.
+    Replay {
+        artifact: PathBuf,
+        #[arg(long)]
+        json: bool,
+        /// Writes the full history as JSON lines to FILE.
+        #[arg(long, value_name = "FILE")]
+        trace: Option<PathBuf>,
+    },
+    /// Minimises a failure artifact's fault schedule while an anomaly of the same kind remains.
+    Shrink {
+        artifact: PathBuf,
+        /// Where to write the shrunk artifact (default: next to the input, `.shrunk.json`).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Prints a failure artifact for a person: scenario, seed, bugs, fault schedule, anomalies.
+    Show { artifact: PathBuf },
 }
 
 fn parse_seeds(s: &str) -> Result<Range<u64>, String> {
@@ -161,41 +190,14 @@ fn verdict_code(passed: bool) -> ExitCode {
 
 fn dispatch(command: Command) -> Result<ExitCode, Failure> {
     match command {
-        Command::List { bugs: true, json } => {
-            if json {
-                let list: Vec<_> = Bug::ALL
-                    .iter()
-                    .map(|b| json!({"bug": b.name(), "description": b.description()}))
-                    .collect();
-                print_json(&json!(list))?;
-            } else {
-                for bug in Bug::ALL {
-                    println!("{:<28} {}", bug.name(), bug.description());
-                }
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::List { bugs: false, json } => {
-            let all = Scenario::catalogue();
-            if json {
-                let list: Vec<_> = all
-                    .iter()
-                    .map(|s| json!({"scenario": s.name, "purpose": s.purpose}))
-                    .collect();
-                print_json(&json!(list))?;
-            } else {
-                for s in all {
-                    println!("{:<20} {}", s.name, s.purpose);
-                }
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::List { bugs, json } => list(bugs, json),
         Command::Run {
             scenario,
             seed,
             bugs,
             json,
             trace,
+            artifact,
         } => {
             let scenario = Scenario::resolve(&scenario).map_err(bad)?;
             let plan = RunPlan::new(scenario, seed, bugs.iter().copied().collect());
@@ -203,13 +205,22 @@ fn dispatch(command: Command) -> Result<ExitCode, Failure> {
                 print_plan(&plan);
             }
             let outcome = run(&plan);
-            if let Some(path) = trace {
-                write_trace(&path, &outcome)?;
+            if let Some(path) = &trace {
+                write_trace(path, &outcome)?;
+            }
+            if let Some(path) = &artifact {
+                Artifact::new(&plan, &outcome).save(path).map_err(bad)?;
             }
             if json {
                 print_json(&serde_json::to_value(&outcome).map_err(internal)?)?;
             } else {
-                print_outcome(&plan, &outcome);
+                print_outcome(&outcome);
+                if !outcome.passed() {
+                    match &artifact {
+                        Some(path) => println!("replay with: {}", Artifact::replay_command(path)),
+                        None => println!("reproduce with: {}", plan.replay_command()),
+                    }
+                }
             }
             Ok(verdict_code(outcome.passed()))
         }
@@ -220,6 +231,7 @@ fn dispatch(command: Command) -> Result<ExitCode, Failure> {
             shard,
             bugs,
             keep_going,
+            failures,
             check_determinism,
             json,
             plant_nondeterminism,
@@ -245,26 +257,50 @@ fn dispatch(command: Command) -> Result<ExitCode, Failure> {
                 check_determinism,
                 plant_nondeterminism,
             };
-            let names: Vec<&str> = s.scenarios.iter().map(|s| s.name.as_str()).collect();
-            let show_progress = !json && std::io::stderr().is_terminal();
-            let progress = |done: u64, total: u64| {
-                if show_progress && (done.is_multiple_of(25) || done == total) {
-                    eprint!("\r  {done}/{total} seeds");
-                    let _ = std::io::stderr().flush();
-                }
-            };
-            let report = sweep(&s, &progress);
-            if show_progress {
-                eprintln!();
-            }
-            if json {
-                print_json(&sweep_json(&s, &report))?;
-            } else {
-                print_sweep(&s, &names, &report);
-            }
-            Ok(verdict_code(report.failed == 0))
+            explore(&s, &failures, json)
+        }
+        Command::Replay {
+            artifact,
+            json,
+            trace,
+        } => replay(&artifact, json, trace.as_deref()),
+        Command::Shrink { artifact, out } => shrink_artifact(&artifact, out),
+        Command::Show { artifact } => {
+            let a = Artifact::load(&artifact).map_err(bad)?;
+            show(&a, &artifact);
+            Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn list(bugs: bool, json: bool) -> Result<ExitCode, Failure> {
+    if bugs {
+        if json {
+            let list: Vec<_> = Bug::ALL
+                .iter()
+                .map(|b| json!({"bug": b.name(), "description": b.description()}))
+                .collect();
+            print_json(&json!(list))?;
+        } else {
+            for bug in Bug::ALL {
+                println!("{:<28} {}", bug.name(), bug.description());
+            }
+        }
+    } else {
+        let all = Scenario::catalogue();
+        if json {
+            let list: Vec<_> = all
+                .iter()
+                .map(|s| json!({"scenario": s.name, "purpose": s.purpose}))
+                .collect();
+            print_json(&json!(list))?;
+        } else {
+            for s in all {
+                println!("{:<20} {}", s.name, s.purpose);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn print_plan(plan: &RunPlan) {
@@ -279,8 +315,16 @@ fn print_plan(plan: &RunPlan) {
         w.partitions,
         w.duration_ms
     );
-    println!("fault schedule ({} faults):", plan.schedule.len());
-    for entry in &plan.schedule {
+    print_schedule(&plan.schedule);
+}
+
+fn print_schedule(schedule: &[harness::faults::FaultEntry]) {
+    println!("fault schedule ({} faults):", schedule.len());
+    println!(
+        "  {:>6}     {:<9} {:<12}     {:>4}",
+        "at", "kind", "target", "duration"
+    );
+    for entry in schedule {
         println!("  {entry}");
     }
 }
@@ -296,6 +340,12 @@ fn bug_list(bugs: Bugs) -> String {
 
 fn print_anomalies(anomalies: &[Anomaly]) {
     const SHOWN: usize = 12;
+    let mut kinds: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    for a in anomalies {
+        *kinds.entry(a.kind.name()).or_default() += 1;
+    }
+    let counts: Vec<String> = kinds.iter().map(|(k, n)| format!("{n} {k}")).collect();
+    println!("{} anomalies ({}):", anomalies.len(), counts.join(", "));
     for a in anomalies.iter().take(SHOWN) {
         println!("  {a}");
     }
@@ -304,7 +354,7 @@ fn print_anomalies(anomalies: &[Anomaly]) {
     }
 }
 
-fn print_outcome(plan: &RunPlan, outcome: &RunOutcome) {
+fn print_outcome(outcome: &RunOutcome) {
     let s = &outcome.stats;
     println!(
         "{}: {} payments, {} log records, {} store rows, {} produce requests ({} retries, {} dedup hits), {} messages ({} dropped), {} ms simulated",
@@ -319,35 +369,79 @@ fn print_outcome(plan: &RunPlan, outcome: &RunOutcome) {
         s.messages_dropped,
         outcome.sim_ms
     );
-    if !outcome.passed() {
-        println!("{} anomalies:", outcome.anomalies.len());
+    if let Some(first) = outcome.anomalies.first() {
         print_anomalies(&outcome.anomalies);
-        println!("reproduce with: {}", plan.replay_command());
+        let lines = timeline::before(&outcome.history, first, 30);
+        if !lines.is_empty() {
+            println!(
+                "timeline before the first anomaly ({}):",
+                first.payment.as_deref().unwrap_or("faults")
+            );
+            for line in lines {
+                println!("  {line}");
+            }
+        }
     }
     println!("trace_hash {}", outcome.trace_hash);
 }
 
-fn write_trace(path: &std::path::Path, outcome: &RunOutcome) -> Result<(), Failure> {
-    let mut out = std::io::BufWriter::new(
-        std::fs::File::create(path)
-            .map_err(|e| bad(format!("cannot write trace {}: {e}", path.display())))?,
-    );
+fn write_trace(path: &Path, outcome: &RunOutcome) -> Result<(), Failure> {
+    let fail = |e: std::io::Error| bad(format!("cannot write trace {}: {e}", path.display()));
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path).map_err(fail)?);
     for entry in &outcome.history {
         serde_json::to_writer(&mut out, entry).map_err(internal)?;
-        out.write_all(b"\n")
-            .map_err(|e| bad(format!("cannot write trace {}: {e}", path.display())))?;
+        out.write_all(b"\n").map_err(fail)?;
     }
-    out.flush()
-        .map_err(|e| bad(format!("cannot write trace {}: {e}", path.display())))
+    out.flush().map_err(fail)
 }
 
-fn sweep_json(s: &Sweep, report: &SweepReport) -> serde_json::Value {
+fn explore(s: &Sweep, failures_dir: &Path, json: bool) -> Result<ExitCode, Failure> {
+    let names: Vec<&str> = s.scenarios.iter().map(|s| s.name.as_str()).collect();
+    let bar = if !json && std::io::stderr().is_terminal() {
+        let bar = ProgressBar::new(s.items().len() as u64);
+        bar.set_style(
+            ProgressStyle::with_template("  {bar:40} {pos}/{len} seeds  {per_sec}  eta {eta}")
+                .map_err(internal)?,
+        );
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let report = sweep(s, &|done, _| bar.set_position(done));
+    bar.finish_and_clear();
+    let mut written = Vec::new();
+    for failure in &report.failures {
+        let scenario = s
+            .scenarios
+            .iter()
+            .find(|sc| sc.name == failure.scenario)
+            .ok_or_else(|| internal("unknown swept scenario"))?;
+        let plan = RunPlan::new(scenario.clone(), failure.seed, s.bugs);
+        let path = Artifact::path_in(failures_dir, &plan);
+        Artifact::new(&plan, failure).save(&path).map_err(bad)?;
+        written.push(path);
+    }
+    if json {
+        print_json(&sweep_json(s, &report, &written))?;
+    } else {
+        print_sweep(s, &names, &report, &written);
+    }
+    Ok(verdict_code(report.failed == 0))
+}
+
+fn sweep_json(s: &Sweep, report: &SweepReport, artifacts: &[PathBuf]) -> serde_json::Value {
     let failures: Vec<_> = report
         .failures
         .iter()
-        .map(|f| {
-            let plan = RunPlan::new(s.scenarios.iter().find(|sc| sc.name == f.scenario).expect("swept").clone(), f.seed, s.bugs);
-            json!({"scenario": f.scenario, "seed": f.seed, "anomalies": f.anomalies, "replay": plan.replay_command()})
+        .zip(artifacts)
+        .map(|(f, path)| {
+            json!({
+                "scenario": f.scenario,
+                "seed": f.seed,
+                "anomalies": f.anomalies,
+                "artifact": path.display().to_string(),
+                "replay": Artifact::replay_command(path),
+            })
         })
         .collect();
     let scenario = if s.scenarios.len() == 1 {
@@ -367,7 +461,7 @@ fn sweep_json(s: &Sweep, report: &SweepReport) -> serde_json::Value {
     })
 }
 
-fn print_sweep(s: &Sweep, names: &[&str], report: &SweepReport) {
+fn print_sweep(s: &Sweep, names: &[&str], report: &SweepReport, artifacts: &[PathBuf]) {
     let rate = report.seeds_run as f64 / (report.wall_ms.max(1) as f64 / 1000.0);
     println!(
         "explore {} seeds {}..{}{} (bugs: {}), {} jobs: {} passed, {} failed in {:.1} s ({rate:.0} seeds/s)",
@@ -401,20 +495,152 @@ fn print_sweep(s: &Sweep, names: &[&str], report: &SweepReport) {
         .collect();
     println!("  slowest seeds: {}", slowest.join(", "));
     println!("aggregate_hash {}", report.aggregate_hash);
-    if let Some(first) = report.failures.first() {
-        let scenario = s
-            .scenarios
-            .iter()
-            .find(|sc| sc.name == first.scenario)
-            .expect("swept scenario");
-        let plan = RunPlan::new(scenario.clone(), first.seed, s.bugs);
-        println!(
-            "FAIL {} seed {}: {} anomalies",
-            first.scenario,
-            first.seed,
-            first.anomalies.len()
-        );
+    if let (Some(first), Some(path)) = (report.failures.first(), artifacts.first()) {
+        println!("FAIL {} seed {}", first.scenario, first.seed);
         print_anomalies(&first.anomalies);
-        println!("reproduce with: {}", plan.replay_command());
+        println!("replay with: {}", Artifact::replay_command(path));
+        if artifacts.len() > 1 {
+            println!(
+                "({} more failure artifacts in {})",
+                artifacts.len() - 1,
+                path.parent().unwrap_or(Path::new(".")).display()
+            );
+        }
     }
+}
+
+fn replay(path: &Path, json: bool, trace: Option<&Path>) -> Result<ExitCode, Failure> {
+    let artifact = Artifact::load(path).map_err(bad)?;
+    let plan = artifact.plan().map_err(bad)?;
+    if !json {
+        println!(
+            "replay {}: {} seed {} (bugs: {}), {} faults",
+            path.display(),
+            plan.scenario.name,
+            plan.seed,
+            bug_list(plan.bugs),
+            plan.schedule.len()
+        );
+    }
+    let outcome = run(&plan);
+    if let Some(trace) = trace {
+        write_trace(trace, &outcome)?;
+    }
+    let same_hash = outcome.trace_hash == artifact.trace_hash;
+    let same_anomalies = outcome.anomalies == artifact.anomalies;
+    if json {
+        let mut value = serde_json::to_value(&outcome).map_err(internal)?;
+        value["reproduced"] = json!(!outcome.passed() && same_anomalies);
+        value["same_trace_hash"] = json!(same_hash);
+        value["recorded_trace_hash"] = json!(artifact.trace_hash);
+        print_json(&value)?;
+    } else {
+        print_outcome(&outcome);
+        if outcome.passed() {
+            println!("no longer fails: the recorded anomalies did not occur");
+        } else if same_anomalies && same_hash {
+            println!("reproduced: same anomalies, same trace hash");
+        } else if same_anomalies {
+            println!(
+                "reproduced the anomalies, but the trace hash differs (recorded {})",
+                artifact.trace_hash
+            );
+        } else {
+            println!(
+                "fails differently than recorded ({} anomalies recorded)",
+                artifact.anomalies.len()
+            );
+        }
+        if !same_hash {
+            println!(
+                "trace hash differs: recorded {}, now {}",
+                artifact.trace_hash, outcome.trace_hash
+            );
+        }
+    }
+    Ok(verdict_code(outcome.passed()))
+}
+
+fn shrink_artifact(path: &Path, out: Option<PathBuf>) -> Result<ExitCode, Failure> {
+    let artifact = Artifact::load(path).map_err(bad)?;
+    let plan = artifact.plan().map_err(bad)?;
+    let Some(kind) = artifact.anomalies.first().map(|a| a.kind) else {
+        return Err(bad(format!(
+            "artifact {} records no anomaly: nothing to shrink",
+            path.display()
+        )));
+    };
+    let out = out.unwrap_or_else(|| path.with_extension("shrunk.json"));
+    println!(
+        "shrinking {} ({} seed {}) while a {kind} anomaly remains",
+        path.display(),
+        plan.scenario.name,
+        plan.seed
+    );
+    let bar = if std::io::stderr().is_terminal() {
+        ProgressBar::new_spinner()
+    } else {
+        ProgressBar::hidden()
+    };
+    let shrunk = shrink::shrink(&plan, kind, &|runs, faults| {
+        bar.set_message(format!("{runs} runs, {faults} faults"))
+    });
+    bar.finish_and_clear();
+    let Some(shrunk) = shrunk else {
+        println!("the artifact no longer fails with {kind}: nothing to shrink");
+        return Ok(ExitCode::SUCCESS);
+    };
+    let before_ms = artifact
+        .anomalies
+        .iter()
+        .map(|a| a.at_ms)
+        .min()
+        .unwrap_or(0);
+    println!(
+        "before: {} faults, first anomaly at {} ms; after: {} faults, {} simulated ms, first anomaly at {} ms ({} runs)",
+        plan.schedule.len(),
+        before_ms,
+        shrunk.plan.schedule.len(),
+        shrunk.outcome.sim_ms,
+        shrunk.outcome.anomalies.iter().filter(|a| a.kind == kind).map(|a| a.at_ms).min().unwrap_or(0),
+        shrunk.runs
+    );
+    print_schedule(&shrunk.plan.schedule);
+    Artifact::new(&shrunk.plan, &shrunk.outcome)
+        .save(&out)
+        .map_err(bad)?;
+    println!("wrote {}", out.display());
+    println!("replay with: {}", Artifact::replay_command(&out));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn show(a: &Artifact, path: &Path) {
+    let w = &a.scenario.workload;
+    println!(
+        "artifact {} (harness {})",
+        path.display(),
+        a.harness_version
+    );
+    println!("scenario  {}: {}", a.scenario.name, a.scenario.purpose);
+    println!(
+        "workload  {} producers x {} payments, {} partitions, {} customers, a payment every {} ms, batches up to {}, {} ms of faults",
+        w.producers, w.payments_per_producer, w.partitions, w.customers, w.payment_interval_ms, w.max_batch_records, w.duration_ms
+    );
+    println!("seed      {}", a.seed);
+    println!(
+        "bugs      {}",
+        if a.bugs.is_empty() {
+            "none".to_string()
+        } else {
+            a.bugs.join(", ")
+        }
+    );
+    print_schedule(&a.fault_schedule);
+    if a.anomalies.is_empty() {
+        println!("no anomalies recorded");
+    } else {
+        print_anomalies(&a.anomalies);
+    }
+    println!("trace_hash {}", a.trace_hash);
+    println!("replay with: {}", Artifact::replay_command(path));
 }

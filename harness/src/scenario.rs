@@ -185,7 +185,8 @@ impl Scenario {
         Ok(scenario)
     }
 
-    fn validate(&self) -> Result<(), String> {
+    /// Checks every field; the error names the field.
+    pub fn validate(&self) -> Result<(), String> {
         let w = &self.workload;
         check(!self.name.is_empty(), "name must not be empty")?;
         check(

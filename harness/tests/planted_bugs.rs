@@ -61,3 +61,23 @@ fn the_store_dedup_bug_shows_as_a_store_duplicate_and_no_dedup_as_a_log_duplicat
     assert!(kinds(Bug::StoreNoDedup).contains(&"store-duplicate".to_string()));
     assert!(kinds(Bug::NoDedup).contains(&"log-duplicate".to_string()));
 }
+
+#[test]
+fn without_faults_every_planted_bug_passes() {
+    // Every bug is latent: only the faults that expose it make it fail.
+    let standard = Scenario::resolve("standard").unwrap();
+    for bug in Bug::ALL {
+        for seed in 0..3 {
+            let plan = RunPlan {
+                schedule: Vec::new(),
+                ..RunPlan::new(standard.clone(), seed, Bugs::NONE.with(bug))
+            };
+            let outcome = run(&plan);
+            assert!(
+                outcome.passed(),
+                "{bug} fails seed {seed} without faults: {:#?}",
+                outcome.anomalies
+            );
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! Failure artifacts: everything needed to replay a failing run, as one JSON file, and its
+//! careful loading (a missing, truncated or corrupt artifact is an error naming the problem).
+
+use crate::checker::Anomaly;
+use crate::faults::{Fault, FaultEntry};
+use crate::run::{RunOutcome, RunPlan};
+use crate::scenario::Scenario;
+use broker_under_test::cluster::{producer_name, BROKER, CONSUMER, STORE};
+use broker_under_test::{Bug, Bugs};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Artifact {
+    pub harness_version: String,
+    /// The resolved scenario, not only its name: the artifact replays even if the catalogue
+    /// changes.
+    pub scenario: Scenario,
+    pub seed: u64,
+    pub bugs: Vec<String>,
+    pub fault_schedule: Vec<FaultEntry>,
+    pub anomalies: Vec<Anomaly>,
+    pub trace_hash: String,
+}
+
+/// Why an artifact could not be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArtifactError(pub String);
+
+impl std::fmt::Display for ArtifactError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ArtifactError {}
+
+impl Artifact {
+    pub fn new(plan: &RunPlan, outcome: &RunOutcome) -> Artifact {
+        Artifact {
+            harness_version: env!("CARGO_PKG_VERSION").to_string(),
+            scenario: plan.scenario.clone(),
+            seed: plan.seed,
+            bugs: plan.bug_names(),
+            fault_schedule: plan.schedule.clone(),
+            anomalies: outcome.anomalies.clone(),
+            trace_hash: outcome.trace_hash.clone(),
+        }
+    }
+
+    /// The plan that replays this artifact: its scenario, seed, bugs and exact fault schedule.
+    pub fn plan(&self) -> Result<RunPlan, ArtifactError> {
+        let bugs = self
+            .bugs
+            .iter()
+            .map(|b| {
+                b.parse::<Bug>()
+                    .map_err(|e| ArtifactError(format!("artifact names {e}")))
+            })
+            .collect::<Result<Bugs, _>>()?;
+        Ok(RunPlan {
+            scenario: self.scenario.clone(),
+            seed: self.seed,
+            bugs,
+            schedule: self.fault_schedule.clone(),
+            plant_nondeterminism: false,
+        })
+    }
+
+    /// Reads and validates an artifact file.
+    pub fn load(path: &Path) -> Result<Artifact, ArtifactError> {
+        let shown = path.display();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ArtifactError(format!("cannot read artifact {shown}: {e}")))?;
+        let artifact: Artifact = serde_json::from_str(&text)
+            .map_err(|e| ArtifactError(format!("artifact {shown} is not a valid artifact: {e}")))?;
+        artifact
+            .validate()
+            .map_err(|e| ArtifactError(format!("artifact {shown}: {e}")))?;
+        Ok(artifact)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        self.scenario
+            .validate()
+            .map_err(|e| format!("scenario: {e}"))?;
+        self.plan().map_err(|e| e.to_string())?;
+        if self.trace_hash.len() != 32 || !self.trace_hash.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(format!(
+                "trace_hash '{}' is not 32 hex digits",
+                self.trace_hash
+            ));
+        }
+        let mut nodes = vec![BROKER.to_string(), STORE.to_string(), CONSUMER.to_string()];
+        nodes.extend((0..self.scenario.workload.producers).map(producer_name));
+        for (i, e) in self.fault_schedule.iter().enumerate() {
+            let known = |n: &str| nodes.iter().any(|k| k == n);
+            let target_ok = known(&e.target)
+                || (e.target == "*"
+                    && e.fault.is_network()
+                    && !matches!(e.fault, Fault::Partition { .. }));
+            if !target_ok {
+                return Err(format!(
+                    "fault_schedule[{i}]: unknown target '{}'",
+                    e.target
+                ));
+            }
+            match &e.fault {
+                Fault::Partition { peer, .. } if !known(peer) || *peer == e.target => {
+                    return Err(format!("fault_schedule[{i}]: bad partition peer '{peer}'"));
+                }
+                Fault::Loss { rate } | Fault::Duplicate { rate } if !(0.0..=1.0).contains(rate) => {
+                    return Err(format!(
+                        "fault_schedule[{i}]: rate {rate} is not a probability"
+                    ));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the artifact as pretty JSON.
+    pub fn save(&self, path: &Path) -> Result<(), ArtifactError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| ArtifactError(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let text = serde_json::to_string_pretty(self).expect("artifacts serialize");
+        std::fs::write(path, text + "\n")
+            .map_err(|e| ArtifactError(format!("cannot write artifact {}: {e}", path.display())))
+    }
+
+    /// Where `explore` files the artifact of a failing seed: one name per scenario, seed and
+    /// bug set, so sweeps with different bugs never overwrite each other's artifacts.
+    pub fn path_in(dir: &Path, plan: &RunPlan) -> PathBuf {
+        let mut name = format!("{}-seed-{}", plan.scenario.name, plan.seed);
+        for bug in plan.bugs.iter() {
+            name.push('-');
+            name.push_str(bug.name());
+        }
+        dir.join(name + ".json")
+    }
+
+    pub fn replay_command(path: &Path) -> String {
+        format!("harness replay {}", path.display())
+    }
+}

@@ -1,0 +1,350 @@
+//! The command line as scripts and people use it: failure artifacts that replay, shrink and
+//! show; sharded sweeps; and bad input that gets a message naming the problem and exit status 2.
+
+use std::path::Path;
+use std::process::Command;
+
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn harness(args: &[&str], dir: &Path) -> Out {
+    let out = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run harness");
+    Out {
+        code: out.status.code().expect("exit status"),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn json(out: &Out) -> serde_json::Value {
+    serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("no JSON ({e}): {}{}", out.stdout, out.stderr))
+}
+
+#[test]
+fn a_failure_found_by_explore_replays_shrinks_and_shows() {
+    let dir = tempfile::tempdir().unwrap();
+    let found = harness(
+        &[
+            "explore",
+            "--bug",
+            "store-no-dedup",
+            "--seeds",
+            "0..50",
+            "--json",
+        ],
+        dir.path(),
+    );
+    assert_eq!(found.code, 1, "{}{}", found.stdout, found.stderr);
+    let report = json(&found);
+    let failure = &report["failures"][0];
+    let artifact = failure["artifact"].as_str().unwrap();
+    assert_eq!(failure["replay"], format!("harness replay {artifact}"));
+    assert!(dir.path().join(artifact).exists());
+
+    let replayed = harness(&["replay", artifact, "--json"], dir.path());
+    assert_eq!(replayed.code, 1, "a reproduced failure exits 1");
+    let replayed = json(&replayed);
+    assert_eq!(replayed["reproduced"], true);
+    assert_eq!(replayed["same_trace_hash"], true);
+    assert_eq!(replayed["anomalies"], failure["anomalies"]);
+
+    let shrunk_path = dir.path().join("small.json");
+    let shrunk = harness(
+        &["shrink", artifact, "--out", shrunk_path.to_str().unwrap()],
+        dir.path(),
+    );
+    assert_eq!(shrunk.code, 0, "{}{}", shrunk.stdout, shrunk.stderr);
+    assert!(
+        shrunk.stdout.contains("before:") && shrunk.stdout.contains("after:"),
+        "{}",
+        shrunk.stdout
+    );
+    let original: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join(artifact)).unwrap()).unwrap();
+    let small: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&shrunk_path).unwrap()).unwrap();
+    let faults = |a: &serde_json::Value| a["fault_schedule"].as_array().unwrap().len();
+    assert!(
+        faults(&small) < faults(&original),
+        "{} faults, was {}",
+        faults(&small),
+        faults(&original)
+    );
+    let kind = &original["anomalies"][0]["kind"];
+    assert!(small["anomalies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| &a["kind"] == kind));
+    let again = harness(
+        &["replay", shrunk_path.to_str().unwrap(), "--json"],
+        dir.path(),
+    );
+    assert_eq!(again.code, 1);
+    assert_eq!(
+        json(&again)["same_trace_hash"],
+        true,
+        "the shrunk artifact replays exactly"
+    );
+
+    let shown = harness(&["show", artifact], dir.path());
+    assert_eq!(shown.code, 0);
+    for part in [
+        "scenario  standard",
+        "seed",
+        "bugs      store-no-dedup",
+        "fault schedule",
+        "store-duplicate",
+        "replay with",
+    ] {
+        assert!(
+            shown.stdout.contains(part),
+            "show lacks {part:?}:\n{}",
+            shown.stdout
+        );
+    }
+}
+
+#[test]
+fn run_writes_a_trace_and_an_artifact_and_a_passing_artifact_replays_as_no_longer_failing() {
+    let dir = tempfile::tempdir().unwrap();
+    let ran = harness(
+        &[
+            "run",
+            "--scenario",
+            "standard",
+            "--seed",
+            "4",
+            "--trace",
+            "t.jsonl",
+            "--artifact",
+            "a.json",
+        ],
+        dir.path(),
+    );
+    assert_eq!(ran.code, 0, "{}{}", ran.stdout, ran.stderr);
+    assert!(
+        ran.stdout.contains("fault schedule"),
+        "the plan is printed: {}",
+        ran.stdout
+    );
+    let trace = std::fs::read_to_string(dir.path().join("t.jsonl")).unwrap();
+    assert!(trace.lines().count() > 100);
+    assert!(trace
+        .lines()
+        .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()));
+    let replayed = harness(&["replay", "a.json"], dir.path());
+    assert_eq!(replayed.code, 0);
+    assert!(
+        replayed.stdout.contains("no longer fails"),
+        "{}",
+        replayed.stdout
+    );
+}
+
+#[test]
+fn a_failing_run_prints_a_timeline_before_its_first_anomaly() {
+    let dir = tempfile::tempdir().unwrap();
+    let ran = harness(
+        &[
+            "run",
+            "--scenario",
+            "standard",
+            "--seed",
+            "0",
+            "--bug",
+            "store-no-dedup",
+        ],
+        dir.path(),
+    );
+    assert_eq!(ran.code, 1);
+    assert!(
+        ran.stdout.contains("timeline before the first anomaly"),
+        "{}",
+        ran.stdout
+    );
+    assert!(
+        ran.stdout.contains(
+            "reproduce with: harness run --scenario standard --seed 0 --bug store-no-dedup"
+        ),
+        "{}",
+        ran.stdout
+    );
+}
+
+#[test]
+fn shards_cover_the_range_once_and_their_aggregates_merge_into_the_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let sweep = |extra: &[&str]| {
+        let mut args = vec!["explore", "--seeds", "0..9", "--json", "--jobs", "2"];
+        args.extend_from_slice(extra);
+        let out = harness(&args, dir.path());
+        assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+        json(&out)
+    };
+    let whole = sweep(&[]);
+    let shards: Vec<_> = (1..=3)
+        .map(|k| sweep(&["--shard", &format!("{k}/3")]))
+        .collect();
+    assert_eq!(
+        shards
+            .iter()
+            .map(|s| s["seeds_run"].as_u64().unwrap())
+            .sum::<u64>(),
+        9
+    );
+    let merged = shards.iter().fold(0u128, |acc, s| {
+        acc ^ u128::from_str_radix(s["aggregate_hash"].as_str().unwrap(), 16).unwrap()
+    });
+    assert_eq!(
+        format!("{merged:032x}"),
+        whole["aggregate_hash"].as_str().unwrap()
+    );
+    let one_job = harness(
+        &["explore", "--seeds", "0..9", "--json", "--jobs", "1"],
+        dir.path(),
+    );
+    assert_eq!(json(&one_job)["aggregate_hash"], whole["aggregate_hash"]);
+}
+
+/// Bad input: a message that names the problem, exit status 2, never a panic.
+fn rejects(args: &[&str], dir: &Path, names: &str) {
+    let out = harness(args, dir);
+    assert_eq!(
+        out.code, 2,
+        "{args:?} exited {}: {}{}",
+        out.code, out.stdout, out.stderr
+    );
+    assert!(
+        out.stderr.contains(names),
+        "{args:?}: the message should name {names:?}: {}",
+        out.stderr
+    );
+    assert!(
+        !out.stderr.contains("panicked"),
+        "{args:?} panicked: {}",
+        out.stderr
+    );
+}
+
+#[test]
+fn bad_input_is_named_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    rejects(
+        &["run", "--scenario", "nope", "--seed", "1"],
+        d,
+        "unknown scenario 'nope'",
+    );
+    rejects(
+        &["explore", "--scenario", "nope"],
+        d,
+        "unknown scenario 'nope'",
+    );
+    rejects(
+        &[
+            "run",
+            "--scenario",
+            "standard",
+            "--seed",
+            "1",
+            "--bug",
+            "no-such-bug",
+        ],
+        d,
+        "no-such-bug",
+    );
+    rejects(&["explore", "--seeds", "5..1"], d, "5..1");
+    rejects(&["explore", "--seeds", "x..y"], d, "'x'");
+    rejects(&["explore", "--seeds", "12"], d, "'12' is not a seed range");
+    rejects(
+        &["explore", "--shard", "4/3"],
+        d,
+        "shard 4/3 is out of range",
+    );
+    rejects(
+        &["explore", "--shard", "0/3"],
+        d,
+        "shard 0/3 is out of range",
+    );
+    rejects(&["explore", "--jobs", "0"], d, "--jobs");
+    rejects(&["run", "--scenario", "standard", "--seed", "-3"], d, "-3");
+
+    std::fs::write(
+        d.join("bad.toml"),
+        "name = \"bad\"\npurpose = \"x\"\n[workload]\nproducers = 0\n",
+    )
+    .unwrap();
+    rejects(
+        &["run", "--scenario", "bad.toml", "--seed", "1"],
+        d,
+        "bad.toml",
+    );
+    std::fs::write(
+        d.join("zero.toml"),
+        include_str!("../../scenarios/standard.toml").replace("producers = 3", "producers = 0"),
+    )
+    .unwrap();
+    rejects(
+        &["run", "--scenario", "zero.toml", "--seed", "1"],
+        d,
+        "workload.producers",
+    );
+
+    rejects(
+        &["replay", "missing.json"],
+        d,
+        "cannot read artifact missing.json",
+    );
+    rejects(&["show", "missing.json"], d, "missing.json");
+    let ran = harness(
+        &[
+            "run",
+            "--scenario",
+            "standard",
+            "--seed",
+            "2",
+            "--artifact",
+            "good.json",
+        ],
+        d,
+    );
+    assert_eq!(ran.code, 0);
+    let good = std::fs::read_to_string(d.join("good.json")).unwrap();
+    std::fs::write(d.join("truncated.json"), &good[..good.len() / 2]).unwrap();
+    rejects(
+        &["replay", "truncated.json"],
+        d,
+        "truncated.json is not a valid artifact",
+    );
+    rejects(&["shrink", "truncated.json"], d, "truncated.json");
+    std::fs::write(
+        d.join("target.json"),
+        good.replacen("\"target\": \"broker\"", "\"target\": \"mainframe\"", 1)
+            .replacen("\"target\": \"store\"", "\"target\": \"mainframe\"", 1),
+    )
+    .unwrap();
+    rejects(&["replay", "target.json"], d, "unknown target 'mainframe'");
+    std::fs::write(
+        d.join("bug.json"),
+        good.replacen("\"bugs\": []", "\"bugs\": [\"imaginary\"]", 1),
+    )
+    .unwrap();
+    rejects(&["replay", "bug.json"], d, "imaginary");
+    std::fs::write(d.join("garbage.json"), "\u{0}\u{1}not json at all").unwrap();
+    rejects(
+        &["show", "garbage.json"],
+        d,
+        "garbage.json is not a valid artifact",
+    );
+    // Nothing already recorded is lost: the good artifact is untouched by the failed commands.
+    assert_eq!(std::fs::read_to_string(d.join("good.json")).unwrap(), good);
+}
