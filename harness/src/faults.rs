@@ -5,7 +5,9 @@
 //! shrunk entry by entry. Per-message draws (which message a loss window drops) come from the
 //! run's network generator while the entry is active.
 
-use crate::scenario::{Range, Scenario};
+use crate::scenario::{
+    CrashSpec, DelaySpec, FaultSpec, PartitionSpec, Range, RateSpec, Scenario, WindowSpec,
+};
 use broker_under_test::cluster::{producer_name, BROKER, CONSUMER, STORE};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -119,7 +121,13 @@ fn draw_f64(rng: &mut ChaCha8Rng, r: &Range<f64>) -> f64 {
 /// Draws a run's fault schedule. The order of draws is fixed (kind by kind, as listed here), so
 /// the same seed gives the same schedule on every machine.
 pub fn generate(scenario: &Scenario, rng: &mut ChaCha8Rng) -> FaultSchedule {
-    let f = &scenario.faults;
+    let swarmed;
+    let f = if scenario.faults.swarm {
+        swarmed = swarm(&scenario.faults, rng);
+        &swarmed
+    } else {
+        &scenario.faults
+    };
     let w = &scenario.workload;
     let producers: Vec<String> = (0..w.producers).map(producer_name).collect();
     let mut nodes = vec![BROKER.to_string(), STORE.to_string(), CONSUMER.to_string()];
@@ -223,6 +231,69 @@ pub fn generate(scenario: &Scenario, rng: &mut ChaCha8Rng) -> FaultSchedule {
     schedule
 }
 
+/// One seed's swarm: every configured fault kind on with probability 1/2 (at least one on),
+/// and each kept kind's counts and rates scaled by its own factor in [0.25, 1].
+fn swarm(spec: &FaultSpec, rng: &mut ChaCha8Rng) -> FaultSpec {
+    const KINDS: usize = 9;
+    let mut on: [bool; KINDS] = std::array::from_fn(|_| rng.random_bool(0.5));
+    if !on.contains(&true) {
+        on[rng.random_range(0..KINDS)] = true;
+    }
+    let mut factor = || rng.random_range(0.25..=1.0f64);
+    let count = |c: &Range<u32>, k: f64| [c[0], c[0].max((f64::from(c[1]) * k).round() as u32)];
+    let keep = |i: usize| on[i];
+    let crash = |c: &Option<CrashSpec>, i: usize, k: f64| {
+        c.as_ref().filter(|_| keep(i)).map(|c| CrashSpec {
+            count: count(&c.count, k),
+            down_ms: c.down_ms,
+        })
+    };
+    let k: [f64; KINDS] = std::array::from_fn(|_| factor());
+    FaultSpec {
+        swarm: false,
+        broker_crash: crash(&spec.broker_crash, 0, k[0]),
+        producer_crash: crash(&spec.producer_crash, 1, k[1]),
+        consumer_crash: crash(&spec.consumer_crash, 2, k[2]),
+        store_crash: crash(&spec.store_crash, 3, k[3]),
+        pause: spec.pause.as_ref().filter(|_| keep(4)).map(|p| WindowSpec {
+            count: count(&p.count, k[4]),
+            duration_ms: p.duration_ms,
+        }),
+        partition: spec
+            .partition
+            .as_ref()
+            .filter(|_| keep(5))
+            .map(|p| PartitionSpec {
+                count: count(&p.count, k[5]),
+                ..p.clone()
+            }),
+        loss: spec.loss.as_ref().filter(|_| keep(6)).map(|r| RateSpec {
+            count: count(&r.count, k[6]),
+            rate: [r.rate[0] * k[6], r.rate[1] * k[6]],
+            duration_ms: r.duration_ms,
+        }),
+        duplicate: spec
+            .duplicate
+            .as_ref()
+            .filter(|_| keep(7))
+            .map(|r| RateSpec {
+                count: count(&r.count, k[7]),
+                rate: [r.rate[0] * k[7], r.rate[1] * k[7]],
+                duration_ms: r.duration_ms,
+            }),
+        delay: spec.delay.as_ref().filter(|_| keep(8)).map(|d| DelaySpec {
+            count: count(&d.count, k[8]),
+            spread_ms: [
+                d.spread_ms[0],
+                d.spread_ms[0].max((d.spread_ms[1] as f64 * k[8]) as u64),
+            ],
+            duration_ms: d.duration_ms,
+        }),
+        torn_write_probability: spec.torn_write_probability,
+        garble_probability: spec.garble_probability,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -252,6 +323,27 @@ mod tests {
         for kind in ["broker", "producer-", "consumer", "store"] {
             assert!(crashed(kind), "no {kind} crash in {schedule:#?}");
         }
+    }
+
+    #[test]
+    fn swarm_seeds_differ_in_which_fault_kinds_are_on() {
+        let swarm = Scenario::resolve("swarm").unwrap();
+        let kinds = |seed| -> std::collections::BTreeSet<&'static str> {
+            generate(&swarm, &mut ChaCha8Rng::seed_from_u64(seed))
+                .iter()
+                .map(|e| e.fault.kind())
+                .collect()
+        };
+        let sets: std::collections::BTreeSet<_> = (0..20).map(kinds).collect();
+        assert!(
+            sets.len() >= 5,
+            "20 swarm seeds gave only {} kind sets: {sets:?}",
+            sets.len()
+        );
+        assert!(
+            sets.iter().all(|s| s.len() < 6),
+            "no seed has every kind on: {sets:?}"
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use broker_under_test::{Bug, Bugs};
 use clap::{Parser, Subcommand};
 use harness::artifact::Artifact;
 use harness::checker::Anomaly;
-use harness::explore::{sweep, Sweep, SweepReport};
+use harness::explore::{merge_aggregates, sweep, Sweep, SweepReport};
 use harness::run::{run, RunOutcome, RunPlan};
 use harness::scenario::Scenario;
 use harness::{shrink, timeline};
@@ -107,6 +107,14 @@ enum Command {
     },
     /// Prints a failure artifact for a person: scenario, seed, bugs, fault schedule, anomalies.
     Show { artifact: PathBuf },
+    /// Merges the `explore --json` reports of disjoint shards into the whole sweep's totals and
+    /// aggregate hash; exits 1 if any shard failed.
+    Merge {
+        #[arg(required = true)]
+        reports: Vec<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn parse_seeds(s: &str) -> Result<Range<u64>, String> {
@@ -265,6 +273,7 @@ fn dispatch(command: Command) -> Result<ExitCode, Failure> {
             trace,
         } => replay(&artifact, json, trace.as_deref()),
         Command::Shrink { artifact, out } => shrink_artifact(&artifact, out),
+        Command::Merge { reports, json } => merge(&reports, json),
         Command::Show { artifact } => {
             let a = Artifact::load(&artifact).map_err(bad)?;
             show(&a, &artifact);
@@ -643,4 +652,62 @@ fn show(a: &Artifact, path: &Path) {
     }
     println!("trace_hash {}", a.trace_hash);
     println!("replay with: {}", Artifact::replay_command(path));
+}
+
+fn merge(paths: &[PathBuf], json: bool) -> Result<ExitCode, Failure> {
+    let mut reports = Vec::new();
+    for path in paths {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| bad(format!("cannot read report {}: {e}", path.display())))?;
+        let report: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+            bad(format!(
+                "report {} is not explore --json output: {e}",
+                path.display()
+            ))
+        })?;
+        let field = |name: &str| report.get(name).is_some();
+        if !(field("seeds_run") && field("passed") && field("failed") && field("aggregate_hash")) {
+            return Err(bad(format!(
+                "report {} lacks seeds_run, passed, failed or aggregate_hash",
+                path.display()
+            )));
+        }
+        reports.push(report);
+    }
+    let sum = |name: &str| {
+        reports
+            .iter()
+            .map(|r| r[name].as_u64().unwrap_or(0))
+            .sum::<u64>()
+    };
+    let hashes: Vec<&str> = reports
+        .iter()
+        .map(|r| r["aggregate_hash"].as_str().unwrap_or(""))
+        .collect();
+    let aggregate_hash = merge_aggregates(hashes).map_err(bad)?;
+    let failures: Vec<&serde_json::Value> = reports
+        .iter()
+        .flat_map(|r| r["failures"].as_array().into_iter().flatten())
+        .collect();
+    let (seeds_run, passed, failed) = (sum("seeds_run"), sum("passed"), sum("failed"));
+    if json {
+        print_json(
+            &json!({"seeds_run": seeds_run, "passed": passed, "failed": failed, "failures": failures, "aggregate_hash": aggregate_hash}),
+        )?;
+    } else {
+        println!(
+            "merged {} reports: {seeds_run} seeds, {passed} passed, {failed} failed",
+            reports.len()
+        );
+        println!("aggregate_hash {aggregate_hash}");
+        for f in &failures {
+            println!(
+                "FAIL {} seed {}: replay with: {}",
+                f["scenario"].as_str().unwrap_or("?"),
+                f["seed"],
+                f["replay"].as_str().unwrap_or("?")
+            );
+        }
+    }
+    Ok(verdict_code(failed == 0))
 }

@@ -44,6 +44,10 @@ pub struct WorkloadSpec {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FaultSpec {
+    /// Swarm testing: each seed switches every fault kind below on or off (each on with
+    /// probability 1/2, at least one on) and scales its counts and rates by a factor of its own.
+    #[serde(default)]
+    pub swarm: bool,
     pub broker_crash: Option<CrashSpec>,
     pub producer_crash: Option<CrashSpec>,
     pub consumer_crash: Option<CrashSpec>,

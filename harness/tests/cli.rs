@@ -208,6 +208,27 @@ fn shards_cover_the_range_once_and_their_aggregates_merge_into_the_whole() {
         format!("{merged:032x}"),
         whole["aggregate_hash"].as_str().unwrap()
     );
+    for (k, shard) in shards.iter().enumerate() {
+        std::fs::write(
+            dir.path().join(format!("shard-{k}.json")),
+            shard.to_string(),
+        )
+        .unwrap();
+    }
+    let merged_cli = harness(
+        &[
+            "merge",
+            "shard-0.json",
+            "shard-1.json",
+            "shard-2.json",
+            "--json",
+        ],
+        dir.path(),
+    );
+    assert_eq!(merged_cli.code, 0, "{}", merged_cli.stderr);
+    let merged_cli = json(&merged_cli);
+    assert_eq!(merged_cli["aggregate_hash"], whole["aggregate_hash"]);
+    assert_eq!(merged_cli["seeds_run"], 9);
     let one_job = harness(
         &["explore", "--seeds", "0..9", "--json", "--jobs", "1"],
         dir.path(),
@@ -345,6 +366,12 @@ fn bad_input_is_named_and_exits_2() {
         d,
         "garbage.json is not a valid artifact",
     );
+    rejects(
+        &["merge", "garbage.json"],
+        d,
+        "garbage.json is not explore --json output",
+    );
+    rejects(&["merge", "good.json"], d, "good.json lacks");
     // Nothing already recorded is lost: the good artifact is untouched by the failed commands.
     assert_eq!(std::fs::read_to_string(d.join("good.json")).unwrap(), good);
 }
