@@ -95,6 +95,9 @@ pub async fn run_broker(ctx: NodeCtx, cfg: BrokerConfig) -> Result<(), NodeError
                 None => break,
             }
         }
+        if group.len() > 1 {
+            ctx.probe("group-commit");
+        }
         let mut responses = Vec::with_capacity(group.len());
         {
             let mut broker = broker.lock().await;
@@ -134,7 +137,11 @@ impl Broker {
         let mut logs = Vec::new();
         let mut tables = Vec::new();
         for partition in 0..cfg.partitions {
-            let (log, recovery) = PartitionLog::open(storage, partition).await?;
+            let cut_tail = !ctx.bug(Bug::TornTailKept);
+            let (log, recovery) = PartitionLog::open(storage, partition, cut_tail).await?;
+            if recovery.truncated_bytes > 0 && cut_tail {
+                ctx.probe("torn-tail-truncated");
+            }
             let snapshot = storage.read(&snapshot_file(partition)).await?;
             let (table, rebuild) = if ctx.bug(Bug::ProducerStateNotRebuilt) {
                 (
@@ -142,8 +149,15 @@ impl Broker {
                     Default::default(),
                 )
             } else {
-                SequenceTable::rebuild(Some(&snapshot), log.batches(), window)
+                let trust = ctx.bug(Bug::SnapshotAheadOfLog);
+                SequenceTable::rebuild(Some(&snapshot), log.batches(), window, trust)
             };
+            if rebuild.snapshot_offset.is_some() {
+                ctx.probe("snapshot-used");
+            }
+            if rebuild.batches_replayed > 0 {
+                ctx.probe("producer-state-replayed-from-log");
+            }
             ctx.record(Event::LogRecovered {
                 partition,
                 log_end: log.log_end(),
@@ -184,6 +198,9 @@ impl Broker {
                 match self.registry.init(&producer_key, boot) {
                     Err(code) => Response::Error(code),
                     Ok(outcome) => {
+                        if !outcome.changed {
+                            ctx.probe("init-producer-id-retried");
+                        }
                         if outcome.changed {
                             storage
                                 .replace(REGISTRY_FILE, &self.registry.encode())
@@ -286,6 +303,9 @@ impl Broker {
             Ok(Response::Error(error))
         };
         if let Err(code) = self.registry.check_epoch(producer_id, epoch) {
+            if code == ErrorCode::ProducerFenced {
+                ctx.probe("zombie-fenced");
+            }
             return reject(code);
         }
         let check = if ctx.bug(Bug::NoDedup) {
@@ -294,14 +314,23 @@ impl Broker {
             self.tables[p].check(producer_id, base_seq, count)
         };
         match check {
-            SeqCheck::OutOfOrder { expected } => reject(ErrorCode::OutOfOrderSequence { expected }),
+            SeqCheck::OutOfOrder { expected } => {
+                ctx.probe("out-of-order-rejected");
+                reject(ErrorCode::OutOfOrderSequence { expected })
+            }
             SeqCheck::Duplicate { base_offset } => {
+                ctx.probe("duplicate-batch-answered");
                 ctx.record(Event::DuplicateBatch {
                     partition,
                     producer_id,
                     base_seq,
                     base_offset,
                 });
+                if ctx.bug(Bug::DuplicateGetsLogEndOffset) {
+                    return Ok(Response::Produced {
+                        base_offset: self.logs[p].log_end(),
+                    });
+                }
                 Ok(Response::Produced { base_offset })
             }
             SeqCheck::Append => {
@@ -320,6 +349,9 @@ impl Broker {
                     base_offset,
                     count,
                 });
+                if ctx.bug(Bug::SnapshotAheadOfLog) {
+                    self.snapshot(ctx, partition).await?;
+                }
                 Ok(Response::Produced { base_offset })
             }
         }

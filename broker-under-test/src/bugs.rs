@@ -9,23 +9,23 @@ use std::str::FromStr;
 /// One planted bug. The kebab-case name is what users pass to `--bug`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Bug {
-    /// The broker appends every batch, ignoring producer id and sequence numbers: a broker that
-    /// never enabled idempotence (Kafka before `enable.idempotence`). Exposed by a lost produce
-    /// acknowledgement and the producer's retry.
+    /// The broker appends every batch, ignoring producer id and sequence numbers: a broker
+    /// without idempotence. Seen as duplicates on broker restarts with retrying producers
+    /// (IBM/sarama#1965). Exposed by a lost produce acknowledgement and the producer's retry.
     NoDedup,
-    /// The broker remembers only the last batch per producer instead of the last five, so a retry
-    /// of an older in-flight batch is rejected as out of order and the producer is stuck
-    /// (the class behind KAFKA-5793). Exposed by several lost acknowledgements in a row.
+    /// The broker remembers only the last batch per producer instead of the last five, so a
+    /// retry of an older in-flight batch is rejected as out of order and the producer is stuck
+    /// (the OUT_OF_ORDER_SEQUENCE_NUMBER dead end of platformatic/kafka#309). Exposed by several
+    /// lost acknowledgements in a row.
     DedupWindow1,
     /// The broker acknowledges a produce before the batch is synced, like a log that trusts the
-    /// page cache (Kafka's default `flush.messages`, fine only with replication). Exposed by a
-    /// broker crash that loses unsynced writes after the acknowledgement.
+    /// page cache. Exposed by a broker crash that loses unsynced writes after the ack.
     AckBeforeSync,
     /// After a restart the broker starts with empty producer state instead of rebuilding it from
     /// the snapshot and the log, and, as Kafka does for a producer whose state expired, accepts
-    /// any sequence from a producer it has no state for (the class of KAFKA-6361 and the
-    /// UNKNOWN_PRODUCER_ID duplicates). Exposed by a broker crash followed by a retried batch or
-    /// a producer restart.
+    /// any sequence from a producer it has no state for (platformatic/kafka#309: a broker that
+    /// lost producer state; AutoMQ/automq#437: idempotent duplicates after reassignment).
+    /// Exposed by a broker crash followed by a retried batch or a producer restart.
     ProducerStateNotRebuilt,
     /// The consumer commits its offset before the store has applied the records: at-most-once
     /// delivery by accident. Exposed by a consumer crash between the commit and the apply.
@@ -33,17 +33,49 @@ pub enum Bug {
     /// The store applies every delivery instead of deduplicating by payment id. Exposed by a
     /// consumer restart that re-delivers records after its committed offset.
     StoreNoDedup,
+    /// A producer whose request timed out re-sends the batch's records under a new sequence
+    /// number, as a client that re-batches on retry does (librdkafka#4953 discusses the epoch
+    /// bump and sequence reset that cause such duplicates). Exposed by a lost acknowledgement:
+    /// the original batch is in the log, the retry is a new batch.
+    RetryWithNewSequence,
+    /// The broker answers a retried duplicate with the current log end instead of the
+    /// duplicate's original offset, so the producer records where its payment is not. Exposed
+    /// by a lost acknowledgement and a retry.
+    DuplicateGetsLogEndOffset,
+    /// The broker snapshots producer state at every append, before the batch is synced, and
+    /// trusts the snapshot on recovery even when it covers more than the recovered log.
+    /// Exposed by a broker crash that loses unsynced appends: a retry of a lost batch is then
+    /// answered as a duplicate and acknowledged, though it is in no log.
+    SnapshotAheadOfLog,
+    /// Log recovery stops at a torn tail but does not cut it off, so later appends land after
+    /// the garbage and the next recovery loses them (pmcfadin/cqlite#1390,
+    /// marmos91/dittofs#2230, amelielabs/amelie#17). Exposed by a torn broker crash followed by
+    /// more appends and another crash.
+    TornTailKept,
+    /// The consumer commits one past the next offset to read (an off-by-one on Kafka's
+    /// "committed offset is the next one to read" rule). Exposed by a consumer restart, which
+    /// then skips a record.
+    CommitSkipsOne,
+    /// The store acknowledges an apply before its row is synced (a non-durable commit at the
+    /// sink). Exposed by a store crash after the consumer has committed past the payment.
+    StoreAckBeforeSync,
 }
 
 impl Bug {
     /// Every planted bug, in catalogue order.
-    pub const ALL: [Bug; 6] = [
+    pub const ALL: [Bug; 12] = [
         Bug::NoDedup,
         Bug::DedupWindow1,
         Bug::AckBeforeSync,
         Bug::ProducerStateNotRebuilt,
         Bug::CommitBeforeApply,
         Bug::StoreNoDedup,
+        Bug::RetryWithNewSequence,
+        Bug::DuplicateGetsLogEndOffset,
+        Bug::SnapshotAheadOfLog,
+        Bug::TornTailKept,
+        Bug::CommitSkipsOne,
+        Bug::StoreAckBeforeSync,
     ];
 
     pub fn name(self) -> &'static str {
@@ -54,6 +86,12 @@ impl Bug {
             Bug::ProducerStateNotRebuilt => "producer-state-not-rebuilt",
             Bug::CommitBeforeApply => "commit-before-apply",
             Bug::StoreNoDedup => "store-no-dedup",
+            Bug::RetryWithNewSequence => "retry-with-new-sequence",
+            Bug::DuplicateGetsLogEndOffset => "duplicate-gets-log-end-offset",
+            Bug::SnapshotAheadOfLog => "snapshot-ahead-of-log",
+            Bug::TornTailKept => "torn-tail-kept",
+            Bug::CommitSkipsOne => "commit-skips-one",
+            Bug::StoreAckBeforeSync => "store-ack-before-sync",
         }
     }
 
@@ -66,6 +104,12 @@ impl Bug {
             Bug::ProducerStateNotRebuilt => "broker forgets producer state on restart; exposed by a broker crash and a retry or producer restart",
             Bug::CommitBeforeApply => "consumer commits its offset before the store applied; exposed by a consumer crash",
             Bug::StoreNoDedup => "store applies every delivery, not once per payment id; exposed by a consumer restart",
+            Bug::RetryWithNewSequence => "producer re-sends a timed-out batch under a new sequence; exposed by a lost ack",
+            Bug::DuplicateGetsLogEndOffset => "broker answers a duplicate with the log end, not its offset; exposed by a lost ack",
+            Bug::SnapshotAheadOfLog => "broker snapshots producer state before the sync and trusts it; exposed by a broker crash",
+            Bug::TornTailKept => "log recovery leaves a torn tail in place; exposed by a torn broker crash and more appends",
+            Bug::CommitSkipsOne => "consumer commits one past the next offset; exposed by a consumer restart",
+            Bug::StoreAckBeforeSync => "store acks an apply before syncing it; exposed by a store crash",
         }
     }
 }

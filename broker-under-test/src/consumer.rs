@@ -36,6 +36,9 @@ pub async fn run_consumer(ctx: NodeCtx, cfg: ConsumerConfig) -> Result<(), NodeE
             Response::OffsetFetched { offset } => offset.unwrap_or(0),
             _ => 0,
         };
+        if offset > 0 {
+            ctx.probe("consumer-resumed-from-commit");
+        }
         ctx.record(Event::ConsumerResumed { partition, offset });
         positions.push(offset);
     }
@@ -54,6 +57,12 @@ pub async fn run_consumer(ctx: NodeCtx, cfg: ConsumerConfig) -> Result<(), NodeE
             };
             let Some(last) = records.last() else { continue };
             let next = last.offset + 1;
+            // The planted `commit-skips-one` commits one past the next offset to read.
+            let committed = if ctx.bug(Bug::CommitSkipsOne) {
+                next + 1
+            } else {
+                next
+            };
             fetched_any = true;
             ctx.record(Event::Fetched {
                 partition,
@@ -64,13 +73,13 @@ pub async fn run_consumer(ctx: NodeCtx, cfg: ConsumerConfig) -> Result<(), NodeE
                     .collect(),
             });
             if ctx.bug(Bug::CommitBeforeApply) {
-                commit(&ctx, &cfg, partition, next).await;
+                commit(&ctx, &cfg, partition, committed).await;
             }
             for record in records {
                 apply(&ctx, &cfg, partition, record).await;
             }
             if !ctx.bug(Bug::CommitBeforeApply) {
-                commit(&ctx, &cfg, partition, next).await;
+                commit(&ctx, &cfg, partition, committed).await;
             }
             positions[p] = next;
         }

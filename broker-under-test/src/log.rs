@@ -121,15 +121,18 @@ pub struct LogRecovery {
 
 impl PartitionLog {
     /// Opens the partition's log, cutting off (durably) a torn or corrupt tail.
+    /// With `cut_tail == false` (the planted `torn-tail-kept`) the invalid tail stays in the
+    /// file and later appends land after it.
     pub async fn open(
         storage: &dyn Storage,
         partition: u32,
+        cut_tail: bool,
     ) -> Result<(PartitionLog, LogRecovery), StorageError> {
         let file = log_file(partition);
         let bytes = storage.read(&file).await?;
         let recovered = recover_log(&bytes);
         let truncated_bytes = (bytes.len() - recovered.valid_len) as u64;
-        if truncated_bytes > 0 {
+        if truncated_bytes > 0 && cut_tail {
             storage.truncate(&file, recovered.valid_len).await?;
         }
         let log = PartitionLog {

@@ -43,6 +43,15 @@ impl NodeCtx {
         self.observer.record(&self.name, event);
     }
 
+    /// Marks that a rare path that matters was taken (see [`crate::observe::PROBES`]).
+    pub fn probe(&self, name: &'static str) {
+        debug_assert!(
+            crate::observe::PROBES.iter().any(|(p, _)| *p == name),
+            "unknown probe {name}"
+        );
+        self.observer.probe(&self.name, name);
+    }
+
     pub fn bug(&self, bug: Bug) -> bool {
         self.bugs.has(bug)
     }

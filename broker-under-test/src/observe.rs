@@ -148,7 +148,65 @@ pub enum Event {
 /// the node name; [`NullObserver`] discards them.
 pub trait Observer: Send + Sync {
     fn record(&self, node: &str, event: Event);
+
+    /// A "sometimes" assertion (FoundationDB's code probes, Antithesis's `sometimes`): the node
+    /// took a rare path that matters. Probes are counted, not recorded in the history.
+    fn probe(&self, _node: &str, _name: &'static str) {}
 }
+
+/// Every probe, with the path it marks. A sweep that never hits one has not tested that path.
+pub const PROBES: &[(&str, &str)] = &[
+    (
+        "duplicate-batch-answered",
+        "broker: a retried batch matched a retained one and got its original offset",
+    ),
+    (
+        "out-of-order-rejected",
+        "broker: a batch with a sequence gap was rejected",
+    ),
+    (
+        "zombie-fenced",
+        "broker: a produce of an older epoch (a dead incarnation's) was fenced",
+    ),
+    (
+        "init-producer-id-retried",
+        "broker: a retried InitProducerId was answered without a second bump",
+    ),
+    ("group-commit", "broker: several requests shared one sync"),
+    (
+        "torn-tail-truncated",
+        "broker: recovery cut a torn or corrupt log tail",
+    ),
+    (
+        "snapshot-used",
+        "broker: recovery started from a producer-state snapshot",
+    ),
+    (
+        "producer-state-replayed-from-log",
+        "broker: recovery replayed batches after the snapshot",
+    ),
+    (
+        "outbox-torn-tail-dropped",
+        "producer: recovery cut a torn outbox tail",
+    ),
+    (
+        "batch-resent-after-restart",
+        "producer: a persisted batch above the broker's last sequence was resent",
+    ),
+    (
+        "batch-known-in-log-after-restart",
+        "producer: InitProducerId showed a persisted batch already in the log",
+    ),
+    (
+        "consumer-resumed-from-commit",
+        "consumer: restarted from a committed offset past 0",
+    ),
+    (
+        "store-dedup-hit",
+        "store: a re-delivered payment was recognised as applied",
+    ),
+    ("store-torn-row-dropped", "store: recovery cut a torn row"),
+];
 
 /// Discards every event.
 pub struct NullObserver;

@@ -24,11 +24,13 @@
 //! A stale InitProducerId (lower boot) is itself fenced, so a delayed init of a dead incarnation
 //! cannot bump the epoch under the live one.
 
+use crate::bugs::Bug;
 use crate::codec::{
     frame, scan_frames, DecodeError, ErrorCode, Payment, Reader, Request, Response, Tail, Writer,
 };
 use crate::node::{CallFailure, NodeCtx, NodeError, RetryPolicy};
 use crate::observe::Event;
+use crate::transport::CallError;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::VecDeque;
@@ -266,6 +268,7 @@ pub async fn run_producer(ctx: NodeCtx, cfg: ProducerConfig) -> Result<(), NodeE
     let torn_bytes = (bytes.len() - outbox.valid_len) as u64;
     if torn_bytes > 0 {
         storage.truncate(OUTBOX_FILE, outbox.valid_len).await?;
+        ctx.probe("outbox-torn-tail-dropped");
     }
     let boot = outbox.boot + 1;
     storage.append(OUTBOX_FILE, &encode_boot(boot)).await?;
@@ -311,12 +314,14 @@ pub async fn run_producer(ctx: NodeCtx, cfg: ProducerConfig) -> Result<(), NodeE
                 .iter()
                 .map(|&n| outbox.payments[n as usize].id.clone())
                 .collect();
+            ctx.probe("batch-known-in-log-after-restart");
             ctx.record(Event::BatchRecoveredAsAcked {
                 partition: batch.partition,
                 base_seq: batch.base_seq,
                 payments,
             });
         } else {
+            ctx.probe("batch-resent-after-restart");
             inner.resend[p].push_back(SendBatch {
                 partition: batch.partition,
                 base_seq: batch.base_seq,
@@ -493,7 +498,7 @@ async fn partition_sender(shared: Arc<Shared>, partition: u32) {
 }
 
 /// Sends one batch until the broker acknowledges it (or this incarnation is fenced).
-async fn send_until_acked(shared: Arc<Shared>, batch: SendBatch, index: u64) {
+async fn send_until_acked(shared: Arc<Shared>, mut batch: SendBatch, index: u64) {
     let cfg = &shared.cfg;
     let records: Vec<Payment> = {
         let inner = shared.inner();
@@ -504,7 +509,7 @@ async fn send_until_acked(shared: Arc<Shared>, batch: SendBatch, index: u64) {
             .collect()
     };
     let count = records.len() as u32;
-    let request = Request::Produce {
+    let mut request = Request::Produce {
         partition: batch.partition,
         producer_id: shared.producer_id,
         epoch: shared.epoch,
@@ -552,11 +557,22 @@ async fn send_until_acked(shared: Arc<Shared>, batch: SendBatch, index: u64) {
             Err(CallFailure::Transport(e)) => e.to_string(),
             Err(e) => e.to_string(),
         };
+        let timed_out = error == CallError::Timeout.to_string();
         shared.ctx.record(Event::ProduceFailed {
             partition: batch.partition,
             base_seq: batch.base_seq,
             error,
         });
+        if timed_out && shared.ctx.bug(Bug::RetryWithNewSequence) {
+            // The planted bug: the retry goes out as a new batch, though the first may be in.
+            let mut inner = shared.inner();
+            let p = batch.partition as usize;
+            batch.base_seq = inner.next_seq[p];
+            inner.next_seq[p] += count;
+            if let Request::Produce { base_seq, .. } = &mut request {
+                *base_seq = batch.base_seq;
+            }
+        }
         attempt += 1;
         let backoff = cfg.retry.backoff(attempt);
         let jitter = shared

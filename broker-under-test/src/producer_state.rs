@@ -311,17 +311,21 @@ impl SequenceTable {
 
     /// Rebuilds a partition's table after a crash: from the snapshot if it is usable (it decodes
     /// and covers no more than the recovered log), then every batch of the log after it.
+    ///
+    /// `trust_snapshot_beyond_log` is the planted `snapshot-ahead-of-log`: it keeps a snapshot
+    /// that covers more than the recovered log, so state claims batches the log lost.
     pub fn rebuild(
         snapshot: Option<&[u8]>,
         log: &[StoredBatch],
         window: usize,
+        trust_snapshot_beyond_log: bool,
     ) -> (SequenceTable, Rebuild) {
         let log_end = log.last().map_or(0, StoredBatch::next_offset);
         // None: no snapshot; Some(None): one exists but is unusable; Some(Some(_)): used.
         let decoded = snapshot.filter(|bytes| !bytes.is_empty()).map(|bytes| {
             SequenceTable::decode_snapshot(bytes, window)
                 .ok()
-                .filter(|(offset, _)| *offset <= log_end)
+                .filter(|(offset, _)| *offset <= log_end || trust_snapshot_beyond_log)
         });
         let snapshot_rejected = matches!(decoded, Some(None));
         let usable = decoded.flatten();
@@ -482,7 +486,7 @@ mod tests {
         let mut at_two = SequenceTable::new(DEDUP_WINDOW);
         at_two.record(1, 0, 0, 2, 0);
         let snapshot = at_two.encode_snapshot(2);
-        let (table, how) = SequenceTable::rebuild(Some(&snapshot), &log, DEDUP_WINDOW);
+        let (table, how) = SequenceTable::rebuild(Some(&snapshot), &log, DEDUP_WINDOW, false);
         assert_eq!(
             how,
             Rebuild {
@@ -491,7 +495,7 @@ mod tests {
                 batches_replayed: 2
             }
         );
-        let (from_scratch, _) = SequenceTable::rebuild(None, &log, DEDUP_WINDOW);
+        let (from_scratch, _) = SequenceTable::rebuild(None, &log, DEDUP_WINDOW, false);
         assert_eq!(table, from_scratch);
         assert_eq!(table.check(1, 2, 2), SeqCheck::Duplicate { base_offset: 2 });
     }
@@ -505,7 +509,7 @@ mod tests {
         ahead.record(1, 0, 0, 2, 0);
         ahead.record(1, 0, 2, 2, 2);
         let snapshot = ahead.encode_snapshot(4);
-        let (table, how) = SequenceTable::rebuild(Some(&snapshot), &log, DEDUP_WINDOW);
+        let (table, how) = SequenceTable::rebuild(Some(&snapshot), &log, DEDUP_WINDOW, false);
         assert!(how.snapshot_rejected);
         assert_eq!(how.snapshot_offset, None);
         assert_eq!(table.check(1, 2, 2), SeqCheck::Append);
@@ -517,7 +521,7 @@ mod tests {
         let mut snapshot = SequenceTable::new(DEDUP_WINDOW).encode_snapshot(0);
         let last = snapshot.len() - 1;
         snapshot[last] ^= 1;
-        let (table, how) = SequenceTable::rebuild(Some(&snapshot), &log, DEDUP_WINDOW);
+        let (table, how) = SequenceTable::rebuild(Some(&snapshot), &log, DEDUP_WINDOW, false);
         assert!(how.snapshot_rejected);
         assert_eq!(how.batches_replayed, 1);
         assert_eq!(table.last_seq(1), Some(1));
@@ -633,7 +637,7 @@ mod tests {
                         snapshot = Some(table.encode_snapshot(end));
                     }
                     Op::BrokerRestart => {
-                        let (rebuilt, how) = SequenceTable::rebuild(snapshot.as_deref(), &log, DEDUP_WINDOW);
+                        let (rebuilt, how) = SequenceTable::rebuild(snapshot.as_deref(), &log, DEDUP_WINDOW, false);
                         prop_assert!(!how.snapshot_rejected);
                         prop_assert_eq!(&rebuilt, &table);
                         table = rebuilt;

@@ -70,7 +70,20 @@ pub async fn run_store(ctx: NodeCtx) -> Result<(), NodeError> {
     let truncated_bytes = (bytes.len() - valid_len) as u64;
     if truncated_bytes > 0 {
         storage.truncate(APPLIED_FILE, valid_len).await?;
+        ctx.probe("store-torn-row-dropped");
     }
+    // The planted `store-ack-before-sync` leaves syncing to a background flusher.
+    let _flusher = ctx.bug(Bug::StoreAckBeforeSync).then(|| {
+        let storage = storage.clone();
+        madsim::task::spawn(async move {
+            loop {
+                madsim::time::sleep(std::time::Duration::from_millis(50)).await;
+                if storage.sync(APPLIED_FILE).await.is_err() {
+                    return;
+                }
+            }
+        })
+    });
     ctx.record(Event::StoreRecovered {
         rows: rows.len() as u32,
         truncated_bytes,
@@ -91,7 +104,9 @@ pub async fn run_store(ctx: NodeCtx) -> Result<(), NodeError> {
                         offset,
                     };
                     storage.append(APPLIED_FILE, &row.encode()).await?;
-                    storage.sync(APPLIED_FILE).await?;
+                    if !ctx.bug(Bug::StoreAckBeforeSync) {
+                        storage.sync(APPLIED_FILE).await?;
+                    }
                     applied.insert(row.payment.id.clone());
                     ctx.record(Event::StoreApplied {
                         payment: row.payment.id,
@@ -100,6 +115,7 @@ pub async fn run_store(ctx: NodeCtx) -> Result<(), NodeError> {
                         duplicate,
                     });
                 } else {
+                    ctx.probe("store-dedup-hit");
                     ctx.record(Event::StoreApplied {
                         payment: payment.id,
                         partition,

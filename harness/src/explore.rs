@@ -35,6 +35,7 @@ pub struct SeedResult {
     pub trace_hash: String,
     pub wall_us: u64,
     pub stats: Stats,
+    pub probes: BTreeMap<String, u64>,
     /// The full outcome, for failures only.
     pub failure: Option<RunOutcome>,
 }
@@ -47,6 +48,8 @@ pub struct SweepReport {
     /// Failures in (scenario, seed) order.
     pub failures: Vec<RunOutcome>,
     pub stats: Stats,
+    /// Probe hits summed over the seeds.
+    pub probes: BTreeMap<String, u64>,
     pub aggregate_hash: String,
     pub wall_ms: u64,
     /// The slowest seeds: (wall microseconds, scenario, seed).
@@ -130,6 +133,7 @@ pub fn sweep(s: &Sweep, progress: &(dyn Fn(u64, u64) + Sync)) -> SweepReport {
         failed: 0,
         failures: Vec::new(),
         stats: Stats::default(),
+        probes: BTreeMap::new(),
         aggregate_hash: aggregate(
             results
                 .values()
@@ -140,6 +144,9 @@ pub fn sweep(s: &Sweep, progress: &(dyn Fn(u64, u64) + Sync)) -> SweepReport {
     };
     for r in results.values() {
         report.stats.add(&r.stats);
+        for (probe, hits) in &r.probes {
+            *report.probes.entry(probe.clone()).or_default() += hits;
+        }
         match &r.failure {
             Some(outcome) => {
                 report.failed += 1;
@@ -176,6 +183,7 @@ fn run_seed(s: &Sweep, scenario: &Scenario, seed: u64) -> SeedResult {
         trace_hash: outcome.trace_hash.clone(),
         wall_us: started.elapsed().as_micros() as u64,
         stats: outcome.stats.clone(),
+        probes: outcome.probes.clone(),
         failure: (!outcome.passed()).then_some(outcome),
     }
 }
@@ -216,6 +224,14 @@ pub fn compare_runs(a: &RunOutcome, b: &RunOutcome) -> Option<Anomaly> {
         at_us,
         detail,
     ))
+}
+
+/// Every probe with its hits in a sweep, in catalogue order; never-hit probes have 0.
+pub fn probe_table(report: &SweepReport) -> Vec<(&'static str, &'static str, u64)> {
+    broker_under_test::observe::PROBES
+        .iter()
+        .map(|(name, what)| (*name, *what, report.probes.get(*name).copied().unwrap_or(0)))
+        .collect()
 }
 
 #[cfg(test)]

@@ -78,6 +78,8 @@ pub enum HarnessEvent {
 /// shim and the driver.
 pub struct Recorder {
     entries: Mutex<Vec<Entry>>,
+    /// How often each probe was hit; probes are counted, not part of the trace.
+    probes: Mutex<std::collections::BTreeMap<&'static str, u64>>,
     steps: AtomicU64,
     max_steps: u64,
 }
@@ -90,6 +92,7 @@ impl Recorder {
     pub fn new(max_steps: u64) -> Recorder {
         Recorder {
             entries: Mutex::new(Vec::with_capacity(4096)),
+            probes: Mutex::new(std::collections::BTreeMap::new()),
             steps: AtomicU64::new(0),
             max_steps,
         }
@@ -133,6 +136,11 @@ impl Recorder {
         f(&self.entries.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
+    pub fn probes(&self) -> std::collections::BTreeMap<String, u64> {
+        let probes = self.probes.lock().unwrap_or_else(|e| e.into_inner());
+        probes.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+    }
+
     pub fn take(&self) -> Vec<Entry> {
         std::mem::take(&mut *self.entries.lock().unwrap_or_else(|e| e.into_inner()))
     }
@@ -141,6 +149,15 @@ impl Recorder {
 impl Observer for Recorder {
     fn record(&self, node: &str, event: Event) {
         self.push(node, What::Node(event));
+    }
+
+    fn probe(&self, _node: &str, name: &'static str) {
+        *self
+            .probes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(name)
+            .or_default() += 1;
     }
 }
 

@@ -11,10 +11,12 @@ compile_error!(
 );
 
 pub mod artifact;
+pub mod bench;
 pub mod checker;
 pub mod explore;
 pub mod faults;
 pub mod history;
+pub mod hunt;
 pub mod net;
 pub mod run;
 pub mod scenario;

@@ -8,7 +8,7 @@ use broker_under_test::{Bug, Bugs};
 use clap::{Parser, Subcommand};
 use harness::artifact::Artifact;
 use harness::checker::Anomaly;
-use harness::explore::{merge_aggregates, sweep, Sweep, SweepReport};
+use harness::explore::{merge_aggregates, probe_table, sweep, Sweep, SweepReport};
 use harness::run::{run, RunOutcome, RunPlan};
 use harness::scenario::Scenario;
 use harness::{shrink, timeline};
@@ -107,6 +107,31 @@ enum Command {
     },
     /// Prints a failure artifact for a person: scenario, seed, bugs, fault schedule, anomalies.
     Show { artifact: PathBuf },
+    /// Hunts every planted bug through the scenarios meant to expose it; exits 1 if one hides.
+    Bugs {
+        /// The most seeds tried per scenario.
+        #[arg(long, default_value_t = 200)]
+        max_seeds: u64,
+        #[arg(long)]
+        jobs: Option<usize>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Measures exploration speed: seeds per second on all cores (median of rounds), simulated
+    /// seconds per wall second, events per second.
+    Bench {
+        #[arg(long, default_value = "standard")]
+        scenario: String,
+        /// Seeds per round.
+        #[arg(long, default_value_t = 400)]
+        seeds: u64,
+        #[arg(long, default_value_t = 5)]
+        rounds: u32,
+        #[arg(long)]
+        jobs: Option<usize>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Merges the `explore --json` reports of disjoint shards into the whole sweep's totals and
     /// aggregate hash; exits 1 if any shard failed.
     Merge {
@@ -249,11 +274,7 @@ fn dispatch(command: Command) -> Result<ExitCode, Failure> {
             } else {
                 vec![Scenario::resolve(&scenario).map_err(bad)?]
             };
-            let jobs =
-                jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-            if jobs == 0 {
-                return Err(bad("--jobs must be at least 1"));
-            }
+            let jobs = jobs_or_cores(jobs)?;
             let bugs: Bugs = bugs.iter().copied().collect();
             let s = Sweep {
                 scenarios,
@@ -274,12 +295,111 @@ fn dispatch(command: Command) -> Result<ExitCode, Failure> {
         } => replay(&artifact, json, trace.as_deref()),
         Command::Shrink { artifact, out } => shrink_artifact(&artifact, out),
         Command::Merge { reports, json } => merge(&reports, json),
+        Command::Bugs {
+            max_seeds,
+            jobs,
+            json,
+        } => {
+            if max_seeds == 0 {
+                return Err(bad("--max-seeds must be at least 1"));
+            }
+            bugs(max_seeds, jobs_or_cores(jobs)?, json)
+        }
+        Command::Bench {
+            scenario,
+            seeds,
+            rounds,
+            jobs,
+            json,
+        } => {
+            let scenario = Scenario::resolve(&scenario).map_err(bad)?;
+            if seeds == 0 || rounds == 0 {
+                return Err(bad("--seeds and --rounds must be at least 1"));
+            }
+            let report = harness::bench::bench(&scenario, seeds, rounds, jobs_or_cores(jobs)?);
+            if json {
+                print_json(&serde_json::to_value(&report).map_err(internal)?)?;
+            } else {
+                println!(
+                    "bench {}: {} rounds of {} seeds on {} jobs (medians)",
+                    report.scenario,
+                    report.rounds.len(),
+                    report.seeds,
+                    report.jobs
+                );
+                println!(
+                    "  seeds/s                      {:>10.1}",
+                    report.seeds_per_sec
+                );
+                println!(
+                    "  simulated s per wall s       {:>10.1}",
+                    report.sim_seconds_per_wall_second
+                );
+                println!(
+                    "  events+messages per s        {:>10.0}",
+                    report.events_per_sec
+                );
+                let per_round: Vec<String> = report
+                    .rounds
+                    .iter()
+                    .map(|r| format!("{:.1}", r.seeds_per_sec))
+                    .collect();
+                println!("  rounds (seeds/s): {}", per_round.join(", "));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Show { artifact } => {
             let a = Artifact::load(&artifact).map_err(bad)?;
             show(&a, &artifact);
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn jobs_or_cores(jobs: Option<usize>) -> Result<usize, Failure> {
+    match jobs {
+        Some(0) => Err(bad("--jobs must be at least 1")),
+        Some(j) => Ok(j),
+        None => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
+    }
+}
+
+fn bugs(max_seeds: u64, jobs: usize, json: bool) -> Result<ExitCode, Failure> {
+    let mut reports = Vec::new();
+    for bug in Bug::ALL {
+        let report = harness::hunt::hunt(bug, max_seeds, jobs);
+        if !json {
+            println!(
+                "{:<30} {:<9} {:<18} seed {:>5}  after {:>4} seeds  {:<20} {:>6} ms",
+                report.bug,
+                if report.detected {
+                    "detected"
+                } else {
+                    "MISSED"
+                },
+                report.scenario,
+                report.first_seed.map_or("-".to_string(), |s| s.to_string()),
+                report.seeds_tried,
+                report.anomaly.map_or("-".to_string(), |a| a.name()),
+                report.wall_ms
+            );
+        }
+        reports.push(report);
+    }
+    let all = reports.iter().all(|r| r.detected);
+    if json {
+        print_json(&serde_json::to_value(&reports).map_err(internal)?)?;
+    } else {
+        let mut tried: Vec<u64> = reports.iter().map(|r| r.seeds_tried).collect();
+        tried.sort();
+        let median = tried[tried.len() / 2];
+        println!(
+            "{} of {} planted bugs detected; median seeds tried {median}",
+            reports.iter().filter(|r| r.detected).count(),
+            reports.len()
+        );
+    }
+    Ok(verdict_code(all))
 }
 
 fn list(bugs: bool, json: bool) -> Result<ExitCode, Failure> {
@@ -458,8 +578,19 @@ fn sweep_json(s: &Sweep, report: &SweepReport, artifacts: &[PathBuf]) -> serde_j
     } else {
         json!("all")
     };
+    let probes: serde_json::Map<String, serde_json::Value> = probe_table(report)
+        .into_iter()
+        .map(|(name, _, hits)| (name.to_string(), json!(hits)))
+        .collect();
+    let never_hit: Vec<&str> = probe_table(report)
+        .into_iter()
+        .filter(|p| p.2 == 0)
+        .map(|p| p.0)
+        .collect();
     json!({
         "scenario": scenario,
+        "probes": probes,
+        "probes_never_hit": never_hit,
         "seeds_run": report.seeds_run,
         "passed": report.passed,
         "failed": report.failed,
@@ -503,6 +634,15 @@ fn print_sweep(s: &Sweep, names: &[&str], report: &SweepReport, artifacts: &[Pat
         .map(|(us, sc, seed)| format!("{sc}/{seed} {:.0} ms", *us as f64 / 1000.0))
         .collect();
     println!("  slowest seeds: {}", slowest.join(", "));
+    println!("  probes (rare paths hit, summed over seeds):");
+    let table = probe_table(report);
+    for (name, what, hits) in &table {
+        println!("    {hits:>9}  {name:<34} {what}");
+    }
+    let never: Vec<&str> = table.iter().filter(|p| p.2 == 0).map(|p| p.0).collect();
+    if !never.is_empty() {
+        println!("  probes never hit: {}", never.join(", "));
+    }
     println!("aggregate_hash {}", report.aggregate_hash);
     if let (Some(first), Some(path)) = (report.failures.first(), artifacts.first()) {
         println!("FAIL {} seed {}", first.scenario, first.seed);

@@ -57,11 +57,11 @@ impl Network {
         self.state.lock().unwrap_or_else(|e| e.into_inner()).healed = true;
     }
 
-    fn name(&self, addr: SocketAddr) -> String {
-        self.names
-            .get(&addr.ip())
-            .cloned()
-            .unwrap_or_else(|| addr.ip().to_string())
+    fn name(&self, addr: SocketAddr) -> std::borrow::Cow<'_, str> {
+        match self.names.get(&addr.ip()) {
+            Some(name) => std::borrow::Cow::Borrowed(name.as_str()),
+            None => std::borrow::Cow::Owned(addr.ip().to_string()),
+        }
     }
 }
 
@@ -169,7 +169,7 @@ impl NetFaults for Network {
             self.recorder.harness(
                 &to,
                 HarnessEvent::MessageDropped {
-                    from,
+                    from: from.into_owned(),
                     message: message(),
                     cause: cause.to_string(),
                 },
@@ -180,7 +180,7 @@ impl NetFaults for Network {
             self.recorder.harness(
                 &to,
                 HarnessEvent::MessageDelayed {
-                    from: from.clone(),
+                    from: from.to_string(),
                     message: message(),
                     delay_us,
                 },
@@ -191,7 +191,7 @@ impl NetFaults for Network {
             self.recorder.harness(
                 &to,
                 HarnessEvent::MessageDuplicated {
-                    from,
+                    from: from.into_owned(),
                     message: message(),
                 },
             );

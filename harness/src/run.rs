@@ -24,7 +24,7 @@ use broker_under_test::{Bugs, Event};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -39,6 +39,9 @@ pub struct RunPlan {
     /// Writes a process-wide counter into the trace: the determinism check's self-test.
     pub plant_nondeterminism: bool,
 }
+
+/// How long the system rests after liveness before the final crash.
+const QUIESCE: Duration = Duration::from_millis(200);
 
 /// The generator streams of a run, derived from the seed in a fixed order.
 const STREAM_SCHEDULE: u64 = 0;
@@ -125,6 +128,8 @@ pub struct Stats {
     pub messages_dropped: u64,
     pub unsynced_writes_lost: u64,
     pub events: u64,
+    /// Simulated milliseconds the runs took.
+    pub sim_ms: u64,
 }
 
 impl Stats {
@@ -143,6 +148,7 @@ impl Stats {
         self.messages_dropped += o.messages_dropped;
         self.unsynced_writes_lost += o.unsynced_writes_lost;
         self.events += o.events;
+        self.sim_ms += o.sim_ms;
     }
 }
 
@@ -157,6 +163,8 @@ pub struct RunOutcome {
     pub stats: Stats,
     pub sim_ms: u64,
     pub trace_hash: String,
+    /// How often each probe (a rare path that matters) was hit.
+    pub probes: BTreeMap<String, u64>,
     #[serde(skip)]
     pub history: Vec<Entry>,
 }
@@ -252,6 +260,7 @@ fn run_here(plan: &RunPlan) -> RunOutcome {
     stats.messages = network.messages.load(std::sync::atomic::Ordering::Relaxed);
     stats.messages_dropped = network.dropped.load(std::sync::atomic::Ordering::Relaxed);
     stats.events = history.len() as u64;
+    stats.sim_ms = sim_ms;
     RunOutcome {
         scenario: plan.scenario.name.clone(),
         seed: plan.seed,
@@ -265,6 +274,7 @@ fn run_here(plan: &RunPlan) -> RunOutcome {
         stats,
         sim_ms,
         trace_hash: trace_hash(&history),
+        probes: recorder.probes(),
         history,
     }
 }
@@ -430,7 +440,10 @@ async fn drive(
     // Phase 3: liveness, bounded.
     let liveness_missing = await_liveness(&recorder, &plan).await;
 
-    // Phase 4: final recovery. Clients stop; broker and store lose power once more and recover.
+    // Phase 4: final recovery. The system rests a moment (background flushers run, as they
+    // would in a system at rest); then clients stop, and broker and store lose power once more
+    // and recover.
+    madsim::time::sleep(QUIESCE).await;
     recorder.harness("harness", HarnessEvent::FinalRecovery);
     for node in spec
         .node_names()
@@ -563,42 +576,61 @@ async fn inject(
 }
 
 /// Tracks, from the history, which owed payments are acknowledged to their producer and applied
-/// by the store.
+/// by the store. Incremental: each check reads only the entries recorded since the last one.
 #[derive(Default)]
 struct Settlement {
     cursor: usize,
-    owed: BTreeSet<String>,
-    acked: BTreeSet<String>,
-    applied: BTreeSet<String>,
+    /// Per payment: which of OWED, ACKED and APPLIED it has reached.
+    state: BTreeMap<String, u8>,
+    owed: usize,
+    // invariant: settled == the number of payments whose state has all three bits
+    settled: usize,
 }
 
+const OWED: u8 = 1;
+const ACKED: u8 = 2;
+const APPLIED: u8 = 4;
+
 impl Settlement {
+    fn mark(&mut self, id: &str, bit: u8) {
+        let state = match self.state.get_mut(id) {
+            Some(state) => state,
+            None => self.state.entry(id.to_string()).or_default(),
+        };
+        if *state & bit != 0 {
+            return;
+        }
+        *state |= bit;
+        let all = *state == OWED | ACKED | APPLIED;
+        self.owed += usize::from(bit == OWED);
+        self.settled += usize::from(all);
+    }
+
     fn update(&mut self, history: &[Entry]) {
         for entry in &history[self.cursor..] {
             match &entry.what {
-                What::Node(Event::Outboxed { payment }) => {
-                    self.owed.insert(payment.id.clone());
-                }
+                What::Node(Event::Outboxed { payment }) => self.mark(&payment.id, OWED),
                 What::Node(
                     Event::ProduceAcked { payments, .. }
                     | Event::BatchRecoveredAsAcked { payments, .. },
-                ) => {
-                    self.acked.extend(payments.iter().cloned());
-                }
-                What::Node(Event::StoreApplied { payment, .. }) => {
-                    self.applied.insert(payment.clone());
-                }
+                ) => payments.iter().for_each(|id| self.mark(id, ACKED)),
+                What::Node(Event::StoreApplied { payment, .. }) => self.mark(payment, APPLIED),
                 _ => {}
             }
         }
         self.cursor = history.len();
     }
 
+    fn all_settled(&self) -> bool {
+        self.settled == self.owed
+    }
+
     fn unsettled(&self) -> Vec<String> {
-        self.owed
+        let settled = OWED | ACKED | APPLIED;
+        self.state
             .iter()
-            .filter(|id| !self.acked.contains(*id) || !self.applied.contains(*id))
-            .cloned()
+            .filter(|(_, s)| **s & OWED != 0 && **s != settled)
+            .map(|(id, _)| id.clone())
             .collect()
     }
 }
@@ -613,18 +645,17 @@ async fn await_liveness(recorder: &Recorder, plan: &RunPlan) -> Vec<String> {
     let mut settlement = Settlement::default();
     loop {
         recorder.with_entries(|h| settlement.update(h));
-        let unsettled = settlement.unsettled();
         // Producers outbox every payment once they run again; wait for all of them.
-        if unsettled.is_empty() && settlement.owed.len() as u64 >= expected {
+        if settlement.all_settled() && settlement.owed as u64 >= expected {
             recorder.harness("harness", HarnessEvent::LivenessReached);
             return Vec::new();
         }
         if madsim::time::Instant::now() >= deadline {
-            let mut missing = unsettled;
-            if (settlement.owed.len() as u64) < expected {
+            let mut missing = settlement.unsettled();
+            if (settlement.owed as u64) < expected {
                 missing.push(format!(
                     "({} payments never outboxed)",
-                    expected - settlement.owed.len() as u64
+                    expected - settlement.owed as u64
                 ));
             }
             recorder.harness(

@@ -81,3 +81,27 @@ fn without_faults_every_planted_bug_passes() {
         }
     }
 }
+
+#[test]
+fn harness_bugs_detects_every_planted_bug_within_bounded_seeds() {
+    const MAX_SEEDS: u64 = 30;
+    let reports: Vec<_> = Bug::ALL
+        .iter()
+        .map(|&bug| harness::hunt::hunt(bug, MAX_SEEDS, 2))
+        .collect();
+    for r in &reports {
+        assert!(
+            r.detected,
+            "{} went undetected within {MAX_SEEDS} seeds per scenario",
+            r.bug
+        );
+        assert!(r.anomaly.is_some());
+    }
+    let mut tried: Vec<u64> = reports.iter().map(|r| r.seeds_tried).collect();
+    tried.sort();
+    assert!(
+        tried[tried.len() / 2] < 50,
+        "median seeds tried {}",
+        tried[tried.len() / 2]
+    );
+}

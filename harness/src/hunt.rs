@@ -1,0 +1,83 @@
+//! Proof of power: hunt every planted bug through the scenarios meant to expose it, and report
+//! how many seeds it took.
+
+use crate::checker::AnomalyKind;
+use crate::explore::{sweep, Sweep};
+use crate::scenario::Scenario;
+use broker_under_test::{Bug, Bugs};
+use serde::Serialize;
+use std::time::Instant;
+
+/// The scenarios that should expose `bug`, the focused one first.
+pub fn exposing_scenarios(bug: Bug) -> &'static [&'static str] {
+    match bug {
+        Bug::NoDedup
+        | Bug::DedupWindow1
+        | Bug::RetryWithNewSequence
+        | Bug::DuplicateGetsLogEndOffset => &["lossy-network", "standard"],
+        Bug::AckBeforeSync
+        | Bug::ProducerStateNotRebuilt
+        | Bug::SnapshotAheadOfLog
+        | Bug::TornTailKept => &["broker-crash-loop", "standard"],
+        Bug::CommitBeforeApply | Bug::StoreNoDedup | Bug::CommitSkipsOne => {
+            &["consumer-restarts", "standard"]
+        }
+        Bug::StoreAckBeforeSync => &["store-crashes", "standard"],
+    }
+}
+
+/// How the hunt for one bug went.
+#[derive(Clone, Debug, Serialize)]
+pub struct BugReport {
+    pub bug: String,
+    /// The scenario whose seed caught it (the last one tried if none did).
+    pub scenario: String,
+    pub detected: bool,
+    pub first_seed: Option<u64>,
+    /// Seeds run until the first failure, over every scenario tried.
+    pub seeds_tried: u64,
+    /// The kind of the first anomaly of the failing seed.
+    pub anomaly: Option<AnomalyKind>,
+    pub wall_ms: u64,
+}
+
+/// Sweeps each exposing scenario (seeds `0..max_seeds`) until the bug shows.
+pub fn hunt(bug: Bug, max_seeds: u64, jobs: usize) -> BugReport {
+    let started = Instant::now();
+    let mut seeds_tried = 0;
+    let mut report = BugReport {
+        bug: bug.name().to_string(),
+        scenario: String::new(),
+        detected: false,
+        first_seed: None,
+        seeds_tried: 0,
+        anomaly: None,
+        wall_ms: 0,
+    };
+    for name in exposing_scenarios(bug) {
+        let scenario = Scenario::resolve(name).expect("exposing scenarios are in the catalogue");
+        report.scenario = scenario.name.clone();
+        let s = Sweep {
+            scenarios: vec![scenario],
+            seeds: 0..max_seeds,
+            shard: None,
+            bugs: Bugs::NONE.with(bug),
+            jobs,
+            keep_going: false,
+            check_determinism: false,
+            plant_nondeterminism: false,
+        };
+        let result = sweep(&s, &|_, _| {});
+        if let Some(failure) = result.failures.first() {
+            seeds_tried += failure.seed + 1;
+            report.detected = true;
+            report.first_seed = Some(failure.seed);
+            report.anomaly = failure.anomalies.first().map(|a| a.kind);
+            break;
+        }
+        seeds_tried += max_seeds;
+    }
+    report.seeds_tried = seeds_tried;
+    report.wall_ms = started.elapsed().as_millis() as u64;
+    report
+}

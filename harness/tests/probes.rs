@@ -1,0 +1,35 @@
+//! Coverage of rare paths: a standard sweep must hit every probe (duplicate answered, zombie
+//! fenced, torn tail cut, snapshot used, ...). A probe never hit is a path the harness claims to
+//! test but does not.
+
+use broker_under_test::observe::PROBES;
+use broker_under_test::Bugs;
+use harness::explore::{probe_table, sweep, Sweep};
+use harness::scenario::Scenario;
+
+#[test]
+fn a_standard_sweep_hits_every_probe() {
+    let s = Sweep {
+        scenarios: vec![Scenario::resolve("standard").unwrap()],
+        seeds: 0..300,
+        shard: None,
+        bugs: Bugs::NONE,
+        jobs: 2,
+        keep_going: true,
+        check_determinism: false,
+        plant_nondeterminism: false,
+    };
+    let report = sweep(&s, &|_, _| {});
+    assert_eq!(report.failed, 0);
+    let table = probe_table(&report);
+    assert_eq!(table.len(), PROBES.len());
+    let never: Vec<&str> = table
+        .iter()
+        .filter(|(_, _, hits)| *hits == 0)
+        .map(|(name, _, _)| *name)
+        .collect();
+    assert!(
+        never.is_empty(),
+        "probes never hit over 300 standard seeds: {never:?}"
+    );
+}
