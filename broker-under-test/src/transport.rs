@@ -83,6 +83,18 @@ pub enum MessageKind {
 /// The harness's hook on every message: it decides each message's fate from the run's seeded
 /// generator and records it. `body` is the encoded request or response.
 pub trait NetFaults: Send + Sync {
+    /// A message leaves `src` for `dst`, before the network decides its fate. Observation only
+    /// (the harness draws an HTML timeline from it); the default does nothing.
+    fn on_send(
+        &self,
+        _src: SocketAddr,
+        _dst: SocketAddr,
+        _kind: MessageKind,
+        _request_id: u64,
+        _body: &[u8],
+    ) {
+    }
+
     fn on_message(
         &self,
         src: SocketAddr,
@@ -300,6 +312,13 @@ mod sim {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .insert(id, tx);
+                self.shared.faults.on_send(
+                    self.shared.local,
+                    dst,
+                    MessageKind::Request,
+                    id,
+                    &request,
+                );
                 let datagram = envelope(MessageKind::Request, id, &request);
                 let sent = self
                     .endpoint
@@ -331,6 +350,13 @@ mod sim {
         }
 
         fn reply(&self, request: &Incoming, response: Vec<u8>) {
+            self.shared.faults.on_send(
+                self.shared.local,
+                request.from,
+                MessageKind::Reply,
+                request.request_id,
+                &response,
+            );
             let datagram = envelope(MessageKind::Reply, request.request_id, &response);
             let (endpoint, to) = (self.endpoint.clone(), request.from);
             madsim::task::spawn(async move {

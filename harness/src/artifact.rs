@@ -65,6 +65,7 @@ impl Artifact {
             bugs,
             schedule: self.fault_schedule.clone(),
             plant_nondeterminism: false,
+            record_messages: false,
         })
     }
 

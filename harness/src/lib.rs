@@ -16,6 +16,7 @@ pub mod checker;
 pub mod explore;
 pub mod faults;
 pub mod history;
+pub mod html;
 pub mod hunt;
 pub mod net;
 pub mod run;

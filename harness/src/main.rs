@@ -57,6 +57,9 @@ enum Command {
         /// Writes the run's failure artifact (scenario, seed, bugs, schedule, anomalies) to FILE.
         #[arg(long, value_name = "FILE")]
         artifact: Option<PathBuf>,
+        /// Writes a self-contained HTML timeline of the run to FILE.
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
     },
     /// Sweeps a range of seeds over one scenario or all of them.
     Explore {
@@ -97,6 +100,9 @@ enum Command {
         /// Writes the full history as JSON lines to FILE.
         #[arg(long, value_name = "FILE")]
         trace: Option<PathBuf>,
+        /// Writes a self-contained HTML timeline of the run to FILE.
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
     },
     /// Minimises a failure artifact's fault schedule while an anomaly of the same kind remains.
     Shrink {
@@ -231,9 +237,11 @@ fn dispatch(command: Command) -> Result<ExitCode, Failure> {
             json,
             trace,
             artifact,
+            html,
         } => {
             let scenario = Scenario::resolve(&scenario).map_err(bad)?;
-            let plan = RunPlan::new(scenario, seed, bugs.iter().copied().collect());
+            let mut plan = RunPlan::new(scenario, seed, bugs.iter().copied().collect());
+            plan.record_messages = html.is_some();
             if !json {
                 print_plan(&plan);
             }
@@ -243,6 +251,13 @@ fn dispatch(command: Command) -> Result<ExitCode, Failure> {
             }
             if let Some(path) = &artifact {
                 Artifact::new(&plan, &outcome).save(path).map_err(bad)?;
+            }
+            if let Some(path) = &html {
+                let replay = match &artifact {
+                    Some(a) => Artifact::replay_command(a),
+                    None => plan.replay_command(),
+                };
+                write_html(path, &plan, &outcome, &replay)?;
             }
             if json {
                 print_json(&serde_json::to_value(&outcome).map_err(internal)?)?;
@@ -292,7 +307,8 @@ fn dispatch(command: Command) -> Result<ExitCode, Failure> {
             artifact,
             json,
             trace,
-        } => replay(&artifact, json, trace.as_deref()),
+            html,
+        } => replay(&artifact, json, trace.as_deref(), html.as_deref()),
         Command::Shrink { artifact, out } => shrink_artifact(&artifact, out),
         Command::Merge { reports, json } => merge(&reports, json),
         Command::Bugs {
@@ -514,6 +530,18 @@ fn print_outcome(outcome: &RunOutcome) {
     println!("trace_hash {}", outcome.trace_hash);
 }
 
+fn write_html(
+    path: &Path,
+    plan: &RunPlan,
+    outcome: &RunOutcome,
+    replay: &str,
+) -> Result<(), Failure> {
+    let page = harness::html::render(plan, outcome, replay);
+    std::fs::write(path, page).map_err(|e| bad(format!("cannot write {}: {e}", path.display())))?;
+    eprintln!("timeline written to {}", path.display());
+    Ok(())
+}
+
 fn write_trace(path: &Path, outcome: &RunOutcome) -> Result<(), Failure> {
     let fail = |e: std::io::Error| bad(format!("cannot write trace {}: {e}", path.display()));
     let mut out = std::io::BufWriter::new(std::fs::File::create(path).map_err(fail)?);
@@ -658,9 +686,15 @@ fn print_sweep(s: &Sweep, names: &[&str], report: &SweepReport, artifacts: &[Pat
     }
 }
 
-fn replay(path: &Path, json: bool, trace: Option<&Path>) -> Result<ExitCode, Failure> {
+fn replay(
+    path: &Path,
+    json: bool,
+    trace: Option<&Path>,
+    html: Option<&Path>,
+) -> Result<ExitCode, Failure> {
     let artifact = Artifact::load(path).map_err(bad)?;
-    let plan = artifact.plan().map_err(bad)?;
+    let mut plan = artifact.plan().map_err(bad)?;
+    plan.record_messages = html.is_some();
     if !json {
         println!(
             "replay {}: {} seed {} (bugs: {}), {} faults",
@@ -674,6 +708,9 @@ fn replay(path: &Path, json: bool, trace: Option<&Path>) -> Result<ExitCode, Fai
     let outcome = run(&plan);
     if let Some(trace) = trace {
         write_trace(trace, &outcome)?;
+    }
+    if let Some(out) = html {
+        write_html(out, &plan, &outcome, &Artifact::replay_command(path))?;
     }
     let same_hash = outcome.trace_hash == artifact.trace_hash;
     let same_anomalies = outcome.anomalies == artifact.anomalies;

@@ -21,8 +21,51 @@ struct NetState {
     healed: bool,
 }
 
+/// One message as the HTML timeline draws it: who sent it when, what it carried, and what the
+/// network did with it. Kept beside the history (not in it), and only when asked for, so the
+/// trace hash is the same with and without it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct MessageRecord {
+    pub from: String,
+    pub to: String,
+    pub kind: &'static str,
+    pub label: String,
+    /// Payment ids the message carries (a reply: those of its request).
+    pub payments: Vec<String>,
+    pub sent_us: u64,
+    /// When each delivered copy arrived at the receiver (two for a duplicate).
+    pub arrived_us: Vec<u64>,
+    /// Why it was lost, if the network lost it. No arrival and no cause: the receiver was down.
+    pub dropped: Option<String>,
+}
+
+#[derive(Default)]
+struct MessageLog {
+    records: Vec<MessageRecord>,
+    /// (src, dst, is reply, request id) -> index of the record in flight.
+    open: BTreeMap<(SocketAddr, SocketAddr, bool, u64), usize>,
+}
+
+/// The payment ids a message body carries.
+fn payments_of(kind: MessageKind, body: &[u8]) -> Vec<String> {
+    match kind {
+        MessageKind::Request => match Request::decode(body) {
+            Ok(Request::Produce { records, .. }) => records.into_iter().map(|p| p.id).collect(),
+            Ok(Request::Apply { payment, .. }) => vec![payment.id],
+            _ => Vec::new(),
+        },
+        MessageKind::Reply => match Response::decode(body) {
+            Ok(Response::Fetched { records, .. }) => {
+                records.into_iter().map(|r| r.payment.id).collect()
+            }
+            _ => Vec::new(),
+        },
+    }
+}
+
 pub struct Network {
     names: BTreeMap<IpAddr, String>,
+    log: Option<Mutex<MessageLog>>,
     // invariant: every entry's fault is a network fault
     entries: Vec<FaultEntry>,
     state: Mutex<NetState>,
@@ -32,14 +75,17 @@ pub struct Network {
 }
 
 impl Network {
+    /// `record_messages` keeps a [`MessageRecord`] per message for the HTML timeline.
     pub fn new(
         names: BTreeMap<IpAddr, String>,
         schedule: &[FaultEntry],
         rng: ChaCha8Rng,
         recorder: Arc<Recorder>,
+        record_messages: bool,
     ) -> Network {
         Network {
             names,
+            log: record_messages.then(|| Mutex::new(MessageLog::default())),
             entries: schedule
                 .iter()
                 .filter(|e| e.fault.is_network())
@@ -49,6 +95,44 @@ impl Network {
             recorder,
             messages: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
+        }
+    }
+
+    /// The recorded messages, in send order (empty unless recording).
+    pub fn take_messages(&self) -> Vec<MessageRecord> {
+        self.log
+            .as_ref()
+            .map(|l| std::mem::take(&mut l.lock().unwrap_or_else(|e| e.into_inner()).records))
+            .unwrap_or_default()
+    }
+
+    fn now_us() -> u64 {
+        madsim::time::TimeHandle::current().elapsed().as_micros() as u64
+    }
+
+    /// Notes what the network did with a recorded message.
+    fn log_fate(
+        &self,
+        src: SocketAddr,
+        dst: SocketAddr,
+        kind: MessageKind,
+        id: u64,
+        fate: Delivery,
+        cause: Option<&str>,
+    ) {
+        let Some(log) = &self.log else { return };
+        let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (src, dst, kind == MessageKind::Reply, id);
+        let Some(&i) = log.open.get(&key) else { return };
+        let now = Self::now_us();
+        let record = &mut log.records[i];
+        match fate {
+            Delivery::Drop => record.dropped = Some(cause.unwrap_or("loss").to_string()),
+            Delivery::Deliver(d) => record.arrived_us.push(now + d.as_micros() as u64),
+            Delivery::Duplicate(a, b) => {
+                record.arrived_us.push(now + a.as_micros() as u64);
+                record.arrived_us.push(now + b.as_micros() as u64);
+            }
         }
     }
 
@@ -117,6 +201,51 @@ pub fn describe(kind: MessageKind, request_id: u64, body: &[u8]) -> String {
 }
 
 impl NetFaults for Network {
+    fn on_send(
+        &self,
+        src: SocketAddr,
+        dst: SocketAddr,
+        kind: MessageKind,
+        request_id: u64,
+        body: &[u8],
+    ) {
+        let Some(log) = &self.log else { return };
+        let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
+        let payments = match kind {
+            MessageKind::Request => payments_of(kind, body),
+            // A reply carries what its request carried (or, for a fetch, the records).
+            MessageKind::Reply => {
+                let fetched = payments_of(kind, body);
+                if fetched.is_empty() {
+                    log.open
+                        .get(&(dst, src, false, request_id))
+                        .map(|&i| log.records[i].payments.clone())
+                        .unwrap_or_default()
+                } else {
+                    fetched
+                }
+            }
+        };
+        let record = MessageRecord {
+            from: self.name(src).into_owned(),
+            to: self.name(dst).into_owned(),
+            kind: if kind == MessageKind::Request {
+                "request"
+            } else {
+                "reply"
+            },
+            label: describe(kind, request_id, body),
+            payments,
+            sent_us: Self::now_us(),
+            arrived_us: Vec::new(),
+            dropped: None,
+        };
+        let i = log.records.len();
+        log.records.push(record);
+        log.open
+            .insert((src, dst, kind == MessageKind::Reply, request_id), i);
+    }
+
     fn on_message(
         &self,
         src: SocketAddr,
@@ -129,6 +258,15 @@ impl NetFaults for Network {
         self.messages.fetch_add(1, Ordering::Relaxed);
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if state.healed {
+            drop(state);
+            self.log_fate(
+                src,
+                dst,
+                kind,
+                request_id,
+                Delivery::Deliver(Duration::ZERO),
+                None,
+            );
             return Delivery::Deliver(Duration::ZERO);
         }
         let now_ms = madsim::time::TimeHandle::current().elapsed().as_millis() as u64;
@@ -174,6 +312,7 @@ impl NetFaults for Network {
                     cause: cause.to_string(),
                 },
             );
+            self.log_fate(src, dst, kind, request_id, Delivery::Drop, Some(cause));
             return Delivery::Drop;
         }
         if delay_us > 0 {
@@ -195,8 +334,11 @@ impl NetFaults for Network {
                     message: message(),
                 },
             );
-            return Delivery::Duplicate(delay, delay + Duration::from_micros(second_copy_us));
+            let fate = Delivery::Duplicate(delay, delay + Duration::from_micros(second_copy_us));
+            self.log_fate(src, dst, kind, request_id, fate, None);
+            return fate;
         }
+        self.log_fate(src, dst, kind, request_id, Delivery::Deliver(delay), None);
         Delivery::Deliver(delay)
     }
 }

@@ -38,6 +38,8 @@ pub struct RunPlan {
     pub schedule: FaultSchedule,
     /// Writes a process-wide counter into the trace: the determinism check's self-test.
     pub plant_nondeterminism: bool,
+    /// Keeps every message beside the history, for the HTML timeline. Changes no trace hash.
+    pub record_messages: bool,
 }
 
 /// How long the system rests after liveness before the final crash.
@@ -63,6 +65,7 @@ impl RunPlan {
             bugs,
             schedule,
             plant_nondeterminism: false,
+            record_messages: false,
         }
     }
 
@@ -167,6 +170,9 @@ pub struct RunOutcome {
     pub probes: BTreeMap<String, u64>,
     #[serde(skip)]
     pub history: Vec<Entry>,
+    /// Every message, when the plan asked for them.
+    #[serde(skip)]
+    pub messages: Vec<crate::net::MessageRecord>,
 }
 
 impl RunOutcome {
@@ -230,6 +236,7 @@ fn run_here(plan: &RunPlan) -> RunOutcome {
         &plan.schedule,
         generator(plan.seed, STREAM_NETWORK),
         recorder.clone(),
+        plan.record_messages,
     ));
     let driven = {
         let (plan, recorder, network) = (plan.clone(), recorder.clone(), network.clone());
@@ -276,6 +283,7 @@ fn run_here(plan: &RunPlan) -> RunOutcome {
         trace_hash: trace_hash(&history),
         probes: recorder.probes(),
         history,
+        messages: network.take_messages(),
     }
 }
 

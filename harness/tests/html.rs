@@ -1,0 +1,90 @@
+//! The HTML timeline: lanes, the highlighted first anomaly and its payment's path, for a known
+//! failing run and for the first failing seed of every planted bug; self-contained; and drawing
+//! it changes no trace hash.
+
+use broker_under_test::{Bug, Bugs};
+use harness::html::render;
+use harness::run::{run, RunPlan};
+use harness::scenario::Scenario;
+
+fn page(scenario: &str, seed: u64, bugs: Bugs) -> (RunPlan, harness::run::RunOutcome, String) {
+    let mut plan = RunPlan::new(Scenario::resolve(scenario).unwrap(), seed, bugs);
+    plan.record_messages = true;
+    let outcome = run(&plan);
+    let html = render(&plan, &outcome, &plan.replay_command());
+    (plan, outcome, html)
+}
+
+fn count(html: &str, needle: &str) -> usize {
+    html.matches(needle).count()
+}
+
+#[test]
+fn a_failing_run_renders_lanes_the_anomaly_and_the_payments_path() {
+    let (plan, outcome, html) = page("consumer-restarts", 0, Bugs::NONE.with(Bug::StoreNoDedup));
+    assert!(!outcome.passed());
+    let payment = outcome.anomalies[0]
+        .payment
+        .clone()
+        .expect("store-duplicate names its payment");
+    // A lane per node.
+    assert_eq!(
+        count(&html, r#"<line class="lane""#),
+        3 + plan.scenario.workload.producers as usize
+    );
+    // The first anomaly is highlighted and its payment traced across lanes.
+    assert_eq!(count(&html, r#"id="first-anomaly""#), 1);
+    assert!(html.contains(&format!(
+        "first anomaly: {}",
+        outcome.anomalies[0].kind.name()
+    )));
+    assert!(
+        count(&html, " trace\"") >= 4,
+        "the payment's messages (produce, ack, fetch, apply) are traced"
+    );
+    assert!(count(&html, r#"class="trace-event""#) >= 3);
+    assert!(
+        html.contains(&format!(" {payment} ")),
+        "messages carry data-p with the payment id"
+    );
+    // Crashes and restarts of the consumer, lost messages, the header.
+    assert!(count(&html, r#"<g class="crash""#) >= 1 && count(&html, r#"class="restart""#) >= 1);
+    assert!(html.contains("harness run --scenario consumer-restarts --seed 0 --bug store-no-dedup"));
+    assert!(html.contains("FAIL") && html.contains(&outcome.trace_hash));
+    // Self-contained: no script, style, font or image from anywhere else.
+    for external in ["src=", "<link", "@import", "url(http"] {
+        assert!(
+            !html.contains(external),
+            "the page loads something external: {external}"
+        );
+    }
+    // Recording messages for the page does not change the run.
+    let plain = run(&RunPlan {
+        record_messages: false,
+        ..plan
+    });
+    assert_eq!(plain.trace_hash, outcome.trace_hash);
+    assert!(plain.messages.is_empty() && !outcome.messages.is_empty());
+}
+
+#[test]
+fn every_planted_bugs_first_failing_page_shows_its_anomaly_and_payment() {
+    for bug in Bug::ALL {
+        let scenario = harness::hunt::exposing_scenarios(bug)[0];
+        let (_, outcome, html) = (0..20)
+            .map(|seed| page(scenario, seed, Bugs::NONE.with(bug)))
+            .find(|(_, o, _)| !o.passed())
+            .unwrap_or_else(|| panic!("{bug} undetected"));
+        assert_eq!(count(&html, r#"id="first-anomaly""#), 1, "{bug}");
+        if let Some(payment) = &outcome.anomalies[0].payment {
+            assert!(
+                count(&html, r#"class="trace-event""#) >= 1,
+                "{bug}: {payment}'s events are not on the lanes"
+            );
+            assert!(
+                count(&html, " trace\"") >= 1,
+                "{bug}: no message of {payment} is traced"
+            );
+        }
+    }
+}
