@@ -16,6 +16,8 @@ pub mod node;
 pub mod observe;
 pub mod producer;
 pub mod producer_state;
+#[cfg(not(madsim))]
+pub mod real;
 pub mod storage;
 pub mod store;
 pub mod transport;

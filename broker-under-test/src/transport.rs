@@ -122,11 +122,9 @@ impl NetFaults for NoFaults {
 }
 
 /// Envelope header: kind (u8) and request id (u64), ahead of the body.
-#[cfg_attr(not(madsim), allow(dead_code))]
 const ENVELOPE_LEN: usize = 9;
 
-#[cfg_attr(not(madsim), allow(dead_code))]
-fn envelope(kind: MessageKind, request_id: u64, body: &[u8]) -> Vec<u8> {
+pub(crate) fn envelope(kind: MessageKind, request_id: u64, body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(ENVELOPE_LEN + body.len());
     out.push(match kind {
         MessageKind::Request => 0,
@@ -139,8 +137,7 @@ fn envelope(kind: MessageKind, request_id: u64, body: &[u8]) -> Vec<u8> {
 
 /// Splits an envelope; `None` for bytes that are not one (a malformed datagram is dropped, as a
 /// real stack drops a packet with a bad header).
-#[cfg_attr(not(madsim), allow(dead_code))]
-fn open_envelope(bytes: &[u8]) -> Option<(MessageKind, u64, &[u8])> {
+pub(crate) fn open_envelope(bytes: &[u8]) -> Option<(MessageKind, u64, &[u8])> {
     if bytes.len() < ENVELOPE_LEN {
         return None;
     }

@@ -131,10 +131,33 @@ enum Command {
         /// Seeds per round.
         #[arg(long, default_value_t = 400)]
         seeds: u64,
+        /// Also runs one seed for real (see `real`) and reports the simulation's speedup.
+        #[arg(long)]
+        vs_real: bool,
+        #[arg(long, default_value = "target/real/release/node", value_name = "PATH")]
+        node_bin: PathBuf,
         #[arg(long, default_value_t = 5)]
         rounds: u32,
         #[arg(long)]
         jobs: Option<usize>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Runs the scenario for real: the same broker code as processes on loopback (the `node`
+    /// binary), SIGKILLed and restarted in real time, judged by the same checker.
+    Real {
+        #[arg(long, default_value = "broker-crash-loop")]
+        scenario: String,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[arg(long = "bug")]
+        bugs: Vec<Bug>,
+        /// The node binary built without the simulation.
+        #[arg(long, default_value = "target/real/release/node", value_name = "PATH")]
+        node_bin: PathBuf,
+        /// Where the nodes' data and events go (default: a fresh temporary directory).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
         #[arg(long)]
         json: bool,
     },
@@ -321,21 +344,72 @@ fn dispatch(command: Command) -> Result<ExitCode, Failure> {
             }
             bugs(max_seeds, jobs_or_cores(jobs)?, json)
         }
+        Command::Real {
+            scenario,
+            seed,
+            bugs,
+            node_bin,
+            dir,
+            json,
+        } => {
+            let scenario = Scenario::resolve(&scenario).map_err(bad)?;
+            let plan = RunPlan::new(scenario, seed, bugs.iter().copied().collect());
+            let (outcome, wall) = run_real(&plan, &node_bin, dir)?;
+            let in_flight_kills =
+                harness::real::broker_kills_with_produces_in_flight(&outcome.history);
+            if json {
+                let mut value = serde_json::to_value(&outcome).map_err(internal)?;
+                value["broker_kills_with_produces_in_flight"] = json!(in_flight_kills);
+                value["wall_ms"] = json!(wall.as_millis() as u64);
+                print_json(&value)?;
+            } else {
+                println!(
+                    "real {} seed {} (bugs: {}) on loopback processes, {} ms wall (times below are wall-clock ms)",
+                    plan.scenario.name,
+                    plan.seed,
+                    bug_list(plan.bugs),
+                    wall.as_millis()
+                );
+                println!(
+                    "{} broker SIGKILLs, {in_flight_kills} of them with produces in flight",
+                    outcome.stats.broker_crashes
+                );
+                print_outcome(&outcome);
+            }
+            Ok(verdict_code(outcome.passed()))
+        }
         Command::Bench {
             scenario,
             seeds,
             rounds,
             jobs,
             json,
+            vs_real,
+            node_bin,
         } => {
             let scenario = Scenario::resolve(&scenario).map_err(bad)?;
             if seeds == 0 || rounds == 0 {
                 return Err(bad("--seeds and --rounds must be at least 1"));
             }
             let report = harness::bench::bench(&scenario, seeds, rounds, jobs_or_cores(jobs)?);
-            if json {
-                print_json(&serde_json::to_value(&report).map_err(internal)?)?;
+            let versus = if vs_real {
+                Some(vs_real_report(&scenario, &node_bin)?)
             } else {
+                None
+            };
+            if json {
+                let mut value = serde_json::to_value(&report).map_err(internal)?;
+                if let Some(v) = versus {
+                    value["vs_real"] = v;
+                }
+                print_json(&value)?;
+            } else {
+                if let Some(v) = &versus {
+                    println!(
+                        "vs real ({} seed 0, one run each): simulated {} ms wall ({}), real {} ms wall ({}): speedup {:.0}x",
+                        report.scenario, v["sim_wall_ms"], v["sim_verdict"], v["real_wall_ms"], v["real_verdict"], v["speedup"].as_f64().unwrap_or(0.0)
+                    );
+                }
                 println!(
                     "bench {}: {} rounds of {} seeds on {} jobs (medians)",
                     report.scenario,
@@ -370,6 +444,45 @@ fn dispatch(command: Command) -> Result<ExitCode, Failure> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Runs `plan` for real in `dir` (or a fresh temporary directory); returns the outcome and
+/// the wall time it took.
+fn run_real(
+    plan: &RunPlan,
+    node_bin: &Path,
+    dir: Option<PathBuf>,
+) -> Result<(RunOutcome, std::time::Duration), Failure> {
+    let temp;
+    let dir = match dir {
+        Some(d) => d,
+        None => {
+            temp = tempfile::tempdir().map_err(internal)?;
+            temp.path().to_path_buf()
+        }
+    };
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| bad(format!("cannot create {}: {e}", dir.display())))?;
+    let started = std::time::Instant::now();
+    let outcome = harness::real::run_real(plan, node_bin, &dir).map_err(bad)?;
+    Ok((outcome, started.elapsed()))
+}
+
+/// The same scenario and payments, simulated and real, side by side.
+fn vs_real_report(scenario: &Scenario, node_bin: &Path) -> Result<serde_json::Value, Failure> {
+    let plan = RunPlan::new(scenario.clone(), 0, Bugs::NONE);
+    let started = std::time::Instant::now();
+    let simulated = run(&plan);
+    let sim_wall = started.elapsed();
+    let (real, real_wall) = run_real(&plan, node_bin, None)?;
+    let verdict = |o: &RunOutcome| if o.passed() { "pass" } else { "fail" };
+    Ok(json!({
+        "sim_wall_ms": sim_wall.as_millis() as u64,
+        "sim_verdict": verdict(&simulated),
+        "real_wall_ms": real_wall.as_millis() as u64,
+        "real_verdict": verdict(&real),
+        "speedup": real_wall.as_secs_f64() / sim_wall.as_secs_f64().max(1e-9),
+    }))
 }
 
 fn jobs_or_cores(jobs: Option<usize>) -> Result<usize, Failure> {

@@ -253,7 +253,8 @@ fn run_here(plan: &RunPlan) -> RunOutcome {
             anomalies.extend(checker::check(&history, &finished.durable));
             if !finished.liveness_missing.is_empty() {
                 anomalies.push(liveness_anomaly(
-                    &finished,
+                    &finished.liveness_missing,
+                    finished.heal_us,
                     plan.scenario.limits.liveness_ms,
                 ));
             }
@@ -313,8 +314,7 @@ fn node_ip(name: &str) -> std::net::IpAddr {
     }
 }
 
-fn liveness_anomaly(finished: &Finished, liveness_ms: u64) -> Anomaly {
-    let missing = &finished.liveness_missing;
+pub(crate) fn liveness_anomaly(missing: &[String], heal_us: u64, liveness_ms: u64) -> Anomaly {
     let shown: Vec<&str> = missing.iter().take(8).map(String::as_str).collect();
     let more = if missing.len() > shown.len() {
         format!(" and {} more", missing.len() - shown.len())
@@ -329,7 +329,7 @@ fn liveness_anomaly(finished: &Finished, liveness_ms: u64) -> Anomaly {
     Anomaly::new(
         AnomalyKind::Liveness,
         missing.first().map(String::as_str),
-        finished.heal_us + liveness_ms * 1000,
+        heal_us + liveness_ms * 1000,
         detail,
     )
 }
@@ -357,7 +357,7 @@ fn panic_anomaly(panic: &Box<dyn std::any::Any + Send>, sim_ms: u64) -> Anomaly 
     }
 }
 
-fn count_history(history: &[Entry], stats: &mut Stats) {
+pub(crate) fn count_history(history: &[Entry], stats: &mut Stats) {
     let mut outboxed = BTreeSet::new();
     let mut final_recovery = false;
     for entry in history {
@@ -586,11 +586,11 @@ async fn inject(
 /// Tracks, from the history, which owed payments are acknowledged to their producer and applied
 /// by the store. Incremental: each check reads only the entries recorded since the last one.
 #[derive(Default)]
-struct Settlement {
+pub(crate) struct Settlement {
     cursor: usize,
     /// Per payment: which of OWED, ACKED and APPLIED it has reached.
     state: BTreeMap<String, u8>,
-    owed: usize,
+    pub(crate) owed: usize,
     // invariant: settled == the number of payments whose state has all three bits
     settled: usize,
 }
@@ -614,7 +614,7 @@ impl Settlement {
         self.settled += usize::from(all);
     }
 
-    fn update(&mut self, history: &[Entry]) {
+    pub(crate) fn update(&mut self, history: &[Entry]) {
         for entry in &history[self.cursor..] {
             match &entry.what {
                 What::Node(Event::Outboxed { payment }) => self.mark(&payment.id, OWED),
@@ -629,11 +629,11 @@ impl Settlement {
         self.cursor = history.len();
     }
 
-    fn all_settled(&self) -> bool {
+    pub(crate) fn all_settled(&self) -> bool {
         self.settled == self.owed
     }
 
-    fn unsettled(&self) -> Vec<String> {
+    pub(crate) fn unsettled(&self) -> Vec<String> {
         let settled = OWED | ACKED | APPLIED;
         self.state
             .iter()
