@@ -4,7 +4,7 @@
 use crate::checker::Anomaly;
 use crate::faults::{Fault, FaultEntry};
 use crate::run::{RunOutcome, RunPlan};
-use crate::scenario::Scenario;
+use crate::scenario::{Scenario, SPREAD_MAX_MS, TIME_MAX_MS};
 use broker_under_test::cluster::{producer_name, BROKER, CONSUMER, STORE};
 use broker_under_test::{Bug, Bugs};
 use serde::{Deserialize, Serialize};
@@ -66,6 +66,7 @@ impl Artifact {
             schedule: self.fault_schedule.clone(),
             plant_nondeterminism: false,
             record_messages: false,
+            scenario_arg: self.scenario.name.clone(),
         })
     }
 
@@ -95,7 +96,26 @@ impl Artifact {
         }
         let mut nodes = vec![BROKER.to_string(), STORE.to_string(), CONSUMER.to_string()];
         nodes.extend((0..self.scenario.workload.producers).map(producer_name));
+        if self
+            .fault_schedule
+            .windows(2)
+            .any(|w| w[1].at_ms < w[0].at_ms)
+        {
+            return Err("fault_schedule is not sorted by at_ms".to_string());
+        }
         for (i, e) in self.fault_schedule.iter().enumerate() {
+            if e.at_ms > TIME_MAX_MS || e.duration_ms > TIME_MAX_MS {
+                return Err(format!(
+                    "fault_schedule[{i}]: at_ms and duration_ms may not exceed {TIME_MAX_MS}"
+                ));
+            }
+            if let Fault::Delay { spread_ms } = e.fault {
+                if spread_ms > SPREAD_MAX_MS {
+                    return Err(format!(
+                        "fault_schedule[{i}]: spread_ms may not exceed {SPREAD_MAX_MS}"
+                    ));
+                }
+            }
             let known = |n: &str| nodes.iter().any(|k| k == n);
             let target_ok = known(&e.target)
                 || (e.target == "*"

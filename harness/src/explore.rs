@@ -8,7 +8,7 @@ use crate::scenario::Scenario;
 use broker_under_test::Bugs;
 use std::collections::BTreeMap;
 use std::ops::Range;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -58,17 +58,37 @@ pub struct SweepReport {
 
 impl Sweep {
     /// The (scenario, seed) pairs of the sweep, in order.
-    pub fn items(&self) -> Vec<(usize, u64)> {
-        let seeds: Vec<u64> = self
-            .seeds
-            .clone()
-            .enumerate()
-            .filter(|(i, _)| self.shard.is_none_or(|(k, n)| *i as u64 % n == k - 1))
-            .map(|(_, seed)| seed)
-            .collect();
-        (0..self.scenarios.len())
-            .flat_map(|s| seeds.iter().map(move |seed| (s, *seed)))
-            .collect()
+    /// How many seeds of the range the shard takes.
+    fn seeds_per_scenario(&self) -> u64 {
+        let len = self.seeds.end.saturating_sub(self.seeds.start);
+        match self.shard {
+            None => len,
+            // Indices k-1, k-1+n, k-1+2n, ... below len.
+            Some((k, n)) if len > k - 1 => (len - (k - 1)).div_ceil(n),
+            Some(_) => 0,
+        }
+    }
+
+    /// How many (scenario, seed) runs the sweep makes.
+    pub fn len(&self) -> u64 {
+        self.scenarios.len() as u64 * self.seeds_per_scenario()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The `i`th (scenario index, seed) of the sweep, scenario by scenario, seeds in order.
+    /// Computed, not listed: a range of a hundred billion seeds costs no memory.
+    pub fn item(&self, i: u64) -> (usize, u64) {
+        let per = self.seeds_per_scenario();
+        debug_assert!(per > 0 && i < self.len());
+        let (scenario, j) = ((i / per) as usize, i % per);
+        let index = match self.shard {
+            None => j,
+            Some((k, n)) => (k - 1) + j * n,
+        };
+        (scenario, self.seeds.start + index)
     }
 }
 
@@ -95,25 +115,24 @@ pub fn merge_aggregates<'a>(hashes: impl IntoIterator<Item = &'a str>) -> Result
 }
 
 /// Runs the sweep on `jobs` worker threads. Unless `keep_going`, workers stop taking items past
-/// the lowest failing one seen, so the report holds the failure with the lowest seed (and maybe
-/// a few more that were already running). `progress(done, total)` is called after every seed.
+/// the lowest failing one seen, and the report covers exactly the items up to and including
+/// that failure: the seeds other workers ran past it are dropped, so counts and the aggregate
+/// hash do not depend on the number of jobs. `progress(done, total)` is called after every seed.
 pub fn sweep(s: &Sweep, progress: &(dyn Fn(u64, u64) + Sync)) -> SweepReport {
     let started = Instant::now();
-    let items = s.items();
-    let total = items.len() as u64;
-    let next = AtomicUsize::new(0);
-    let lowest_failure = AtomicUsize::new(usize::MAX);
-    let done = AtomicUsize::new(0);
-    let results: Mutex<BTreeMap<usize, SeedResult>> = Mutex::new(BTreeMap::new());
+    let total = s.len();
+    let next = AtomicU64::new(0);
+    let lowest_failure = AtomicU64::new(u64::MAX);
+    let done = AtomicU64::new(0);
+    let results: Mutex<BTreeMap<u64, SeedResult>> = Mutex::new(BTreeMap::new());
     std::thread::scope(|scope| {
         for _ in 0..s.jobs.max(1) {
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= items.len() || (!s.keep_going && i > lowest_failure.load(Ordering::Relaxed))
-                {
+                if i >= total || (!s.keep_going && i > lowest_failure.load(Ordering::Relaxed)) {
                     return;
                 }
-                let (scenario, seed) = items[i];
+                let (scenario, seed) = s.item(i);
                 let result = run_seed(s, &s.scenarios[scenario], seed);
                 if result.failure.is_some() {
                     lowest_failure.fetch_min(i, Ordering::Relaxed);
@@ -122,11 +141,15 @@ pub fn sweep(s: &Sweep, progress: &(dyn Fn(u64, u64) + Sync)) -> SweepReport {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .insert(i, result);
-                progress(done.fetch_add(1, Ordering::Relaxed) as u64 + 1, total);
+                progress(done.fetch_add(1, Ordering::Relaxed) + 1, total);
             });
         }
     });
-    let results = results.into_inner().unwrap_or_else(|e| e.into_inner());
+    let mut results = results.into_inner().unwrap_or_else(|e| e.into_inner());
+    if !s.keep_going {
+        let cutoff = lowest_failure.load(Ordering::Relaxed);
+        results.retain(|i, _| *i <= cutoff);
+    }
     let mut report = SweepReport {
         seeds_run: results.len() as u64,
         passed: 0,
@@ -274,18 +297,32 @@ mod tests {
             plant_nondeterminism: false,
         };
         let mut covered: Vec<u64> = (1..=3)
-            .flat_map(|k| sweep(Some((k, 3))).items())
+            .flat_map(|k| {
+                let s = sweep(Some((k, 3)));
+                (0..s.len()).map(move |i| s.item(i)).collect::<Vec<_>>()
+            })
             .map(|(_, seed)| seed)
             .collect();
         covered.sort();
         assert_eq!(covered, (10..20).collect::<Vec<_>>());
+        let first = sweep(Some((1, 3)));
         assert_eq!(
-            sweep(Some((1, 3)))
-                .items()
-                .iter()
-                .map(|i| i.1)
+            (0..first.len())
+                .map(|i| first.item(i).1)
                 .collect::<Vec<_>>(),
             vec![10, 13, 16, 19]
         );
+        let last = sweep(Some((3, 3)));
+        assert_eq!(
+            (0..last.len()).map(|i| last.item(i).1).collect::<Vec<_>>(),
+            vec![12, 15, 18]
+        );
+        // A huge range is counted, never listed.
+        let huge = Sweep {
+            seeds: 0..100_000_000_000,
+            ..sweep(Some((2, 7)))
+        };
+        assert_eq!(huge.len(), 14_285_714_286);
+        assert_eq!(huge.item(huge.len() - 1).1, 99_999_999_996);
     }
 }

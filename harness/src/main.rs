@@ -262,9 +262,10 @@ fn dispatch(command: Command) -> Result<ExitCode, Failure> {
             artifact,
             html,
         } => {
-            let scenario = Scenario::resolve(&scenario).map_err(bad)?;
-            let mut plan = RunPlan::new(scenario, seed, bugs.iter().copied().collect());
+            let resolved = Scenario::resolve(&scenario).map_err(bad)?;
+            let mut plan = RunPlan::new(resolved, seed, bugs.iter().copied().collect());
             plan.record_messages = html.is_some();
+            plan.scenario_arg = scenario;
             if !json {
                 print_plan(&plan);
             }
@@ -668,7 +669,7 @@ fn write_trace(path: &Path, outcome: &RunOutcome) -> Result<(), Failure> {
 fn explore(s: &Sweep, failures_dir: &Path, json: bool) -> Result<ExitCode, Failure> {
     let names: Vec<&str> = s.scenarios.iter().map(|s| s.name.as_str()).collect();
     let bar = if !json && std::io::stderr().is_terminal() {
-        let bar = ProgressBar::new(s.items().len() as u64);
+        let bar = ProgressBar::new(s.len());
         bar.set_style(
             ProgressStyle::with_template("  {bar:40} {pos}/{len} seeds  {per_sec}  eta {eta}")
                 .map_err(internal)?,
@@ -732,6 +733,9 @@ fn sweep_json(s: &Sweep, report: &SweepReport, artifacts: &[PathBuf]) -> serde_j
         "scenario": scenario,
         "probes": probes,
         "probes_never_hit": never_hit,
+        "seeds": format!("{}..{}", s.seeds.start, s.seeds.end),
+        "shard": s.shard.map(|(k, n)| format!("{k}/{n}")),
+        "keep_going": s.keep_going,
         "seeds_run": report.seeds_run,
         "passed": report.passed,
         "failed": report.failed,
@@ -963,6 +967,23 @@ fn merge(paths: &[PathBuf], json: bool) -> Result<ExitCode, Failure> {
             )));
         }
         reports.push(report);
+    }
+    // The reports must be disjoint shards of one sweep: XOR would cancel a report given twice.
+    let sweep_of = |r: &serde_json::Value| (r["scenario"].to_string(), r["seeds"].to_string());
+    if reports.iter().any(|r| sweep_of(r) != sweep_of(&reports[0])) {
+        return Err(bad(
+            "the reports are not shards of one sweep (scenario and seeds differ)",
+        ));
+    }
+    let mut shards = std::collections::BTreeSet::new();
+    for (r, path) in reports.iter().zip(paths) {
+        let shard = r["shard"].as_str().unwrap_or("whole range").to_string();
+        if (reports.len() > 1 && shard == "whole range") || !shards.insert(shard.clone()) {
+            return Err(bad(format!(
+                "report {} ({shard}) overlaps another report",
+                path.display()
+            )));
+        }
     }
     let sum = |name: &str| {
         reports

@@ -347,28 +347,19 @@ pub fn run_real(plan: &RunPlan, node_bin: &Path, dir: &Path) -> Result<RunOutcom
     // Phase 3: liveness, bounded.
     let deadline = Instant::now() + liveness;
     let expected = u64::from(w.producers) * u64::from(w.payments_per_producer);
-    let missing = loop {
+    let (missing, never_outboxed) = loop {
         let mut settlement = Settlement::default();
         settlement.update(&world.history());
         if settlement.all_settled() && settlement.owed as u64 >= expected {
             world.note("harness", HarnessEvent::LivenessReached);
-            break Vec::new();
+            break (Vec::new(), 0);
         }
         if Instant::now() >= deadline {
-            let mut missing = settlement.unsettled();
-            if (settlement.owed as u64) < expected {
-                missing.push(format!(
-                    "({} payments never outboxed)",
-                    expected - settlement.owed as u64
-                ));
-            }
-            world.note(
-                "harness",
-                HarnessEvent::LivenessTimedOut {
-                    missing: missing.len() as u32,
-                },
-            );
-            break missing;
+            let missing = settlement.unsettled();
+            let never_outboxed = expected.saturating_sub(settlement.owed as u64);
+            let count = missing.len() as u32 + never_outboxed as u32;
+            world.note("harness", HarnessEvent::LivenessTimedOut { missing: count });
+            break (missing, never_outboxed);
         }
         std::thread::sleep(Duration::from_millis(100));
     };
@@ -387,9 +378,10 @@ pub fn run_real(plan: &RunPlan, node_bin: &Path, dir: &Path) -> Result<RunOutcom
     let durable = Durable { logs, rows };
     let history = world.history();
     let mut anomalies = checker::check(&history, &durable);
-    if !missing.is_empty() {
+    if !missing.is_empty() || never_outboxed > 0 {
         anomalies.push(liveness_anomaly(
             &missing,
+            never_outboxed,
             heal_us,
             liveness.as_millis() as u64,
         ));

@@ -40,6 +40,9 @@ pub struct RunPlan {
     pub plant_nondeterminism: bool,
     /// Keeps every message beside the history, for the HTML timeline. Changes no trace hash.
     pub record_messages: bool,
+    /// The `--scenario` argument as the user gave it (a catalogue name or a file path), for
+    /// the replay command; the scenario's own name when it came from the catalogue.
+    pub scenario_arg: String,
 }
 
 /// How long the system rests after liveness before the final crash.
@@ -60,6 +63,7 @@ impl RunPlan {
     pub fn new(scenario: Scenario, seed: u64, bugs: Bugs) -> RunPlan {
         let schedule = faults::generate(&scenario, &mut generator(seed, STREAM_SCHEDULE));
         RunPlan {
+            scenario_arg: scenario.name.clone(),
             scenario,
             seed,
             bugs,
@@ -98,7 +102,7 @@ impl RunPlan {
     pub fn replay_command(&self) -> String {
         let mut cmd = format!(
             "harness run --scenario {} --seed {}",
-            self.scenario.name, self.seed
+            self.scenario_arg, self.seed
         );
         for bug in self.bugs.iter() {
             cmd.push_str(&format!(" --bug {bug}"));
@@ -217,6 +221,7 @@ fn install_quiet_panic_hook() {
 struct Finished {
     durable: Durable,
     liveness_missing: Vec<String>,
+    never_outboxed: u64,
     heal_us: u64,
     unsynced_writes_lost: u64,
 }
@@ -251,9 +256,10 @@ fn run_here(plan: &RunPlan) -> RunOutcome {
     match driven {
         Ok(finished) => {
             anomalies.extend(checker::check(&history, &finished.durable));
-            if !finished.liveness_missing.is_empty() {
+            if !finished.liveness_missing.is_empty() || finished.never_outboxed > 0 {
                 anomalies.push(liveness_anomaly(
                     &finished.liveness_missing,
+                    finished.never_outboxed,
                     finished.heal_us,
                     plan.scenario.limits.liveness_ms,
                 ));
@@ -314,15 +320,27 @@ fn node_ip(name: &str) -> std::net::IpAddr {
     }
 }
 
-pub(crate) fn liveness_anomaly(missing: &[String], heal_us: u64, liveness_ms: u64) -> Anomaly {
+/// `missing`: owed payments not settled; `never_outboxed`: payments the workload should have
+/// made but no producer outboxed by the deadline.
+pub(crate) fn liveness_anomaly(
+    missing: &[String],
+    never_outboxed: u64,
+    heal_us: u64,
+    liveness_ms: u64,
+) -> Anomaly {
     let shown: Vec<&str> = missing.iter().take(8).map(String::as_str).collect();
     let more = if missing.len() > shown.len() {
         format!(" and {} more", missing.len() - shown.len())
     } else {
         String::new()
     };
+    let never = if never_outboxed > 0 {
+        format!("; {never_outboxed} payments never outboxed")
+    } else {
+        String::new()
+    };
     let detail = format!(
-        "{} payments not acknowledged, logged and applied within {liveness_ms} ms after the heal: {}{more}",
+        "{} payments not acknowledged, logged and applied within {liveness_ms} ms after the heal: {}{more}{never}",
         missing.len(),
         shown.join(", ")
     );
@@ -446,7 +464,7 @@ async fn drive(
     let heal_us = madsim::time::TimeHandle::current().elapsed().as_micros() as u64;
 
     // Phase 3: liveness, bounded.
-    let liveness_missing = await_liveness(&recorder, &plan).await;
+    let (liveness_missing, never_outboxed) = await_liveness(&recorder, &plan).await;
 
     // Phase 4: final recovery. The system rests a moment (background flushers run, as they
     // would in a system at rest); then clients stop, and broker and store lose power once more
@@ -487,6 +505,7 @@ async fn drive(
     Finished {
         durable: Durable { logs, rows },
         liveness_missing,
+        never_outboxed,
         heal_us,
         unsynced_writes_lost: unsynced_lost.load(std::sync::atomic::Ordering::Relaxed),
     }
@@ -644,8 +663,8 @@ impl Settlement {
 }
 
 /// Waits until every owed payment is settled, or the liveness bound passes; returns the
-/// payments still unsettled (empty on success).
-async fn await_liveness(recorder: &Recorder, plan: &RunPlan) -> Vec<String> {
+/// payments still unsettled and how many were never outboxed (empty and 0 on success).
+async fn await_liveness(recorder: &Recorder, plan: &RunPlan) -> (Vec<String>, u64) {
     let deadline =
         madsim::time::Instant::now() + Duration::from_millis(plan.scenario.limits.liveness_ms);
     let expected = u64::from(plan.scenario.workload.producers)
@@ -656,23 +675,18 @@ async fn await_liveness(recorder: &Recorder, plan: &RunPlan) -> Vec<String> {
         // Producers outbox every payment once they run again; wait for all of them.
         if settlement.all_settled() && settlement.owed as u64 >= expected {
             recorder.harness("harness", HarnessEvent::LivenessReached);
-            return Vec::new();
+            return (Vec::new(), 0);
         }
         if madsim::time::Instant::now() >= deadline {
-            let mut missing = settlement.unsettled();
-            if (settlement.owed as u64) < expected {
-                missing.push(format!(
-                    "({} payments never outboxed)",
-                    expected - settlement.owed as u64
-                ));
-            }
+            let missing = settlement.unsettled();
+            let never_outboxed = expected.saturating_sub(settlement.owed as u64);
             recorder.harness(
                 "harness",
                 HarnessEvent::LivenessTimedOut {
-                    missing: missing.len() as u32,
+                    missing: missing.len() as u32 + never_outboxed as u32,
                 },
             );
-            return missing;
+            return (missing, never_outboxed);
         }
         madsim::time::sleep(Duration::from_millis(20)).await;
     }

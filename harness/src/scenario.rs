@@ -189,34 +189,45 @@ impl Scenario {
         Ok(scenario)
     }
 
-    /// Checks every field; the error names the field.
+    /// Checks every field; the error names the field. Counts and times are bounded, so no
+    /// file can make a run allocate or compute past what a machine holds.
     pub fn validate(&self) -> Result<(), String> {
         let w = &self.workload;
-        check(!self.name.is_empty(), "name must not be empty")?;
+        check(
+            !self.name.is_empty()
+                && self
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+            "name must be letters, digits, '-' and '_' (it names artifact files)",
+        )?;
         check(
             (1..=200).contains(&w.producers),
             "workload.producers must be 1..=200",
         )?;
         check(
-            w.payments_per_producer >= 1,
-            "workload.payments_per_producer must be at least 1",
+            (1..=PAYMENTS_MAX).contains(&w.payments_per_producer),
+            &format!("workload.payments_per_producer must be 1..={PAYMENTS_MAX}"),
         )?;
         check(
             (1..=64).contains(&w.partitions),
             "workload.partitions must be 1..=64",
         )?;
-        check(w.customers >= 1, "workload.customers must be at least 1")?;
         check(
-            w.payment_interval_ms >= 1,
-            "workload.payment_interval_ms must be at least 1",
+            (1..=PAYMENTS_MAX).contains(&w.customers),
+            &format!("workload.customers must be 1..={PAYMENTS_MAX}"),
+        )?;
+        check(
+            (1..=TIME_MAX_MS).contains(&w.payment_interval_ms),
+            &format!("workload.payment_interval_ms must be 1..={TIME_MAX_MS}"),
         )?;
         check(
             (1..=1000).contains(&w.max_batch_records),
             "workload.max_batch_records must be 1..=1000",
         )?;
         check(
-            w.duration_ms >= 1,
-            "workload.duration_ms must be at least 1",
+            (1..=TIME_MAX_MS).contains(&w.duration_ms),
+            &format!("workload.duration_ms must be 1..={TIME_MAX_MS}"),
         )?;
         let f = &self.faults;
         for (name, spec) in [
@@ -226,17 +237,17 @@ impl Scenario {
             ("store_crash", &f.store_crash),
         ] {
             if let Some(c) = spec {
-                range(&c.count, &format!("faults.{name}.count"))?;
-                range(&c.down_ms, &format!("faults.{name}.down_ms"))?;
+                range(&c.count, COUNT_MAX, &format!("faults.{name}.count"))?;
+                range(&c.down_ms, TIME_MAX_MS, &format!("faults.{name}.down_ms"))?;
             }
         }
         if let Some(p) = &f.pause {
-            range(&p.count, "faults.pause.count")?;
-            range(&p.duration_ms, "faults.pause.duration_ms")?;
+            range(&p.count, COUNT_MAX, "faults.pause.count")?;
+            range(&p.duration_ms, TIME_MAX_MS, "faults.pause.duration_ms")?;
         }
         if let Some(p) = &f.partition {
-            range(&p.count, "faults.partition.count")?;
-            range(&p.duration_ms, "faults.partition.duration_ms")?;
+            range(&p.count, COUNT_MAX, "faults.partition.count")?;
+            range(&p.duration_ms, TIME_MAX_MS, "faults.partition.duration_ms")?;
             probability(
                 p.two_way_probability,
                 "faults.partition.two_way_probability",
@@ -244,31 +255,43 @@ impl Scenario {
         }
         for (name, spec) in [("loss", &f.loss), ("duplicate", &f.duplicate)] {
             if let Some(r) = spec {
-                range(&r.count, &format!("faults.{name}.count"))?;
-                range(&r.duration_ms, &format!("faults.{name}.duration_ms"))?;
-                range(&r.rate, &format!("faults.{name}.rate"))?;
+                range(&r.count, COUNT_MAX, &format!("faults.{name}.count"))?;
+                range(
+                    &r.duration_ms,
+                    TIME_MAX_MS,
+                    &format!("faults.{name}.duration_ms"),
+                )?;
+                range(&r.rate, 1.0, &format!("faults.{name}.rate"))?;
                 probability(r.rate[0], &format!("faults.{name}.rate"))?;
-                probability(r.rate[1], &format!("faults.{name}.rate"))?;
             }
         }
         if let Some(d) = &f.delay {
-            range(&d.count, "faults.delay.count")?;
-            range(&d.duration_ms, "faults.delay.duration_ms")?;
-            range(&d.spread_ms, "faults.delay.spread_ms")?;
+            range(&d.count, COUNT_MAX, "faults.delay.count")?;
+            range(&d.duration_ms, TIME_MAX_MS, "faults.delay.duration_ms")?;
+            range(&d.spread_ms, SPREAD_MAX_MS, "faults.delay.spread_ms")?;
         }
         probability(f.torn_write_probability, "faults.torn_write_probability")?;
         probability(f.garble_probability, "faults.garble_probability")?;
         check(
-            self.limits.liveness_ms >= 1_000,
-            "limits.liveness_ms must be at least 1000",
+            (1_000..=TIME_MAX_MS).contains(&self.limits.liveness_ms),
+            &format!("limits.liveness_ms must be 1000..={TIME_MAX_MS}"),
         )?;
         check(
-            self.limits.max_steps >= 1_000,
-            "limits.max_steps must be at least 1000",
+            (1_000..=1_000_000_000).contains(&self.limits.max_steps),
+            "limits.max_steps must be 1000..=1000000000",
         )?;
         Ok(())
     }
 }
+
+/// The most faults of one kind a run may draw.
+pub const COUNT_MAX: u32 = 10_000;
+/// The longest duration, downtime or interval, in milliseconds: a day.
+pub const TIME_MAX_MS: u64 = 86_400_000;
+/// The widest delay spread, in milliseconds: an hour.
+pub const SPREAD_MAX_MS: u64 = 3_600_000;
+/// The most payments per producer (and customer keys).
+pub const PAYMENTS_MAX: u32 = 1_000_000;
 
 fn check(ok: bool, message: &str) -> Result<(), String> {
     if ok {
@@ -278,10 +301,14 @@ fn check(ok: bool, message: &str) -> Result<(), String> {
     }
 }
 
-fn range<T: PartialOrd + fmt::Debug>(r: &Range<T>, field: &str) -> Result<(), String> {
+fn range<T: PartialOrd + fmt::Debug>(r: &Range<T>, max: T, field: &str) -> Result<(), String> {
     check(
         r[0] <= r[1],
         &format!("{field} is [min, max] with min <= max, got {r:?}"),
+    )?;
+    check(
+        r[1] <= max,
+        &format!("{field} may not exceed {max:?}, got {r:?}"),
     )
 }
 

@@ -151,6 +151,36 @@ fn run_writes_a_trace_and_an_artifact_and_a_passing_artifact_replays_as_no_longe
 }
 
 #[test]
+fn a_scenario_file_is_reproduced_by_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let standard = include_str!("../../scenarios/standard.toml")
+        .replace("name = \"standard\"", "name = \"my-scenario\"");
+    std::fs::write(dir.path().join("mine.toml"), standard).unwrap();
+    let ran = harness(
+        &[
+            "run",
+            "--scenario",
+            "mine.toml",
+            "--seed",
+            "0",
+            "--bug",
+            "store-no-dedup",
+        ],
+        dir.path(),
+    );
+    assert_eq!(ran.code, 1);
+    let line = ran
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("reproduce with:"))
+        .expect("a reproduce line");
+    assert_eq!(
+        line,
+        "reproduce with: harness run --scenario mine.toml --seed 0 --bug store-no-dedup"
+    );
+}
+
+#[test]
 fn a_failing_run_prints_a_timeline_before_its_first_anomaly() {
     let dir = tempfile::tempdir().unwrap();
     let ran = harness(
@@ -370,6 +400,50 @@ fn bad_input_is_named_and_exits_2() {
         &["merge", "garbage.json"],
         d,
         "garbage.json is not explore --json output",
+    );
+    let shard = harness(
+        &["explore", "--seeds", "0..3", "--shard", "1/2", "--json"],
+        d,
+    );
+    std::fs::write(d.join("shard.json"), &shard.stdout).unwrap();
+    rejects(
+        &["merge", "shard.json", "shard.json"],
+        d,
+        "overlaps another report",
+    );
+    let standard = include_str!("../../scenarios/standard.toml");
+    std::fs::write(
+        d.join("escape.toml"),
+        standard.replace("name = \"standard\"", "name = \"../../escaped\""),
+    )
+    .unwrap();
+    rejects(
+        &["explore", "--scenario", "escape.toml", "--seeds", "0..1"],
+        d,
+        "name must be letters",
+    );
+    std::fs::write(
+        d.join("long.toml"),
+        standard.replace("duration_ms = 1000", "duration_ms = 18446744073709551615"),
+    )
+    .unwrap();
+    rejects(
+        &["run", "--scenario", "long.toml", "--seed", "1"],
+        d,
+        "workload.duration_ms",
+    );
+    std::fs::write(
+        d.join("many.toml"),
+        standard.replace(
+            "store_crash = { count = [1, 1]",
+            "store_crash = { count = [4000000000, 4000000000]",
+        ),
+    )
+    .unwrap();
+    rejects(
+        &["run", "--scenario", "many.toml", "--seed", "1"],
+        d,
+        "faults.store_crash.count",
     );
     rejects(&["merge", "good.json"], d, "good.json lacks");
     // Nothing already recorded is lost: the good artifact is untouched by the failed commands.

@@ -108,6 +108,27 @@ fn the_aggregate_hash_does_not_depend_on_the_number_of_jobs() {
 }
 
 #[test]
+fn stopping_at_the_first_failure_reports_the_same_whatever_the_jobs() {
+    let sweep_with = |jobs| {
+        let s = Sweep {
+            scenarios: vec![Scenario::resolve("standard").unwrap()],
+            seeds: 0..20,
+            shard: None,
+            bugs: Bugs::NONE.with(broker_under_test::Bug::StoreNoDedup),
+            jobs,
+            keep_going: false,
+            check_determinism: false,
+            plant_nondeterminism: false,
+        };
+        sweep(&s, &|_, _| {})
+    };
+    let (one, two) = (sweep_with(1), sweep_with(2));
+    assert_eq!((one.seeds_run, one.failed), (two.seeds_run, two.failed));
+    assert_eq!(one.failures[0].seed, two.failures[0].seed);
+    assert_eq!(one.aggregate_hash, two.aggregate_hash);
+}
+
+#[test]
 fn the_determinism_check_passes_a_deterministic_run_and_catches_a_planted_static() {
     let (code, out) = harness(&[
         "explore",

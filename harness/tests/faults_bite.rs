@@ -52,6 +52,17 @@ fn over_200_standard_seeds_every_fault_kind_bites() {
         // A batch whose first send timed out (its request or its ack was lost) and whose retry
         // the broker recognised as a duplicate.
         let mut timed_out = BTreeSet::new();
+        // The broker knows producers by id; the history names them by node.
+        let producer_ids: std::collections::BTreeMap<String, u64> = outcome
+            .history
+            .iter()
+            .filter_map(|e| match &e.what {
+                What::Node(Event::ProducerInitialized { producer_id, .. }) => {
+                    Some((e.node.clone(), *producer_id))
+                }
+                _ => None,
+            })
+            .collect();
         let mut dedup_after_lost_ack = false;
         let mut crashed = BTreeSet::new();
         let mut lost = false;
@@ -70,7 +81,7 @@ fn over_200_standard_seeds_every_fault_kind_bites() {
                     ..
                 }) => {
                     dedup_after_lost_ack |= timed_out.contains(&(entry.node.clone(), *partition, *base_seq))
-                        && outcome.history.iter().any(|e| matches!(&e.what, What::Node(Event::DuplicateBatch { partition: p, base_seq: s, .. }) if p == partition && s == base_seq && e.at_us <= entry.at_us));
+                        && outcome.history.iter().any(|e| matches!(&e.what, What::Node(Event::DuplicateBatch { partition: p, base_seq: s, producer_id, .. }) if p == partition && s == base_seq && Some(producer_id) == producer_ids.get(&entry.node) && e.at_us <= entry.at_us));
                 }
                 What::Harness(HarnessEvent::FinalRecovery) => break,
                 What::Harness(HarnessEvent::NodeCrashed { report }) => {
