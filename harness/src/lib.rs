@@ -19,6 +19,7 @@ pub mod history;
 pub mod html;
 pub mod hunt;
 pub mod net;
+pub mod proxy;
 pub mod real;
 pub mod run;
 pub mod scenario;

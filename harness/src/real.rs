@@ -4,12 +4,14 @@
 //! files they leave.
 //!
 //! Faults done for real: SIGKILL and restart of any node (with produces in flight), SIGSTOP and
-//! SIGCONT for pauses. A process crash keeps what the kernel already has, so unlike the
-//! simulation no unsynced write is lost; network faults are not injected in real mode.
+//! SIGCONT for pauses, and loss, partitions and duplicates through a datagram proxy in front of
+//! the broker and the store (`proxy.rs`). A process crash keeps what the kernel already has,
+//! so unlike the simulation no unsynced write is lost; delays are not injected for real.
 
 use crate::checker::{self, Durable};
 use crate::faults::Fault;
 use crate::history::{trace_hash, Entry, HarnessEvent, What};
+use crate::proxy::{Proxy, Rules};
 use crate::run::{
     count_history, liveness_anomaly, RunOutcome, RunPlan, Settlement, Stats, Verdict,
 };
@@ -19,8 +21,10 @@ use broker_under_test::storage::CrashReport;
 use broker_under_test::store::{recover_rows, APPLIED_FILE};
 use broker_under_test::Event;
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 /// How long the processes may live at most, beyond the scenario and its liveness bound.
@@ -42,7 +46,7 @@ fn free_port() -> Result<u16, String> {
     Ok(socket.local_addr().map_err(|e| e.to_string())?.port())
 }
 
-fn epoch_us() -> u64 {
+pub(crate) fn epoch_us() -> u64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as u64)
@@ -210,6 +214,31 @@ pub fn run_real(plan: &RunPlan, node_bin: &Path, dir: &Path) -> Result<RunOutcom
     };
     let addr = |port: u16| format!("127.0.0.1:{port}");
     let (broker_port, store_port, consumer_port) = (free_port()?, free_port()?, free_port()?);
+    let producer_ports = (0..w.producers)
+        .map(|_| free_port())
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut names: BTreeMap<u16, String> = [
+        (broker_port, BROKER.to_string()),
+        (store_port, STORE.to_string()),
+        (consumer_port, CONSUMER.to_string()),
+    ]
+    .into();
+    for (index, port) in producer_ports.iter().enumerate() {
+        names.insert(*port, producer_name(index as u32));
+    }
+    // Clients reach the broker and the store through the proxy, which carries the faults.
+    let rules = Arc::new(Rules::new(&plan.schedule, plan.seed, world.start_us, names));
+    let loopback = |port: u16| -> SocketAddr { SocketAddr::from(([127, 0, 0, 1], port)) };
+    let servers = [
+        (BROKER.to_string(), loopback(broker_port)),
+        (STORE.to_string(), loopback(store_port)),
+    ];
+    let proxy = Proxy::start(&servers, rules.clone())
+        .map_err(|e| format!("cannot start the proxy: {e}"))?;
+    let (broker_public, store_public) = (
+        proxy.public[BROKER].to_string(),
+        proxy.public[STORE].to_string(),
+    );
     let bugs: Vec<String> = plan
         .bugs
         .iter()
@@ -250,17 +279,17 @@ pub fn run_real(plan: &RunPlan, node_bin: &Path, dir: &Path) -> Result<RunOutcom
     let mut consumer = common("consumer", CONSUMER, consumer_port);
     consumer.extend([
         "--broker".into(),
-        addr(broker_port),
+        broker_public.clone(),
         "--store".into(),
-        addr(store_port),
+        store_public,
     ]);
     add(CONSUMER.into(), consumer);
     for index in 0..w.producers {
         let name = producer_name(index);
-        let mut args = common("producer", &name, free_port()?);
+        let mut args = common("producer", &name, producer_ports[index as usize]);
         args.extend([
             "--broker".into(),
-            addr(broker_port),
+            broker_public.clone(),
             "--index".into(),
             index.to_string(),
             "--payments".into(),
@@ -341,6 +370,7 @@ pub fn run_real(plan: &RunPlan, node_bin: &Path, dir: &Path) -> Result<RunOutcom
             world.note(name, HarnessEvent::NodeResumed);
         }
     }
+    rules.heal();
     world.note("harness", HarnessEvent::Healed);
     let heal_us = epoch_us().saturating_sub(world.start_us);
 
@@ -367,6 +397,8 @@ pub fn run_real(plan: &RunPlan, node_bin: &Path, dir: &Path) -> Result<RunOutcom
     // Phase 4: every process is killed; the check reads what they left on disk.
     world.note("harness", HarnessEvent::FinalRecovery);
     world.kill_all();
+    drop(proxy);
+    world.harness_events.extend(rules.events());
     let logs = (0..w.partitions)
         .map(|p| {
             recover_log(&std::fs::read(dir.join(BROKER).join(log_file(p))).unwrap_or_default())
@@ -392,6 +424,8 @@ pub fn run_real(plan: &RunPlan, node_bin: &Path, dir: &Path) -> Result<RunOutcom
         ..Stats::default()
     };
     count_history(&history, &mut stats);
+    stats.messages = rules.messages.load(std::sync::atomic::Ordering::Relaxed);
+    stats.messages_dropped = rules.dropped.load(std::sync::atomic::Ordering::Relaxed);
     stats.events = history.len() as u64;
     let sim_ms = history.last().map_or(0, |e| e.at_us / 1000);
     stats.sim_ms = sim_ms;
