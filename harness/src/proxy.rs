@@ -89,12 +89,11 @@ impl Rules {
         for e in self.entries.iter().filter(|e| e.active_at(now_ms)) {
             let touches = e.target == "*" || e.target == from || e.target == to;
             match &e.fault {
-                Fault::Partition { peer, two_way } => {
+                Fault::Partition { peer, two_way }
                     if (e.target == from && peer == to)
-                        || (*two_way && peer == from && e.target == to)
-                    {
-                        return Fate::Drop("partition");
-                    }
+                        || (*two_way && peer == from && e.target == to) =>
+                {
+                    return Fate::Drop("partition");
                 }
                 Fault::Loss { rate } if touches && rng.random_bool(*rate) => {
                     return Fate::Drop("loss")
@@ -218,7 +217,7 @@ fn front(
             continue;
         };
         let client_name = rules.name(client);
-        if !upstreams.contains_key(&client) {
+        if let std::collections::btree_map::Entry::Vacant(slot) = upstreams.entry(client) {
             let Ok(upstream) = UdpSocket::bind("127.0.0.1:0") else {
                 continue;
             };
@@ -240,7 +239,7 @@ fn front(
                     }
                 }
             }));
-            upstreams.insert(client, upstream);
+            slot.insert(upstream);
         }
         rules.pass(
             &upstreams[&client],
