@@ -214,6 +214,12 @@ enum Failure {
 }
 
 fn main() -> ExitCode {
+    // Like any Unix filter: when the reader goes away (`harness explore | head`), stop quietly
+    // instead of panicking on a broken pipe. Rust ignores SIGPIPE by default.
+    // SAFETY: restoring a signal's default disposition at start-up, before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     match dispatch(cli.command) {
         Ok(code) => code,
