@@ -6,33 +6,23 @@
 
 use crate::observe::{Event, Observer};
 use crate::storage::{BoxFuture, Storage, StorageError};
-use crate::transport::{CallError, Incoming, MessageKind, Transport};
-use std::collections::BTreeMap;
+use crate::transport::{CallError, Dispatch, Incoming, MessageKind, Transport};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::UdpSocket;
-use tokio::sync::{mpsc, oneshot};
 
 /// The largest datagram a node sends or accepts.
 const DATAGRAM_MAX: usize = 64 * 1024;
-
-struct Shared {
-    pending: Mutex<BTreeMap<u64, oneshot::Sender<Vec<u8>>>>,
-    requests_tx: mpsc::UnboundedSender<Incoming>,
-}
 
 /// [`Transport`] over a UDP socket: the same envelope and request ids as the simulation's
 /// `SimTransport`, real datagrams on loopback.
 pub struct UdpTransport {
     socket: Arc<UdpSocket>,
     local: SocketAddr,
-    shared: Arc<Shared>,
-    next_id: AtomicU64,
-    requests_rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<Incoming>>,
+    dispatch: Arc<Dispatch>,
 }
 
 impl UdpTransport {
@@ -41,49 +31,24 @@ impl UdpTransport {
     pub async fn bind(addr: SocketAddr, incarnation: u64) -> std::io::Result<UdpTransport> {
         let socket = Arc::new(UdpSocket::bind(addr).await?);
         let local = socket.local_addr()?;
-        let (requests_tx, requests_rx) = mpsc::unbounded_channel();
-        let shared = Arc::new(Shared {
-            pending: Mutex::new(BTreeMap::new()),
-            requests_tx,
-        });
-        tokio::spawn(receive_loop(socket.clone(), shared.clone()));
+        let dispatch = Arc::new(Dispatch::new(incarnation));
+        tokio::spawn(receive_loop(socket.clone(), dispatch.clone()));
         Ok(UdpTransport {
             socket,
             local,
-            shared,
-            next_id: AtomicU64::new((incarnation << 40) + 1),
-            requests_rx: tokio::sync::Mutex::new(requests_rx),
+            dispatch,
         })
     }
 }
 
-async fn receive_loop(socket: Arc<UdpSocket>, shared: Arc<Shared>) {
+async fn receive_loop(socket: Arc<UdpSocket>, dispatch: Arc<Dispatch>) {
     let mut buf = vec![0u8; DATAGRAM_MAX];
     loop {
         let Ok((len, from)) = socket.recv_from(&mut buf).await else {
             continue;
         };
-        let Some((kind, id, body)) = crate::transport::open_envelope(&buf[..len]) else {
-            continue;
-        };
-        match kind {
-            MessageKind::Request => {
-                let _ = shared.requests_tx.send(Incoming {
-                    from,
-                    request_id: id,
-                    body: body.to_vec(),
-                });
-            }
-            MessageKind::Reply => {
-                let waiter = shared
-                    .pending
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(&id);
-                if let Some(tx) = waiter {
-                    let _ = tx.send(body.to_vec());
-                }
-            }
+        if let Some((kind, id, body)) = crate::transport::open_envelope(&buf[..len]) {
+            dispatch.deliver(kind, id, from, body.to_vec());
         }
     }
 }
@@ -100,41 +65,20 @@ impl Transport for UdpTransport {
         timeout: Duration,
     ) -> BoxFuture<'a, Result<Vec<u8>, CallError>> {
         Box::pin(async move {
-            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-            let (tx, rx) = oneshot::channel();
-            self.shared
-                .pending
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(id, tx);
+            let (id, reply) = self.dispatch.begin_call();
             let datagram = crate::transport::envelope(MessageKind::Request, id, &request);
-            let result = match self.socket.send_to(&datagram, dst).await {
-                // A send that fails (the peer's port is closed, a full buffer) is a lost datagram.
-                Err(_) => {
-                    tokio::time::sleep(timeout).await;
-                    Err(CallError::Timeout)
-                }
-                Ok(_) => match tokio::time::timeout(timeout, rx).await {
-                    Ok(Ok(reply)) => Ok(reply),
-                    Ok(Err(_)) => Err(CallError::Closed),
-                    Err(_) => Err(CallError::Timeout),
-                },
-            };
-            self.shared
-                .pending
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&id);
-            result
+            // A send that fails (a full buffer) is a lost datagram: the timeout covers it.
+            let _ = self.socket.send_to(&datagram, dst).await;
+            self.dispatch.finish_call(id, reply, timeout).await
         })
     }
 
     fn next_request(&self) -> BoxFuture<'_, Option<Incoming>> {
-        Box::pin(async move { self.requests_rx.lock().await.recv().await })
+        Box::pin(self.dispatch.next_request())
     }
 
     fn try_next_request(&self) -> Option<Incoming> {
-        self.requests_rx.try_lock().ok()?.try_recv().ok()
+        self.dispatch.try_next_request()
     }
 
     fn reply(&self, request: &Incoming, response: Vec<u8>) {

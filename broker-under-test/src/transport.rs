@@ -150,6 +150,100 @@ pub(crate) fn open_envelope(bytes: &[u8]) -> Option<(MessageKind, u64, &[u8])> {
     Some((kind, id, &bytes[ENVELOPE_LEN..]))
 }
 
+/// The bookkeeping every transport shares: request ids, calls waiting for their reply, and
+/// the queue of requests that arrived. A transport only moves datagrams and hands each arriving
+/// one to [`Dispatch::deliver`].
+pub(crate) struct Dispatch {
+    next_id: std::sync::atomic::AtomicU64,
+    /// Calls waiting for their reply, by request id.
+    pending:
+        std::sync::Mutex<std::collections::BTreeMap<u64, tokio::sync::oneshot::Sender<Vec<u8>>>>,
+    requests_tx: tokio::sync::mpsc::UnboundedSender<Incoming>,
+    requests_rx: tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<Incoming>>,
+}
+
+impl Dispatch {
+    /// `incarnation` is folded into request ids, so a late reply to a dead incarnation's
+    /// request can never be taken for the reply to a new one.
+    pub(crate) fn new(incarnation: u64) -> Dispatch {
+        let (requests_tx, requests_rx) = tokio::sync::mpsc::unbounded_channel();
+        Dispatch {
+            next_id: std::sync::atomic::AtomicU64::new((incarnation << 40) + 1),
+            pending: std::sync::Mutex::new(std::collections::BTreeMap::new()),
+            requests_tx,
+            requests_rx: tokio::sync::Mutex::new(requests_rx),
+        }
+    }
+
+    fn pending(
+        &self,
+    ) -> std::sync::MutexGuard<
+        '_,
+        std::collections::BTreeMap<u64, tokio::sync::oneshot::Sender<Vec<u8>>>,
+    > {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A new request id, with the receiver its reply will arrive on.
+    pub(crate) fn begin_call(&self) -> (u64, tokio::sync::oneshot::Receiver<Vec<u8>>) {
+        let id = self
+            .next_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.pending().insert(id, tx);
+        (id, rx)
+    }
+
+    /// Waits at most `timeout` for the reply to call `id`, then forgets the call.
+    pub(crate) async fn finish_call(
+        &self,
+        id: u64,
+        reply: tokio::sync::oneshot::Receiver<Vec<u8>>,
+        timeout: Duration,
+    ) -> Result<Vec<u8>, CallError> {
+        let result = match madsim::time::timeout(timeout, reply).await {
+            Ok(Ok(reply)) => Ok(reply),
+            Ok(Err(_)) => Err(CallError::Closed),
+            Err(_) => Err(CallError::Timeout),
+        };
+        self.pending().remove(&id);
+        result
+    }
+
+    /// Forgets call `id` (its request could not be sent).
+    #[cfg_attr(not(madsim), allow(dead_code))]
+    pub(crate) fn abandon_call(&self, id: u64) {
+        self.pending().remove(&id);
+    }
+
+    /// Hands an arriving message on: a request to the queue, a reply to its waiting call.
+    pub(crate) fn deliver(&self, kind: MessageKind, id: u64, from: SocketAddr, body: Vec<u8>) {
+        match kind {
+            MessageKind::Request => {
+                let _ = self.requests_tx.send(Incoming {
+                    from,
+                    request_id: id,
+                    body,
+                });
+            }
+            MessageKind::Reply => {
+                // A reply nobody waits for (late, or a duplicate) is dropped, as a client would.
+                if let Some(tx) = self.pending().remove(&id) {
+                    let _ = tx.send(body);
+                }
+            }
+        }
+    }
+
+    pub(crate) async fn next_request(&self) -> Option<Incoming> {
+        self.requests_rx.lock().await.recv().await
+    }
+
+    pub(crate) fn try_next_request(&self) -> Option<Incoming> {
+        self.requests_rx.try_lock().ok()?.try_recv().ok()
+    }
+}
+
 #[cfg(madsim)]
 pub use sim::SimTransport;
 
@@ -157,10 +251,7 @@ pub use sim::SimTransport;
 mod sim {
     use super::*;
     use madsim::net::Endpoint;
-    use std::collections::BTreeMap;
-    use std::sync::atomic::{AtomicU64, Ordering};
-    use std::sync::{Arc, Mutex};
-    use tokio::sync::{mpsc, oneshot};
+    use std::sync::Arc;
 
     /// The one tag every message travels on; the envelope says what it is.
     const TAG: u64 = 0x6578_6163_746c_7931;
@@ -172,9 +263,7 @@ mod sim {
     struct Shared {
         local: SocketAddr,
         faults: Arc<dyn NetFaults>,
-        /// Calls waiting for their reply, by request id.
-        pending: Mutex<BTreeMap<u64, oneshot::Sender<Vec<u8>>>>,
-        requests_tx: mpsc::UnboundedSender<Incoming>,
+        dispatch: Dispatch,
     }
 
     /// [`Transport`] over a madsim `Endpoint`, with every arriving message passed through the
@@ -182,8 +271,6 @@ mod sim {
     pub struct SimTransport {
         endpoint: Endpoint,
         shared: Arc<Shared>,
-        next_id: AtomicU64,
-        requests_rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<Incoming>>,
         receivers: Vec<madsim::task::JoinHandle<()>>,
     }
 
@@ -197,12 +284,10 @@ mod sim {
             faults: Arc<dyn NetFaults>,
         ) -> std::io::Result<SimTransport> {
             let endpoint = Endpoint::bind(addr).await?;
-            let (requests_tx, requests_rx) = mpsc::unbounded_channel();
             let shared = Arc::new(Shared {
                 local: endpoint.local_addr()?,
                 faults,
-                pending: Mutex::new(BTreeMap::new()),
-                requests_tx,
+                dispatch: Dispatch::new(incarnation),
             });
             let receivers = (0..RECEIVERS)
                 .map(|_| madsim::task::spawn(receive_loop(endpoint.clone(), shared.clone())))
@@ -210,8 +295,6 @@ mod sim {
             Ok(SimTransport {
                 endpoint,
                 shared,
-                next_id: AtomicU64::new((incarnation << 40) + 1),
-                requests_rx: tokio::sync::Mutex::new(requests_rx),
                 receivers,
             })
         }
@@ -256,38 +339,15 @@ mod sim {
         body: Vec<u8>,
     ) {
         if delay.is_zero() {
-            deliver(shared, kind, id, from, body);
+            shared.dispatch.deliver(kind, id, from, body);
             return;
         }
         // The delayed copy waits on the receiving node, so it dies if the receiver crashes first.
         let shared = shared.clone();
         madsim::task::spawn(async move {
             madsim::time::sleep(delay).await;
-            deliver(&shared, kind, id, from, body);
+            shared.dispatch.deliver(kind, id, from, body);
         });
-    }
-
-    fn deliver(shared: &Shared, kind: MessageKind, id: u64, from: SocketAddr, body: Vec<u8>) {
-        match kind {
-            MessageKind::Request => {
-                let _ = shared.requests_tx.send(Incoming {
-                    from,
-                    request_id: id,
-                    body,
-                });
-            }
-            MessageKind::Reply => {
-                let waiter = shared
-                    .pending
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(&id);
-                // A reply nobody waits for (late, or a duplicate) is dropped, as a client would.
-                if let Some(tx) = waiter {
-                    let _ = tx.send(body);
-                }
-            }
-        }
     }
 
     impl Transport for SimTransport {
@@ -302,13 +362,7 @@ mod sim {
             timeout: Duration,
         ) -> BoxFuture<'a, Result<Vec<u8>, CallError>> {
             Box::pin(async move {
-                let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-                let (tx, rx) = oneshot::channel();
-                self.shared
-                    .pending
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(id, tx);
+                let (id, reply) = self.shared.dispatch.begin_call();
                 self.shared.faults.on_send(
                     self.shared.local,
                     dst,
@@ -321,29 +375,20 @@ mod sim {
                     .endpoint
                     .send_to_raw(dst, TAG, Box::new(datagram))
                     .await;
-                let result = match sent {
-                    Err(_) => Err(CallError::Closed),
-                    Ok(()) => match madsim::time::timeout(timeout, rx).await {
-                        Ok(Ok(reply)) => Ok(reply),
-                        Ok(Err(_)) => Err(CallError::Closed),
-                        Err(_) => Err(CallError::Timeout),
-                    },
-                };
-                self.shared
-                    .pending
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(&id);
-                result
+                if sent.is_err() {
+                    self.shared.dispatch.abandon_call(id);
+                    return Err(CallError::Closed);
+                }
+                self.shared.dispatch.finish_call(id, reply, timeout).await
             })
         }
 
         fn next_request(&self) -> BoxFuture<'_, Option<Incoming>> {
-            Box::pin(async move { self.requests_rx.lock().await.recv().await })
+            Box::pin(self.shared.dispatch.next_request())
         }
 
         fn try_next_request(&self) -> Option<Incoming> {
-            self.requests_rx.try_lock().ok()?.try_recv().ok()
+            self.shared.dispatch.try_next_request()
         }
 
         fn reply(&self, request: &Incoming, response: Vec<u8>) {

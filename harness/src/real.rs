@@ -10,11 +10,9 @@
 
 use crate::checker::{self, Durable};
 use crate::faults::Fault;
-use crate::history::{trace_hash, Entry, HarnessEvent, What};
+use crate::history::{Entry, HarnessEvent, What};
 use crate::proxy::{Proxy, Rules};
-use crate::run::{
-    count_history, liveness_anomaly, RunOutcome, RunPlan, Settlement, Stats, Verdict,
-};
+use crate::run::{liveness_anomaly, RunOutcome, RunPlan, Settlement, Stats};
 use broker_under_test::cluster::{producer_name, BROKER, CONSUMER, STORE};
 use broker_under_test::log::{log_file, recover_log};
 use broker_under_test::storage::CrashReport;
@@ -423,29 +421,16 @@ pub fn run_real(plan: &RunPlan, node_bin: &Path, dir: &Path) -> Result<RunOutcom
         store_rows: durable.rows.len() as u64,
         ..Stats::default()
     };
-    count_history(&history, &mut stats);
     stats.messages = rules.messages.load(std::sync::atomic::Ordering::Relaxed);
     stats.messages_dropped = rules.dropped.load(std::sync::atomic::Ordering::Relaxed);
-    stats.events = history.len() as u64;
-    let sim_ms = history.last().map_or(0, |e| e.at_us / 1000);
-    stats.sim_ms = sim_ms;
-    Ok(RunOutcome {
-        scenario: plan.scenario.name.clone(),
-        seed: plan.seed,
-        bugs: plan.bug_names(),
-        verdict: if anomalies.is_empty() {
-            Verdict::Pass
-        } else {
-            Verdict::Fail
-        },
+    Ok(RunOutcome::judged(
+        plan,
+        history,
         anomalies,
         stats,
-        sim_ms,
-        trace_hash: trace_hash(&history),
-        probes: BTreeMap::new(),
-        history,
-        messages: Vec::new(),
-    })
+        BTreeMap::new(),
+        Vec::new(),
+    ))
 }
 
 /// How many broker SIGKILLs hit while some produce request was in flight (sent, neither

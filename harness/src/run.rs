@@ -270,27 +270,50 @@ fn run_here(plan: &RunPlan) -> RunOutcome {
         }
         Err(panic) => anomalies.push(panic_anomaly(&panic, sim_ms)),
     }
-    count_history(&history, &mut stats);
     stats.messages = network.messages.load(std::sync::atomic::Ordering::Relaxed);
     stats.messages_dropped = network.dropped.load(std::sync::atomic::Ordering::Relaxed);
-    stats.events = history.len() as u64;
-    stats.sim_ms = sim_ms;
-    RunOutcome {
-        scenario: plan.scenario.name.clone(),
-        seed: plan.seed,
-        bugs: plan.bug_names(),
-        verdict: if anomalies.is_empty() {
-            Verdict::Pass
-        } else {
-            Verdict::Fail
-        },
+    RunOutcome::judged(
+        plan,
+        history,
         anomalies,
         stats,
-        sim_ms,
-        trace_hash: trace_hash(&history),
-        probes: recorder.probes(),
-        history,
-        messages: network.take_messages(),
+        recorder.probes(),
+        network.take_messages(),
+    )
+}
+
+impl RunOutcome {
+    /// Puts a run's verdict together: the counters the history shows, the trace hash, pass or
+    /// fail. Shared by the simulation and real mode.
+    pub(crate) fn judged(
+        plan: &RunPlan,
+        history: Vec<Entry>,
+        anomalies: Vec<Anomaly>,
+        mut stats: Stats,
+        probes: BTreeMap<String, u64>,
+        messages: Vec<crate::net::MessageRecord>,
+    ) -> RunOutcome {
+        count_history(&history, &mut stats);
+        let sim_ms = history.last().map_or(0, |e| e.at_us / 1000);
+        stats.events = history.len() as u64;
+        stats.sim_ms = sim_ms;
+        RunOutcome {
+            scenario: plan.scenario.name.clone(),
+            seed: plan.seed,
+            bugs: plan.bug_names(),
+            verdict: if anomalies.is_empty() {
+                Verdict::Pass
+            } else {
+                Verdict::Fail
+            },
+            anomalies,
+            stats,
+            sim_ms,
+            trace_hash: trace_hash(&history),
+            probes,
+            history,
+            messages,
+        }
     }
 }
 
@@ -375,7 +398,7 @@ fn panic_anomaly(panic: &Box<dyn std::any::Any + Send>, sim_ms: u64) -> Anomaly 
     }
 }
 
-pub(crate) fn count_history(history: &[Entry], stats: &mut Stats) {
+fn count_history(history: &[Entry], stats: &mut Stats) {
     let mut outboxed = BTreeSet::new();
     let mut final_recovery = false;
     for entry in history {
