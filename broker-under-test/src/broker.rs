@@ -12,7 +12,7 @@
 
 use crate::bugs::Bug;
 use crate::codec::{
-    frame, scan_frames, DecodeError, ErrorCode, Reader, Request, Response, Tail, Writer,
+    frame, single_frame, DecodeError, ErrorCode, Reader, Request, Response, Writer,
 };
 use crate::log::PartitionLog;
 use crate::node::{NodeCtx, NodeError};
@@ -408,11 +408,7 @@ pub fn decode_offsets(bytes: &[u8]) -> Result<BTreeMap<(String, u32), u64>, Deco
     if bytes.is_empty() {
         return Ok(BTreeMap::new());
     }
-    let body = match scan_frames(bytes) {
-        (bodies, _, Tail::Clean) if bodies.len() == 1 => bodies[0],
-        _ => return Err(DecodeError::BadChecksum),
-    };
-    let mut r = Reader::new(body);
+    let mut r = Reader::new(single_frame(bytes)?);
     let mut offsets = BTreeMap::new();
     for _ in 0..r.count(14)? {
         offsets.insert((r.str()?, r.u32()?), r.u64()?);

@@ -588,6 +588,15 @@ pub fn scan_frames(bytes: &[u8]) -> (Vec<&[u8]>, usize, Tail) {
     (bodies, pos, Tail::Clean)
 }
 
+/// The body of a file written whole by an atomic replace: exactly one valid frame.
+pub fn single_frame(bytes: &[u8]) -> Result<&[u8], DecodeError> {
+    match scan_frames(bytes) {
+        (bodies, _, Tail::Clean) if bodies.len() == 1 => Ok(bodies[0]),
+        (_, _, Tail::Torn) => Err(DecodeError::Truncated),
+        _ => Err(DecodeError::BadChecksum),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,7 @@
 //! - the [`SequenceTable`] of one partition is snapshotted now and then and rebuilt after a crash
 //!   from the snapshot plus the log after it, never trusting a snapshot beyond the log end.
 
-use crate::codec::{frame, scan_frames, DecodeError, ErrorCode, Reader, Tail, Writer};
+use crate::codec::{frame, single_frame, DecodeError, ErrorCode, Reader, Writer};
 use crate::log::StoredBatch;
 use std::collections::{BTreeMap, VecDeque};
 
@@ -126,15 +126,6 @@ impl ProducerRegistry {
         }
         r.finish()?;
         Ok(registry)
-    }
-}
-
-/// The body of a file written whole by an atomic replace: exactly one valid frame.
-fn single_frame(bytes: &[u8]) -> Result<&[u8], DecodeError> {
-    match scan_frames(bytes) {
-        (bodies, _, Tail::Clean) if bodies.len() == 1 => Ok(bodies[0]),
-        (_, _, Tail::Torn) => Err(DecodeError::Truncated),
-        _ => Err(DecodeError::BadChecksum),
     }
 }
 

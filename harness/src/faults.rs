@@ -190,41 +190,38 @@ pub fn generate(scenario: &Scenario, rng: &mut ChaCha8Rng) -> FaultSchedule {
             nodes[rng.random_range(0..nodes.len())].clone()
         }
     };
-    if let Some(spec) = &f.loss {
-        for _ in 0..draw_u32(rng, &spec.count) {
+    // Each window draws, in this order: target, parameter, start, length.
+    let mut windows = |count: &Range<u32>,
+                       length: &Range<u64>,
+                       rng: &mut ChaCha8Rng,
+                       param: &dyn Fn(&mut ChaCha8Rng) -> Fault| {
+        for _ in 0..draw_u32(rng, count) {
             let target = window_target(rng);
-            let rate = draw_f64(rng, &spec.rate);
+            let fault = param(rng);
             schedule.push(FaultEntry {
                 at_ms: at(rng),
                 target,
-                duration_ms: draw_u64(rng, &spec.duration_ms),
-                fault: Fault::Loss { rate },
+                duration_ms: draw_u64(rng, length),
+                fault,
             });
         }
+    };
+    if let Some(spec) = &f.loss {
+        windows(&spec.count, &spec.duration_ms, rng, &|rng| Fault::Loss {
+            rate: draw_f64(rng, &spec.rate),
+        });
     }
     if let Some(spec) = &f.duplicate {
-        for _ in 0..draw_u32(rng, &spec.count) {
-            let target = window_target(rng);
-            let rate = draw_f64(rng, &spec.rate);
-            schedule.push(FaultEntry {
-                at_ms: at(rng),
-                target,
-                duration_ms: draw_u64(rng, &spec.duration_ms),
-                fault: Fault::Duplicate { rate },
-            });
-        }
+        windows(&spec.count, &spec.duration_ms, rng, &|rng| {
+            Fault::Duplicate {
+                rate: draw_f64(rng, &spec.rate),
+            }
+        });
     }
     if let Some(spec) = &f.delay {
-        for _ in 0..draw_u32(rng, &spec.count) {
-            let target = window_target(rng);
-            let spread_ms = draw_u64(rng, &spec.spread_ms);
-            schedule.push(FaultEntry {
-                at_ms: at(rng),
-                target,
-                duration_ms: draw_u64(rng, &spec.duration_ms),
-                fault: Fault::Delay { spread_ms },
-            });
-        }
+        windows(&spec.count, &spec.duration_ms, rng, &|rng| Fault::Delay {
+            spread_ms: draw_u64(rng, &spec.spread_ms),
+        });
     }
     // Stable: entries starting at the same time keep their draw order.
     schedule.sort_by_key(|e| e.at_ms);
