@@ -1,10 +1,10 @@
 //! Failure artifacts: everything needed to replay a failing run, as one JSON file, and its
 //! careful loading (a missing, truncated or corrupt artifact is an error naming the problem).
 
-use crate::checker::Anomaly;
-use crate::faults::{Fault, FaultEntry};
-use crate::run::{RunOutcome, RunPlan};
+use crate::check::Anomaly;
 use crate::scenario::{Scenario, SPREAD_MAX_MS, TIME_MAX_MS};
+use crate::schedule::{Fault, FaultEntry};
+use crate::world::{RunOutcome, RunPlan};
 use broker_under_test::cluster::{producer_name, BROKER, CONSUMER, STORE};
 use broker_under_test::{Bug, Bugs};
 use serde::{Deserialize, Serialize};

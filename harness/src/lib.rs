@@ -10,18 +10,16 @@ compile_error!(
      a RUSTFLAGS environment variable overrides it: unset RUSTFLAGS or add `--cfg madsim` to it"
 );
 
+// The stages, in the order data flows through a run: a scenario becomes a fault schedule; a
+// world (simulated or real) runs it and records a history; the checker judges the history;
+// sweeps drive many runs; reports show the results.
 pub mod artifact;
-pub mod bench;
-pub mod checker;
+pub mod check;
 pub mod explore;
-pub mod faults;
 pub mod history;
-pub mod html;
-pub mod hunt;
-pub mod net;
-pub mod proxy;
 pub mod real;
-pub mod run;
+pub mod report;
 pub mod scenario;
-pub mod shrink;
-pub mod timeline;
+pub mod schedule;
+pub mod sim;
+pub mod world;

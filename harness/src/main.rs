@@ -7,11 +7,13 @@
 use broker_under_test::{Bug, Bugs};
 use clap::{Parser, Subcommand};
 use harness::artifact::Artifact;
-use harness::checker::Anomaly;
+use harness::check::Anomaly;
+use harness::explore::shrink;
 use harness::explore::{merge_aggregates, probe_table, sweep, Sweep, SweepReport};
-use harness::run::{run, RunOutcome, RunPlan};
+use harness::report::excerpt;
 use harness::scenario::Scenario;
-use harness::{shrink, timeline};
+use harness::sim::run;
+use harness::world::{RunOutcome, RunPlan};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 use std::io::{IsTerminal, Write};
@@ -398,7 +400,8 @@ fn dispatch(command: Command) -> Result<ExitCode, Failure> {
             if seeds == 0 || rounds == 0 {
                 return Err(bad("--seeds and --rounds must be at least 1"));
             }
-            let report = harness::bench::bench(&scenario, seeds, rounds, jobs_or_cores(jobs)?);
+            let report =
+                harness::explore::bench::bench(&scenario, seeds, rounds, jobs_or_cores(jobs)?);
             let versus = if vs_real {
                 Some(vs_real_report(&scenario, &node_bin)?)
             } else {
@@ -503,7 +506,7 @@ fn jobs_or_cores(jobs: Option<usize>) -> Result<usize, Failure> {
 fn bugs(max_seeds: u64, jobs: usize, json: bool) -> Result<ExitCode, Failure> {
     let mut reports = Vec::new();
     for bug in Bug::ALL {
-        let report = harness::hunt::hunt(bug, max_seeds, jobs);
+        let report = harness::explore::hunt::hunt(bug, max_seeds, jobs);
         if !json {
             println!(
                 "{:<30} {:<9} {:<18} seed {:>5}  after {:>4} seeds  {:<20} {:>6} ms",
@@ -583,7 +586,7 @@ fn print_plan(plan: &RunPlan) {
     print_schedule(&plan.schedule);
 }
 
-fn print_schedule(schedule: &[harness::faults::FaultEntry]) {
+fn print_schedule(schedule: &[harness::schedule::FaultEntry]) {
     println!("fault schedule ({} faults):", schedule.len());
     println!(
         "  {:>6}     {:<9} {:<12}     {:>4}",
@@ -636,7 +639,7 @@ fn print_outcome(outcome: &RunOutcome) {
     );
     if let Some(first) = outcome.anomalies.first() {
         print_anomalies(&outcome.anomalies);
-        let lines = timeline::before(&outcome.history, first, 30);
+        let lines = excerpt::before(&outcome.history, first, 30);
         if !lines.is_empty() {
             println!(
                 "timeline before the first anomaly ({}):",
@@ -656,7 +659,7 @@ fn write_html(
     outcome: &RunOutcome,
     replay: &str,
 ) -> Result<(), Failure> {
-    let page = harness::html::render(plan, outcome, replay);
+    let page = harness::report::html::render(plan, outcome, replay);
     std::fs::write(path, page).map_err(|e| bad(format!("cannot write {}: {e}", path.display())))?;
     eprintln!("timeline written to {}", path.display());
     Ok(())

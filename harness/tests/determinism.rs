@@ -3,8 +3,9 @@
 
 use broker_under_test::Bugs;
 use harness::explore::{sweep, Sweep};
-use harness::run::{run, RunPlan};
 use harness::scenario::Scenario;
+use harness::sim::run;
+use harness::world::RunPlan;
 use std::process::Command;
 
 fn harness(args: &[&str]) -> (i32, serde_json::Value) {

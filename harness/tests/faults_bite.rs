@@ -3,8 +3,9 @@
 
 use broker_under_test::{Bugs, Event};
 use harness::history::{HarnessEvent, What};
-use harness::run::{run, RunPlan};
 use harness::scenario::Scenario;
+use harness::sim::run;
+use harness::world::RunPlan;
 use std::collections::BTreeSet;
 
 const SEEDS: u64 = 200;

@@ -3,11 +3,12 @@
 //! it changes no trace hash.
 
 use broker_under_test::{Bug, Bugs};
-use harness::html::render;
-use harness::run::{run, RunPlan};
+use harness::report::html::render;
 use harness::scenario::Scenario;
+use harness::sim::run;
+use harness::world::RunPlan;
 
-fn page(scenario: &str, seed: u64, bugs: Bugs) -> (RunPlan, harness::run::RunOutcome, String) {
+fn page(scenario: &str, seed: u64, bugs: Bugs) -> (RunPlan, harness::world::RunOutcome, String) {
     let mut plan = RunPlan::new(Scenario::resolve(scenario).unwrap(), seed, bugs);
     plan.record_messages = true;
     let outcome = run(&plan);
@@ -70,7 +71,7 @@ fn a_failing_run_renders_lanes_the_anomaly_and_the_payments_path() {
 #[test]
 fn every_planted_bugs_first_failing_page_shows_its_anomaly_and_payment() {
     for bug in Bug::ALL {
-        let scenario = harness::hunt::exposing_scenarios(bug)[0];
+        let scenario = harness::explore::hunt::exposing_scenarios(bug)[0];
         let (_, outcome, html) = (0..20)
             .map(|seed| page(scenario, seed, Bugs::NONE.with(bug)))
             .find(|(_, o, _)| !o.passed())

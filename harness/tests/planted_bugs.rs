@@ -3,8 +3,9 @@
 
 use broker_under_test::{Bug, Bugs};
 use harness::explore::{sweep, Sweep};
-use harness::run::{run, RunPlan};
 use harness::scenario::Scenario;
+use harness::sim::run;
+use harness::world::RunPlan;
 
 /// Each bug must be found within this many standard seeds.
 const SEEDS_MAX: u64 = 20;
@@ -87,7 +88,7 @@ fn harness_bugs_detects_every_planted_bug_within_bounded_seeds() {
     const MAX_SEEDS: u64 = 30;
     let reports: Vec<_> = Bug::ALL
         .iter()
-        .map(|&bug| harness::hunt::hunt(bug, MAX_SEEDS, 2))
+        .map(|&bug| harness::explore::hunt::hunt(bug, MAX_SEEDS, 2))
         .collect();
     for r in &reports {
         assert!(

@@ -8,9 +8,10 @@
 use broker_under_test::cluster::{producer_name, BROKER, CONSUMER, STORE};
 use broker_under_test::{Bug, Bugs};
 use harness::artifact::Artifact;
-use harness::faults::{Fault, FaultEntry, FaultSchedule};
-use harness::run::{run, RunOutcome, RunPlan};
 use harness::scenario::Scenario;
+use harness::schedule::{Fault, FaultEntry, FaultSchedule};
+use harness::sim::run;
+use harness::world::{RunOutcome, RunPlan};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed, TestCaseError, TestError, TestRunner};
 use std::path::PathBuf;

@@ -4,8 +4,9 @@
 //! that varies between machines (no wall time, no paths).
 
 use broker_under_test::{Bug, Bugs};
-use harness::run::{run, RunPlan};
 use harness::scenario::Scenario;
+use harness::sim::run;
+use harness::world::RunPlan;
 use serde_json::json;
 use std::collections::BTreeMap;
 

@@ -4,10 +4,10 @@
 //! anomaly highlighted and its payment traced across lanes. Quiet stretches are collapsed; a
 //! little inline script filters by payment id or node.
 
-use crate::faults::Fault;
 use crate::history::{HarnessEvent, What};
-use crate::net::MessageRecord;
-use crate::run::{RunOutcome, RunPlan};
+use crate::schedule::Fault;
+use crate::sim::net::MessageRecord;
+use crate::world::{RunOutcome, RunPlan};
 use broker_under_test::cluster::{producer_name, BROKER, CONSUMER, STORE};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
@@ -294,7 +294,7 @@ pub fn render(plan: &RunPlan, outcome: &RunOutcome, replay: &str) -> String {
                     let _ = write!(
                         svg,
                         r#"<circle class="trace-event" cx="{lx}" cy="{y}" r="5"><title>{}</title></circle>"#,
-                        esc(&crate::timeline::line(e))
+                        esc(&crate::report::excerpt::line(e))
                     );
                 }
             }

@@ -1,7 +1,7 @@
 //! Proof of power: hunt every planted bug through the scenarios meant to expose it, and report
 //! how many seeds it took.
 
-use crate::checker::AnomalyKind;
+use crate::check::AnomalyKind;
 use crate::explore::{sweep, Sweep};
 use crate::scenario::Scenario;
 use broker_under_test::{Bug, Bugs};

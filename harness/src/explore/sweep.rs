@@ -1,10 +1,12 @@
-//! Seed sweeps: many runs, spread over worker threads, summarised into an order-independent
-//! aggregate hash; and the determinism check that runs every seed twice.
+//! Seed sweeps: many runs spread over worker threads, summarised into counts, stats, probe
+//! hits and an order-independent aggregate hash.
 
-use crate::checker::{Anomaly, AnomalyKind};
-use crate::history::{hash_lines, Entry};
-use crate::run::{run, RunOutcome, RunPlan, Stats, Verdict};
+use super::aggregate::aggregate;
+use super::determinism::compare_runs;
 use crate::scenario::Scenario;
+use crate::sim::run;
+use crate::world::outcome::{RunOutcome, Stats, Verdict};
+use crate::world::plan::RunPlan;
 use broker_under_test::Bugs;
 use std::collections::BTreeMap;
 use std::ops::Range;
@@ -90,28 +92,6 @@ impl Sweep {
         };
         (scenario, self.seeds.start + index)
     }
-}
-
-/// The order-independent aggregate of a sweep: the XOR of every (scenario, seed, trace hash)
-/// line's hash. XOR does not care about order, jobs or sharding, and shards' aggregates merge
-/// by XOR into the whole range's.
-pub fn aggregate(results: impl IntoIterator<Item = (String, u64, String)>) -> String {
-    let mut acc = 0u128;
-    for (scenario, seed, trace_hash) in results {
-        let line = format!("{scenario} {seed} {trace_hash}");
-        acc ^= u128::from_str_radix(&hash_lines([line.as_str()]), 16).expect("hex hash");
-    }
-    format!("{acc:032x}")
-}
-
-/// Merges aggregate hashes of disjoint shards.
-pub fn merge_aggregates<'a>(hashes: impl IntoIterator<Item = &'a str>) -> Result<String, String> {
-    let mut acc = 0u128;
-    for h in hashes {
-        acc ^=
-            u128::from_str_radix(h, 16).map_err(|_| format!("'{h}' is not an aggregate hash"))?;
-    }
-    Ok(format!("{acc:032x}"))
 }
 
 /// Runs the sweep on `jobs` worker threads. Unless `keep_going`, workers stop taking items past
@@ -211,44 +191,6 @@ fn run_seed(s: &Sweep, scenario: &Scenario, seed: u64) -> SeedResult {
     }
 }
 
-/// Compares two runs of the same plan: `None` if their traces agree, else a `nondeterminism`
-/// anomaly naming the seed and the first history entry where they part.
-pub fn compare_runs(a: &RunOutcome, b: &RunOutcome) -> Option<Anomaly> {
-    if a.trace_hash == b.trace_hash {
-        return None;
-    }
-    let index = a
-        .history
-        .iter()
-        .zip(&b.history)
-        .position(|(x, y)| x != y)
-        .unwrap_or(a.history.len().min(b.history.len()));
-    let show = |h: &[Entry]| {
-        h.get(index).map_or("(history ended)".to_string(), |e| {
-            serde_json::to_string(e).unwrap_or_default()
-        })
-    };
-    let at_us = a
-        .history
-        .get(index)
-        .or(b.history.get(index))
-        .map_or(0, |e| e.at_us);
-    let detail = format!(
-        "seed {} ran twice with trace hashes {} and {}; first difference at history entry {index}: {} vs {}",
-        a.seed,
-        a.trace_hash,
-        b.trace_hash,
-        show(&a.history),
-        show(&b.history)
-    );
-    Some(Anomaly::new(
-        AnomalyKind::Nondeterminism,
-        None,
-        at_us,
-        detail,
-    ))
-}
-
 /// Every probe with its hits in a sweep, in catalogue order; never-hit probes have 0.
 pub fn probe_table(report: &SweepReport) -> Vec<(&'static str, &'static str, u64)> {
     broker_under_test::observe::PROBES
@@ -260,29 +202,6 @@ pub fn probe_table(report: &SweepReport) -> Vec<(&'static str, &'static str, u64
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn aggregates_ignore_order_and_shards_merge_into_the_whole() {
-        let lines = |seeds: &[u64]| {
-            seeds
-                .iter()
-                .map(|s| ("standard".to_string(), *s, format!("{s:032x}")))
-                .collect::<Vec<_>>()
-        };
-        let whole = aggregate(lines(&[0, 1, 2, 3, 4]));
-        assert_eq!(whole, aggregate(lines(&[4, 2, 0, 3, 1])));
-        let shards = [
-            aggregate(lines(&[0, 3])),
-            aggregate(lines(&[1, 4])),
-            aggregate(lines(&[2])),
-        ];
-        assert_eq!(
-            merge_aggregates(shards.iter().map(String::as_str)).unwrap(),
-            whole
-        );
-        assert_ne!(whole, aggregate(lines(&[0, 1, 2, 3])));
-        assert!(merge_aggregates(["xyz"]).is_err());
-    }
 
     #[test]
     fn shards_partition_the_range() {

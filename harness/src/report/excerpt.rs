@@ -1,7 +1,7 @@
 //! A readable timeline of the moments before an anomaly: the faults, and every event that
 //! concerns the anomaly's payment, one line each.
 
-use crate::checker::Anomaly;
+use crate::check::Anomaly;
 use crate::history::{Entry, HarnessEvent, What};
 
 /// One history entry as a line: time, node, event name and its fields as `key=value`.

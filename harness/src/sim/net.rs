@@ -2,8 +2,8 @@
 //! the schedule's open network windows, draws the message's fate from the run's network
 //! generator, and records every loss, duplicate and delay in the history.
 
-use crate::faults::{Fault, FaultEntry};
 use crate::history::{HarnessEvent, Recorder};
+use crate::schedule::{Fault, FaultEntry};
 use broker_under_test::codec::{Request, Response};
 use broker_under_test::transport::{Delivery, MessageKind, NetFaults};
 use rand::Rng;

@@ -2,9 +2,10 @@
 //! durations, then gentler parameters, keeping every step that still fails with an anomaly of
 //! the same kind.
 
-use crate::checker::AnomalyKind;
-use crate::faults::{Fault, FaultEntry};
-use crate::run::{run, RunOutcome, RunPlan};
+use crate::check::AnomalyKind;
+use crate::schedule::{Fault, FaultEntry};
+use crate::sim::run;
+use crate::world::{RunOutcome, RunPlan};
 
 /// The result of a shrink.
 pub struct Shrunk {

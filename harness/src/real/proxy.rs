@@ -4,8 +4,8 @@
 //! client, losing, cutting or duplicating messages as the schedule's loss, partition and
 //! duplicate windows say, in real time.
 
-use crate::faults::{Fault, FaultEntry};
 use crate::history::{Entry, HarnessEvent, What};
+use crate::schedule::{Fault, FaultEntry};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
@@ -112,7 +112,7 @@ impl Rules {
     /// Applies the fate of one datagram from `from` to `to`, sending it on `socket` to `dst`.
     fn pass(&self, socket: &UdpSocket, bytes: &[u8], dst: SocketAddr, from: &str, to: &str) {
         let fate = self.fate(from, to);
-        let at_us = crate::real::epoch_us().saturating_sub(self.start_us);
+        let at_us = super::epoch_us().saturating_sub(self.start_us);
         match fate {
             Fate::Drop(cause) => {
                 self.dropped.fetch_add(1, Ordering::Relaxed);

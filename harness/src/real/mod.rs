@@ -8,16 +8,20 @@
 //! the broker and the store (`proxy.rs`). A process crash keeps what the kernel already has,
 //! so unlike the simulation no unsynced write is lost; delays are not injected for real.
 
-use crate::checker::{self, Durable};
-use crate::faults::Fault;
+mod proxy;
+
+use crate::check::{self, Durable};
 use crate::history::{Entry, HarnessEvent, What};
-use crate::proxy::{Proxy, Rules};
-use crate::run::{liveness_anomaly, RunOutcome, RunPlan, Settlement, Stats};
+use crate::schedule::Fault;
+use crate::world::liveness::Settlement;
+use crate::world::outcome::liveness_anomaly;
+use crate::world::{RunOutcome, RunPlan, Stats};
 use broker_under_test::cluster::{producer_name, BROKER, CONSUMER, STORE};
 use broker_under_test::log::{log_file, recover_log};
 use broker_under_test::storage::CrashReport;
 use broker_under_test::store::{recover_rows, APPLIED_FILE};
 use broker_under_test::Event;
+use proxy::{Proxy, Rules};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -407,7 +411,7 @@ pub fn run_real(plan: &RunPlan, node_bin: &Path, dir: &Path) -> Result<RunOutcom
         recover_rows(&std::fs::read(dir.join(STORE).join(APPLIED_FILE)).unwrap_or_default());
     let durable = Durable { logs, rows };
     let history = world.history();
-    let mut anomalies = checker::check(&history, &durable);
+    let mut anomalies = check::check(&history, &durable);
     if !missing.is_empty() || never_outboxed > 0 {
         anomalies.push(liveness_anomaly(
             &missing,

@@ -1,0 +1,12 @@
+//! The things that drive many runs: seed sweeps and their aggregate hash, the determinism
+//! check, shrinking a failing schedule, hunting planted bugs, and the speed benchmark.
+
+pub mod aggregate;
+pub mod bench;
+pub mod determinism;
+pub mod hunt;
+pub mod shrink;
+pub mod sweep;
+
+pub use aggregate::{aggregate, merge_aggregates};
+pub use sweep::{probe_table, sweep, SeedResult, Sweep, SweepReport};

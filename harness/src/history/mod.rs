@@ -1,0 +1,78 @@
+//! The history of a run: everything nodes reported and everything the harness did, stamped with
+//! simulated time, and its stable `trace_hash`.
+//!
+//! Checkers read the history; they never drive the run. Entries are appended in the order the
+//! single-threaded simulation produced them, so the history is itself deterministic.
+
+mod hash;
+mod recorder;
+
+pub use hash::{hash_lines, trace_hash};
+pub use recorder::{Recorder, STEP_LIMIT_PANIC};
+
+use crate::schedule::FaultEntry;
+use broker_under_test::storage::CrashReport;
+use broker_under_test::Event;
+use serde::{Deserialize, Serialize};
+
+/// One thing that happened, when (simulated microseconds since the run started) and where.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Entry {
+    pub at_us: u64,
+    pub node: String,
+    #[serde(flatten)]
+    pub what: What,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum What {
+    Node(Event),
+    Harness(HarnessEvent),
+}
+
+/// What the harness did to the world, or saw the network do.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum HarnessEvent {
+    /// A fault of the schedule started.
+    FaultStarted {
+        fault: FaultEntry,
+    },
+    /// The node lost power; its disk threw away what `report` says.
+    NodeCrashed {
+        report: CrashReport,
+    },
+    NodeRestarted,
+    NodePaused,
+    NodeResumed,
+    /// The network lost a message from `from` (recorded at the receiver, `node`).
+    MessageDropped {
+        from: String,
+        message: String,
+        cause: String,
+    },
+    MessageDuplicated {
+        from: String,
+        message: String,
+    },
+    MessageDelayed {
+        from: String,
+        message: String,
+        delay_us: u64,
+    },
+    /// Faults stop: the network is whole, crashed nodes restart, paused nodes resume.
+    Healed,
+    /// Every owed payment is acknowledged, in the log and in the store.
+    LivenessReached,
+    /// The liveness bound passed with payments still missing.
+    LivenessTimedOut {
+        missing: u32,
+    },
+    /// Broker and store are crashed and recovered once more before the final check.
+    FinalRecovery,
+    /// Planted for the determinism self-test: how many runs this process made before this one.
+    PlantedNondeterminism {
+        runs_before: u64,
+    },
+}

@@ -1,0 +1,177 @@
+//! The fault schedule: every fault a run injects, as explicit data drawn from the seed.
+//!
+//! A schedule is generated once per run from the scenario and the run's generator, before the
+//! simulation starts, so it can be printed, stored in a failure artifact, replayed as is and
+//! shrunk entry by entry. Per-message draws (which message a loss window drops) come from the
+//! run's network generator while the entry is active.
+
+mod generate;
+mod swarm;
+
+pub use generate::generate;
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// One fault: what, to whom, when, for how long.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FaultEntry {
+    /// When it starts, in simulated milliseconds from the start of the run.
+    pub at_ms: u64,
+    /// The node it hits; for network faults `*` means every node's messages.
+    pub target: String,
+    /// How long it lasts (a crashed node's downtime, a window's length).
+    pub duration_ms: u64,
+    #[serde(flatten)]
+    pub fault: Fault,
+}
+
+/// The kind of a fault and its parameters.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Fault {
+    /// Power loss: the node dies, its disk loses unsynced writes (keeping a torn, possibly
+    /// garbled, prefix if `torn`), and it restarts after `duration_ms`.
+    Crash { torn: bool, garble: bool },
+    /// The node's tasks freeze for `duration_ms`, then go on as if nothing happened.
+    Pause,
+    /// Messages from `target` to `peer` (and back, if `two_way`) are lost.
+    Partition { peer: String, two_way: bool },
+    /// Each message to or from `target` is lost with probability `rate`.
+    Loss { rate: f64 },
+    /// Each message to or from `target` is delivered twice with probability `rate`.
+    Duplicate { rate: f64 },
+    /// Each message to or from `target` waits an extra uniform delay up to `spread_ms`.
+    Delay { spread_ms: u64 },
+}
+
+impl Fault {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Fault::Crash { .. } => "crash",
+            Fault::Pause => "pause",
+            Fault::Partition { .. } => "partition",
+            Fault::Loss { .. } => "loss",
+            Fault::Duplicate { .. } => "duplicate",
+            Fault::Delay { .. } => "delay",
+        }
+    }
+
+    /// Whether the network shim (rather than the node driver) carries this fault out.
+    pub fn is_network(&self) -> bool {
+        matches!(
+            self,
+            Fault::Partition { .. }
+                | Fault::Loss { .. }
+                | Fault::Duplicate { .. }
+                | Fault::Delay { .. }
+        )
+    }
+}
+
+impl FaultEntry {
+    /// Whether the window is open at `now_ms`.
+    pub fn active_at(&self, now_ms: u64) -> bool {
+        self.at_ms <= now_ms && now_ms < self.at_ms.saturating_add(self.duration_ms)
+    }
+}
+
+impl fmt::Display for FaultEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:>6} ms  {:<9} {:<12} for {:>4} ms",
+            self.at_ms,
+            self.fault.kind(),
+            self.target,
+            self.duration_ms
+        )?;
+        match &self.fault {
+            Fault::Crash { torn, garble } => write!(f, "  torn={torn} garble={garble}"),
+            Fault::Pause => Ok(()),
+            Fault::Partition { peer, two_way } => {
+                write!(f, "  {} {peer}", if *two_way { "<->" } else { "->" })
+            }
+            Fault::Loss { rate } | Fault::Duplicate { rate } => write!(f, "  rate={rate:.3}"),
+            Fault::Delay { spread_ms } => write!(f, "  spread={spread_ms} ms"),
+        }
+    }
+}
+
+/// Every fault of a run, sorted by start time.
+pub type FaultSchedule = Vec<FaultEntry>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::Scenario;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    #[test]
+    fn the_same_seed_draws_the_same_schedule_and_another_seed_another() {
+        let standard = Scenario::resolve("standard").unwrap();
+        let a = generate(&standard, &mut ChaCha8Rng::seed_from_u64(5));
+        let b = generate(&standard, &mut ChaCha8Rng::seed_from_u64(5));
+        let c = generate(&standard, &mut ChaCha8Rng::seed_from_u64(6));
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert!(a.windows(2).all(|w| w[0].at_ms <= w[1].at_ms));
+        assert!(a.iter().all(|e| e.at_ms < standard.workload.duration_ms));
+    }
+
+    #[test]
+    fn standard_crashes_every_kind_of_node() {
+        let standard = Scenario::resolve("standard").unwrap();
+        let schedule = generate(&standard, &mut ChaCha8Rng::seed_from_u64(1));
+        let crashed = |prefix: &str| {
+            schedule
+                .iter()
+                .any(|e| matches!(e.fault, Fault::Crash { .. }) && e.target.starts_with(prefix))
+        };
+        for kind in ["broker", "producer-", "consumer", "store"] {
+            assert!(crashed(kind), "no {kind} crash in {schedule:#?}");
+        }
+    }
+
+    #[test]
+    fn swarm_seeds_differ_in_which_fault_kinds_are_on() {
+        let swarm = Scenario::resolve("swarm").unwrap();
+        let kinds = |seed| -> std::collections::BTreeSet<&'static str> {
+            generate(&swarm, &mut ChaCha8Rng::seed_from_u64(seed))
+                .iter()
+                .map(|e| e.fault.kind())
+                .collect()
+        };
+        let sets: std::collections::BTreeSet<_> = (0..20).map(kinds).collect();
+        assert!(
+            sets.len() >= 5,
+            "20 swarm seeds gave only {} kind sets: {sets:?}",
+            sets.len()
+        );
+        assert!(
+            sets.iter().all(|s| s.len() < 6),
+            "no seed has every kind on: {sets:?}"
+        );
+    }
+
+    #[test]
+    fn entries_serialize_with_kind_target_and_parameters() {
+        let entry = FaultEntry {
+            at_ms: 10,
+            target: "broker".into(),
+            duration_ms: 50,
+            fault: Fault::Crash {
+                torn: true,
+                garble: false,
+            },
+        };
+        let json = serde_json::to_string(&entry).unwrap();
+        assert_eq!(
+            json,
+            r#"{"at_ms":10,"target":"broker","duration_ms":50,"kind":"crash","torn":true,"garble":false}"#
+        );
+        assert_eq!(serde_json::from_str::<FaultEntry>(&json).unwrap(), entry);
+        assert!(entry.active_at(10) && entry.active_at(59) && !entry.active_at(60));
+    }
+}

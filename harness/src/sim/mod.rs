@@ -1,0 +1,160 @@
+//! The simulated world: one run on a fresh thread with a fresh madsim runtime, seeded from the
+//! plan; panics, madsim's deadlock detector and its time limit turned into anomalies.
+//!
+//! Phases, in simulated time (see `drive`):
+//! 1. Workload and faults run together for the scenario's duration.
+//! 2. Heal: faults stop, crashed nodes restart at once, paused nodes resume, the network is whole.
+//! 3. Liveness: within `limits.liveness_ms` every owed payment must be acknowledged, in the log
+//!    and in the store.
+//! 4. Final recovery: clients stop; broker and store crash once more and recover; the check
+//!    reads their durable state, not memory or the producers' word.
+
+mod drive;
+pub mod net;
+
+use crate::check::{self, Anomaly, AnomalyKind};
+use crate::history::{Recorder, STEP_LIMIT_PANIC};
+use crate::world::outcome::{liveness_anomaly, RunOutcome, Stats};
+use crate::world::plan::{generator, RunPlan, STREAM_NETWORK};
+use broker_under_test::cluster::{BROKER, CONSUMER, STORE};
+use drive::drive;
+use net::Network;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Runs a plan in a fresh thread with a fresh madsim runtime, so no state (statics, hash seeds,
+/// thread-locals) carries over from another run.
+pub fn run(plan: &RunPlan) -> RunOutcome {
+    let plan = plan.clone();
+    install_quiet_panic_hook();
+    std::thread::Builder::new()
+        .name(format!("{RUN_THREAD_PREFIX}{}", plan.seed))
+        .spawn(move || run_here(&plan))
+        .expect("spawn a run thread")
+        .join()
+        .expect("a run thread reports its panics as anomalies")
+}
+
+const RUN_THREAD_PREFIX: &str = "harness-run-";
+
+/// Panics inside a run are expected (planted bugs, step limits) and reported as anomalies; keep
+/// the default hook's backtrace noise for every other thread.
+fn install_quiet_panic_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let in_run = std::thread::current()
+                .name()
+                .is_some_and(|n| n.starts_with(RUN_THREAD_PREFIX));
+            if !in_run {
+                default(info);
+            }
+        }));
+    });
+}
+
+fn run_here(plan: &RunPlan) -> RunOutcome {
+    let mut runtime = madsim::runtime::Runtime::with_seed_and_config(plan.seed, sim_config());
+    runtime.set_time_limit(plan.time_limit());
+    let recorder = Arc::new(Recorder::new(plan.scenario.limits.max_steps));
+    let spec = plan.cluster_spec();
+    let names = spec
+        .node_names()
+        .into_iter()
+        .map(|name| (node_ip(&name), name))
+        .collect();
+    let network = Arc::new(Network::new(
+        names,
+        &plan.schedule,
+        generator(plan.seed, STREAM_NETWORK),
+        recorder.clone(),
+        plan.record_messages,
+    ));
+    let driven = {
+        let (plan, recorder, network) = (plan.clone(), recorder.clone(), network.clone());
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            runtime.block_on(drive(plan, spec, recorder, network))
+        }))
+    };
+    let history = recorder.take();
+    let sim_ms = history.last().map_or(0, |e| e.at_us / 1000);
+    let mut anomalies = Vec::new();
+    let mut stats = Stats::default();
+    match driven {
+        Ok(finished) => {
+            anomalies.extend(check::check(&history, &finished.durable));
+            if !finished.liveness_missing.is_empty() || finished.never_outboxed > 0 {
+                anomalies.push(liveness_anomaly(
+                    &finished.liveness_missing,
+                    finished.never_outboxed,
+                    finished.heal_us,
+                    plan.scenario.limits.liveness_ms,
+                ));
+            }
+            stats.log_records = finished.durable.records().count() as u64;
+            stats.store_rows = finished.durable.rows.len() as u64;
+            stats.unsynced_writes_lost = finished.unsynced_writes_lost;
+        }
+        Err(panic) => anomalies.push(panic_anomaly(&panic, sim_ms)),
+    }
+    stats.messages = network.messages.load(std::sync::atomic::Ordering::Relaxed);
+    stats.messages_dropped = network.dropped.load(std::sync::atomic::Ordering::Relaxed);
+    RunOutcome::judged(
+        plan,
+        history,
+        anomalies,
+        stats,
+        recorder.probes(),
+        network.take_messages(),
+    )
+}
+
+/// madsim's own network: no loss and a fixed 1 ms latency. Every loss, delay, duplicate and
+/// reordering then comes from the fault schedule, drawn from the run's generator and recorded;
+/// madsim's default 1-10 ms spread would reorder messages outside the schedule.
+fn sim_config() -> madsim::Config {
+    let mut config = madsim::Config::default();
+    config.net.packet_loss_rate = 0.0;
+    config.net.send_latency = Duration::from_millis(1)..Duration::from_micros(1001);
+    config
+}
+
+fn node_ip(name: &str) -> std::net::IpAddr {
+    use broker_under_test::cluster::{broker_addr, consumer_addr, producer_addr, store_addr};
+    match name {
+        BROKER => broker_addr().ip(),
+        STORE => store_addr().ip(),
+        CONSUMER => consumer_addr().ip(),
+        producer => {
+            let index = producer
+                .trim_start_matches("producer-")
+                .parse()
+                .expect("producer-<index>");
+            producer_addr(index).ip()
+        }
+    }
+}
+
+fn panic_anomaly(panic: &Box<dyn std::any::Any + Send>, sim_ms: u64) -> Anomaly {
+    let message = panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "a panic without a message".to_string());
+    let kind = if message.contains("all tasks will block forever") {
+        AnomalyKind::Stuck
+    } else if message.contains("time limit exceeded") {
+        AnomalyKind::TimeLimit
+    } else if message.contains(STEP_LIMIT_PANIC) {
+        AnomalyKind::StepLimit
+    } else {
+        AnomalyKind::Panic
+    };
+    Anomaly {
+        kind,
+        payment: None,
+        at_ms: sim_ms,
+        detail: message,
+    }
+}
