@@ -9,8 +9,11 @@ use harness::world::RunPlan;
 use std::process::Command;
 
 fn harness(args: &[&str]) -> (i32, serde_json::Value) {
+    // A failing explore writes artifacts under failures/: never into the source tree.
+    let dir = tempfile::tempdir().expect("a temporary directory");
     let out = Command::new(env!("CARGO_BIN_EXE_harness"))
         .args(args)
+        .current_dir(dir.path())
         .output()
         .expect("run the harness binary");
     let json = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {

@@ -2,8 +2,8 @@
 //! passes any of them; with a planted bug a failing schedule shrinks to a small one, and the
 //! failure prints the command that replays it.
 //!
-//! `cargo test` runs a bounded number of cases from a fixed seed; set HARNESS_PROPTEST_CASES for
-//! more (the ci/ sweeps do).
+//! `cargo test` runs a bounded number of cases from a fixed seed; proptest's own
+//! `PROPTEST_CASES` asks for more (`PROPTEST_CASES=500 cargo test --test schedules`).
 
 use broker_under_test::cluster::{producer_name, BROKER, CONSUMER, STORE};
 use broker_under_test::{Bug, Bugs};
@@ -73,7 +73,8 @@ fn schedule() -> impl Strategy<Value = FaultSchedule> {
 }
 
 fn cases() -> u32 {
-    std::env::var("HARNESS_PROPTEST_CASES")
+    // The config below is explicit, so proptest would not read its variable by itself.
+    std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(12)

@@ -3,7 +3,7 @@
 //! the same kind.
 
 use crate::check::AnomalyKind;
-use crate::schedule::{Fault, FaultEntry};
+use crate::schedule::{Fault, FaultEntry, FaultSchedule};
 use crate::sim::run;
 use crate::world::{RunOutcome, RunPlan};
 
@@ -18,94 +18,121 @@ pub struct Shrunk {
 /// Shrinks `plan` (whose run fails with `kind`) to a smaller schedule that still does.
 /// `progress(runs, faults)` is called after every candidate run.
 pub fn shrink(plan: &RunPlan, kind: AnomalyKind, progress: &dyn Fn(u32, usize)) -> Option<Shrunk> {
-    let mut runs = 0;
-    let mut try_schedule = |schedule: &[FaultEntry]| -> Option<RunOutcome> {
-        let candidate = RunPlan {
-            schedule: schedule.to_vec(),
-            ..plan.clone()
-        };
-        let outcome = run(&candidate);
-        runs += 1;
-        progress(runs, schedule.len());
-        outcome
-            .anomalies
-            .iter()
-            .any(|a| a.kind == kind)
-            .then_some(outcome)
+    let mut shrinker = Shrinker {
+        plan,
+        kind,
+        progress,
+        runs: 0,
+        best: None,
     };
-    let mut best_outcome = try_schedule(&plan.schedule)?;
     let mut schedule = plan.schedule.clone();
-
-    // 1. ddmin over the entries (Zeller and Hildebrandt): drop chunks while it still fails.
-    let mut chunks = 2;
-    while schedule.len() >= 2 {
-        let size = schedule.len().div_ceil(chunks);
-        let mut reduced = false;
-        for start in (0..schedule.len()).step_by(size) {
-            let complement: Vec<FaultEntry> = schedule[..start]
-                .iter()
-                .chain(&schedule[(start + size).min(schedule.len())..])
-                .cloned()
-                .collect();
-            if let Some(outcome) = try_schedule(&complement) {
-                schedule = complement;
-                best_outcome = outcome;
-                chunks = (chunks - 1).max(2);
-                reduced = true;
-                break;
-            }
-        }
-        if !reduced {
-            if chunks >= schedule.len() {
-                break;
-            }
-            chunks = (chunks * 2).min(schedule.len());
-        }
+    if !shrinker.fails(&schedule) {
+        return None;
     }
-    if schedule.len() == 1 {
-        if let Some(outcome) = try_schedule(&[]) {
-            schedule.clear();
-            best_outcome = outcome;
-        }
-    }
-
-    // 2. Shorter faults: halve each duration while it still fails.
-    for i in 0..schedule.len() {
-        while schedule[i].duration_ms > 1 {
-            let mut candidate = schedule.clone();
-            candidate[i].duration_ms /= 2;
-            match try_schedule(&candidate) {
-                Some(outcome) => {
-                    schedule = candidate;
-                    best_outcome = outcome;
-                }
-                None => break,
-            }
-        }
-    }
-
-    // 3. Gentler faults: lower rates and spreads, untorn crashes, one-way partitions.
-    for i in 0..schedule.len() {
-        while let Some(gentler) = gentler(&schedule[i].fault) {
-            let mut candidate = schedule.clone();
-            candidate[i].fault = gentler;
-            match try_schedule(&candidate) {
-                Some(outcome) => {
-                    schedule = candidate;
-                    best_outcome = outcome;
-                }
-                None => break,
-            }
-        }
-    }
+    shrinker.fewer(&mut schedule);
+    shrinker.shorter(&mut schedule);
+    shrinker.gentler(&mut schedule);
     Some(Shrunk {
         plan: RunPlan {
             schedule,
             ..plan.clone()
         },
-        outcome: best_outcome,
-        runs,
+        outcome: shrinker.best?,
+        runs: shrinker.runs,
     })
+}
+
+/// The state of one shrink: the plan, what must still fail, and the last failing outcome.
+struct Shrinker<'a> {
+    plan: &'a RunPlan,
+    kind: AnomalyKind,
+    progress: &'a dyn Fn(u32, usize),
+    runs: u32,
+    /// The outcome of the last candidate that still failed with `kind`.
+    best: Option<RunOutcome>,
+}
+
+impl Shrinker<'_> {
+    /// Runs `schedule`; true (and it becomes the best) if it still fails with the kind.
+    fn fails(&mut self, schedule: &[FaultEntry]) -> bool {
+        let candidate = RunPlan {
+            schedule: schedule.to_vec(),
+            ..self.plan.clone()
+        };
+        let outcome = run(&candidate);
+        self.runs += 1;
+        (self.progress)(self.runs, schedule.len());
+        let fails = outcome.anomalies.iter().any(|a| a.kind == self.kind);
+        if fails {
+            self.best = Some(outcome);
+        }
+        fails
+    }
+
+    /// Keeps `candidate` in `schedule` if it still fails.
+    fn keep_if_fails(&mut self, schedule: &mut FaultSchedule, candidate: FaultSchedule) -> bool {
+        let fails = self.fails(&candidate);
+        if fails {
+            *schedule = candidate;
+        }
+        fails
+    }
+
+    /// ddmin over the entries (Zeller and Hildebrandt): drop chunks while it still fails.
+    fn fewer(&mut self, schedule: &mut FaultSchedule) {
+        let mut chunks = 2;
+        while schedule.len() >= 2 {
+            let size = schedule.len().div_ceil(chunks);
+            let mut reduced = false;
+            for start in (0..schedule.len()).step_by(size) {
+                let complement: FaultSchedule = schedule[..start]
+                    .iter()
+                    .chain(&schedule[(start + size).min(schedule.len())..])
+                    .cloned()
+                    .collect();
+                if self.keep_if_fails(schedule, complement) {
+                    chunks = (chunks - 1).max(2);
+                    reduced = true;
+                    break;
+                }
+            }
+            if !reduced {
+                if chunks >= schedule.len() {
+                    break;
+                }
+                chunks = (chunks * 2).min(schedule.len());
+            }
+        }
+        if schedule.len() == 1 {
+            self.keep_if_fails(schedule, Vec::new());
+        }
+    }
+
+    /// Shorter faults: halve each duration while it still fails.
+    fn shorter(&mut self, schedule: &mut FaultSchedule) {
+        for i in 0..schedule.len() {
+            while schedule[i].duration_ms > 1 {
+                let mut candidate = schedule.clone();
+                candidate[i].duration_ms /= 2;
+                if !self.keep_if_fails(schedule, candidate) {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Gentler faults: lower rates and spreads, untorn crashes, one-way partitions.
+    fn gentler(&mut self, schedule: &mut FaultSchedule) {
+        for i in 0..schedule.len() {
+            while let Some(gentler) = gentler(&schedule[i].fault) {
+                let mut candidate = schedule.clone();
+                candidate[i].fault = gentler;
+                if !self.keep_if_fails(schedule, candidate) {
+                    break;
+                }
+            }
+        }
+    }
 }
 
 /// One step gentler, or `None` at the gentlest.

@@ -4,28 +4,32 @@
 //! files they leave.
 //!
 //! Faults done for real: SIGKILL and restart of any node (with produces in flight), SIGSTOP and
-//! SIGCONT for pauses, and loss, partitions and duplicates through a datagram proxy in front of
-//! the broker and the store (`proxy.rs`). A process crash keeps what the kernel already has,
-//! so unlike the simulation no unsynced write is lost; delays are not injected for real.
+//! SIGCONT for pauses, and loss, delay, partitions and duplicates through a datagram proxy in
+//! front of the broker and the store (`proxy.rs`), decided by the same function as in the
+//! simulation. A process crash keeps what the kernel already has, so unlike the simulation no
+//! unsynced write is lost.
 
+mod events;
+mod procs;
 mod proxy;
 
-use crate::check::{self, Durable};
 use crate::history::{Entry, HarnessEvent, What};
 use crate::schedule::Fault;
-use crate::world::liveness::Settlement;
-use crate::world::outcome::liveness_anomaly;
+use crate::world::durable::read_durable;
+use crate::world::liveness::{Liveness, Settled};
+use crate::world::outcome::Ending;
+use crate::world::plan::{generator, STREAM_NETWORK};
 use crate::world::{RunOutcome, RunPlan, Stats};
 use broker_under_test::cluster::{producer_name, BROKER, CONSUMER, STORE};
-use broker_under_test::log::{log_file, recover_log};
 use broker_under_test::storage::CrashReport;
-use broker_under_test::store::{recover_rows, APPLIED_FILE};
 use broker_under_test::Event;
+use events::EventFiles;
+use procs::Procs;
 use proxy::{Proxy, Rules};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -33,14 +37,8 @@ use std::time::{Duration, Instant, SystemTime};
 const MARGIN: Duration = Duration::from_secs(10);
 /// Real mode caps the liveness wait (the scenario's bound is for simulated time).
 const LIVENESS_CAP: Duration = Duration::from_secs(30);
-
-struct Proc {
-    name: String,
-    args: Vec<String>,
-    child: Option<Child>,
-    incarnations: u64,
-    paused: bool,
-}
+/// How often the liveness phase reads the processes' new events.
+const LIVENESS_POLL: Duration = Duration::from_millis(100);
 
 fn free_port() -> Result<u16, String> {
     let socket = std::net::UdpSocket::bind("127.0.0.1:0")
@@ -48,150 +46,58 @@ fn free_port() -> Result<u16, String> {
     Ok(socket.local_addr().map_err(|e| e.to_string())?.port())
 }
 
-pub(crate) fn epoch_us() -> u64 {
+fn epoch_us() -> u64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as u64)
 }
 
+/// The running system: its processes, the proxy in front of broker and store, the event
+/// files, and the driver's own notes.
 struct World {
-    node_bin: PathBuf,
-    dir: PathBuf,
-    procs: BTreeMap<String, Proc>,
-    run_for_ms: u64,
+    procs: Procs,
+    rules: Arc<Rules>,
+    proxy: Option<Proxy>,
+    events: EventFiles,
+    notes: Vec<Entry>,
+    /// The run's start: on the monotonic clock for the schedule, on the wall clock for stamps.
+    started: Instant,
     start_us: u64,
-    harness_events: Vec<Entry>,
 }
 
-impl World {
-    fn note(&mut self, node: &str, event: HarnessEvent) {
-        let at_us = epoch_us().saturating_sub(self.start_us);
-        self.harness_events.push(Entry {
-            at_us,
-            node: node.to_string(),
-            what: What::Harness(event),
-        });
-    }
-
-    fn start(&mut self, name: &str) -> Result<(), String> {
-        let events = self.dir.join(format!("{name}.events.jsonl"));
-        let run_for_ms = self.run_for_ms;
-        let proc = self
-            .procs
-            .get_mut(name)
-            .ok_or_else(|| format!("no node {name}"))?;
-        proc.incarnations += 1;
-        let child = Command::new(&self.node_bin)
-            .args(&proc.args)
-            .args(["--events", &events.display().to_string()])
-            .args([
-                "--incarnation",
-                &proc.incarnations.to_string(),
-                "--run-for-ms",
-                &run_for_ms.to_string(),
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", self.node_bin.display()))?;
-        proc.child = Some(child);
-        Ok(())
-    }
-
-    /// SIGKILL: the process dies wherever it is, produces in flight and all.
-    fn kill(&mut self, name: &str) -> bool {
-        let Some(proc) = self.procs.get_mut(name) else {
-            return false;
-        };
-        let Some(mut child) = proc.child.take() else {
-            return false;
-        };
-        if proc.paused {
-            signal(&child, "CONT");
-            proc.paused = false;
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        true
-    }
-
-    fn pause(&mut self, name: &str, stop: bool) -> bool {
-        let Some(proc) = self.procs.get_mut(name) else {
-            return false;
-        };
-        let Some(child) = &proc.child else {
-            return false;
-        };
-        if proc.paused == stop {
-            return false;
-        }
-        signal(child, if stop { "STOP" } else { "CONT" });
-        proc.paused = stop;
-        true
-    }
-
-    fn is_down(&self, name: &str) -> bool {
-        self.procs.get(name).is_none_or(|p| p.child.is_none())
-    }
-
-    fn kill_all(&mut self) {
-        let names: Vec<String> = self.procs.keys().cloned().collect();
-        for name in names {
-            self.kill(&name);
-        }
-    }
-
-    /// Everything the processes recorded so far, merged in time order, with the driver's own.
-    fn history(&self) -> Vec<Entry> {
-        let mut entries = self.harness_events.clone();
-        for name in self.procs.keys() {
-            let Ok(text) = std::fs::read_to_string(self.dir.join(format!("{name}.events.jsonl")))
-            else {
-                continue;
-            };
-            for line in text.lines() {
-                // A line cut by a SIGKILL mid-write does not parse and is skipped.
-                let Ok(value) = serde_json::from_str::<serde_json::Value>(line) else {
-                    continue;
-                };
-                let at_us = value["at_us"]
-                    .as_u64()
-                    .unwrap_or(0)
-                    .saturating_sub(self.start_us);
-                let node = value["node"].as_str().unwrap_or(name).to_string();
-                if let Ok(event) = serde_json::from_value::<Event>(value) {
-                    entries.push(Entry {
-                        at_us,
-                        node,
-                        what: What::Node(event),
-                    });
-                }
-            }
-        }
-        entries.sort_by_key(|e| e.at_us);
-        entries
-    }
+/// The listening port of every node.
+struct Ports {
+    broker: u16,
+    store: u16,
+    consumer: u16,
+    producers: Vec<u16>,
 }
 
-impl Drop for World {
-    fn drop(&mut self) {
-        self.kill_all();
+impl Ports {
+    fn draw(producers: u32) -> Result<Ports, String> {
+        Ok(Ports {
+            broker: free_port()?,
+            store: free_port()?,
+            consumer: free_port()?,
+            producers: (0..producers)
+                .map(|_| free_port())
+                .collect::<Result<Vec<_>, _>>()?,
+        })
     }
-}
 
-fn signal(child: &Child, sig: &str) {
-    let _ = Command::new("kill")
-        .args([&format!("-{sig}"), &child.id().to_string()])
-        .status();
-}
-
-/// One action of the real schedule, at a time from the start.
-enum Action {
-    Kill(String),
-    Restart(String),
-    Pause(String),
-    Resume(String),
+    /// Node names by port: every node sends from the port it listens on.
+    fn names(&self) -> BTreeMap<u16, String> {
+        let mut names: BTreeMap<u16, String> = [
+            (self.broker, BROKER.to_string()),
+            (self.store, STORE.to_string()),
+            (self.consumer, CONSUMER.to_string()),
+        ]
+        .into();
+        for (index, port) in self.producers.iter().enumerate() {
+            names.insert(*port, producer_name(index as u32));
+        }
+        names
+    }
 }
 
 /// Runs `plan` for real. `dir` receives every node's data directory and event file.
@@ -202,50 +108,205 @@ pub fn run_real(plan: &RunPlan, node_bin: &Path, dir: &Path) -> Result<RunOutcom
             node_bin.display()
         ));
     }
-    let w = &plan.scenario.workload;
-    let started = Instant::now();
     let liveness = Duration::from_millis(plan.scenario.limits.liveness_ms).min(LIVENESS_CAP);
-    let run_for = Duration::from_millis(w.duration_ms) + liveness + MARGIN;
-    let mut world = World {
-        node_bin: node_bin.to_path_buf(),
-        dir: dir.to_path_buf(),
-        procs: BTreeMap::new(),
-        run_for_ms: run_for.as_millis() as u64,
-        start_us: epoch_us(),
-        harness_events: Vec::new(),
-    };
-    let addr = |port: u16| format!("127.0.0.1:{port}");
-    let (broker_port, store_port, consumer_port) = (free_port()?, free_port()?, free_port()?);
-    let producer_ports = (0..w.producers)
-        .map(|_| free_port())
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut names: BTreeMap<u16, String> = [
-        (broker_port, BROKER.to_string()),
-        (store_port, STORE.to_string()),
-        (consumer_port, CONSUMER.to_string()),
-    ]
-    .into();
-    for (index, port) in producer_ports.iter().enumerate() {
-        names.insert(*port, producer_name(index as u32));
+    let mut world = World::deploy(plan, node_bin, dir, liveness)?;
+    // Phase 1: workload and the schedule's crashes and pauses, in real time.
+    world.inject(plan)?;
+    // Phase 2: heal.
+    world.heal()?;
+    let heal_us = world.now_us();
+    // Phase 3: liveness, bounded.
+    let settled = world.await_liveness(plan, liveness);
+    // Phase 4: every process is killed; the check reads what they left on disk.
+    Ok(world.finish(plan, dir, heal_us, settled, liveness))
+}
+
+impl World {
+    /// Starts the proxy and every node's process.
+    fn deploy(
+        plan: &RunPlan,
+        node_bin: &Path,
+        dir: &Path,
+        liveness: Duration,
+    ) -> Result<World, String> {
+        let w = &plan.scenario.workload;
+        let run_for = Duration::from_millis(w.duration_ms) + liveness + MARGIN;
+        let (started, start_us) = (Instant::now(), epoch_us());
+        let ports = Ports::draw(w.producers)?;
+        // Clients reach the broker and the store through the proxy, which carries the faults.
+        let network = generator(plan.seed, STREAM_NETWORK);
+        let (rules, delayed) = Rules::new(&plan.schedule, network, start_us, ports.names());
+        let rules = Arc::new(rules);
+        let loopback = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+        let servers = [
+            (BROKER.to_string(), loopback(ports.broker)),
+            (STORE.to_string(), loopback(ports.store)),
+        ];
+        let proxy = Proxy::start(&servers, rules.clone(), delayed)
+            .map_err(|e| format!("cannot start the proxy: {e}"))?;
+        let mut procs = Procs::new(node_bin, dir, run_for.as_millis() as u64);
+        add_nodes(&mut procs, plan, dir, &ports, &proxy);
+        let names = procs.names();
+        for name in &names {
+            procs.start(name)?;
+        }
+        Ok(World {
+            procs,
+            rules,
+            proxy: Some(proxy),
+            events: EventFiles::new(dir, start_us, &names),
+            notes: Vec::new(),
+            started,
+            start_us,
+        })
     }
-    // Clients reach the broker and the store through the proxy, which carries the faults.
-    let rules = Arc::new(Rules::new(&plan.schedule, plan.seed, world.start_us, names));
-    let loopback = |port: u16| -> SocketAddr { SocketAddr::from(([127, 0, 0, 1], port)) };
-    let servers = [
-        (BROKER.to_string(), loopback(broker_port)),
-        (STORE.to_string(), loopback(store_port)),
-    ];
-    let proxy = Proxy::start(&servers, rules.clone())
-        .map_err(|e| format!("cannot start the proxy: {e}"))?;
-    let (broker_public, store_public) = (
+
+    fn now_us(&self) -> u64 {
+        epoch_us().saturating_sub(self.start_us)
+    }
+
+    fn note(&mut self, node: &str, event: HarnessEvent) {
+        self.notes.push(Entry {
+            at_us: self.now_us(),
+            node: node.to_string(),
+            what: What::Harness(event),
+        });
+    }
+
+    /// Carries out the schedule's crashes and pauses at their times (network faults act in
+    /// the proxy), then waits out the rest of the scenario's duration.
+    fn inject(&mut self, plan: &RunPlan) -> Result<(), String> {
+        let duration_ms = plan.scenario.workload.duration_ms;
+        let mut actions: Vec<(u64, Action, &str)> = Vec::new();
+        for e in &plan.schedule {
+            let (begin, end) = match e.fault {
+                Fault::Crash { .. } => (Action::Kill, Action::Restart),
+                Fault::Pause => (Action::Pause, Action::Resume),
+                _ => continue,
+            };
+            actions.push((e.at_ms, begin, &e.target));
+            actions.push((e.at_ms + e.duration_ms, end, &e.target));
+        }
+        actions.retain(|(at, _, _)| *at < duration_ms);
+        actions.sort_by_key(|(at, _, _)| *at);
+        for (at_ms, action, node) in actions {
+            self.sleep_until(at_ms);
+            self.act(action, node)?;
+        }
+        self.sleep_until(duration_ms);
+        Ok(())
+    }
+
+    fn sleep_until(&self, at_ms: u64) {
+        let due = self.started + Duration::from_millis(at_ms);
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+    }
+
+    /// One action on one node, noted in the history if it changed anything.
+    fn act(&mut self, action: Action, node: &str) -> Result<(), String> {
+        let event = match action {
+            Action::Kill if self.procs.kill(node) => HarnessEvent::NodeCrashed {
+                report: CrashReport::default(),
+            },
+            Action::Restart if self.procs.is_down(node) => {
+                self.procs.start(node)?;
+                HarnessEvent::NodeRestarted
+            }
+            Action::Pause if self.procs.pause(node, true) => HarnessEvent::NodePaused,
+            Action::Resume if self.procs.pause(node, false) => HarnessEvent::NodeResumed,
+            _ => return Ok(()),
+        };
+        self.note(node, event);
+        Ok(())
+    }
+
+    /// Faults stop: every node down restarts, every paused node resumes, the network is whole.
+    fn heal(&mut self) -> Result<(), String> {
+        for name in self.procs.names() {
+            if self.procs.is_down(&name) {
+                self.act(Action::Restart, &name)?;
+            } else {
+                self.act(Action::Resume, &name)?;
+            }
+        }
+        self.rules.heal();
+        self.note("harness", HarnessEvent::Healed);
+        Ok(())
+    }
+
+    /// Waits until every owed payment is settled, or `bound` passes; reads only the events
+    /// appended since the last poll.
+    fn await_liveness(&mut self, plan: &RunPlan, bound: Duration) -> Settled {
+        let deadline = Instant::now() + bound;
+        let mut liveness = Liveness::new(plan);
+        loop {
+            liveness.absorb(&self.events.read_new());
+            if let Some(settled) = liveness.verdict(Instant::now() >= deadline) {
+                self.note("harness", settled.event());
+                return settled;
+            }
+            std::thread::sleep(LIVENESS_POLL);
+        }
+    }
+
+    /// Kills every process, reads what they left, and judges the run.
+    fn finish(
+        mut self,
+        plan: &RunPlan,
+        dir: &Path,
+        heal_us: u64,
+        settled: Settled,
+        liveness: Duration,
+    ) -> RunOutcome {
+        self.note("harness", HarnessEvent::FinalRecovery);
+        self.procs.kill_all();
+        drop(self.proxy.take());
+        self.notes.extend(self.rules.events());
+        self.events.read_new();
+        let history = self.events.history(&self.notes);
+        let durable = read_durable(plan.scenario.workload.partitions, |node, file| {
+            std::fs::read(dir.join(node).join(file)).unwrap_or_default()
+        });
+        let ending = Ending {
+            durable,
+            settled,
+            heal_us,
+            liveness_ms: liveness.as_millis() as u64,
+            unsynced_writes_lost: 0,
+        };
+        let stats = Stats {
+            messages: self.rules.fates.messages.load(Ordering::Relaxed),
+            messages_dropped: self.rules.fates.dropped.load(Ordering::Relaxed),
+            ..Stats::default()
+        };
+        RunOutcome::judged(
+            plan,
+            history,
+            Ok(ending),
+            stats,
+            BTreeMap::new(),
+            Vec::new(),
+        )
+    }
+}
+
+/// What the driver does to a node's process.
+#[derive(Clone, Copy)]
+enum Action {
+    Kill,
+    Restart,
+    Pause,
+    Resume,
+}
+
+/// Adds every node's process with its flags: broker and store listen behind the proxy;
+/// consumer and producers are pointed at the proxy's public addresses.
+fn add_nodes(procs: &mut Procs, plan: &RunPlan, dir: &Path, ports: &Ports, proxy: &Proxy) {
+    let w = &plan.scenario.workload;
+    let (broker, store) = (
         proxy.public[BROKER].to_string(),
         proxy.public[STORE].to_string(),
     );
-    let bugs: Vec<String> = plan
-        .bugs
-        .iter()
-        .flat_map(|b| ["--bug".to_string(), b.name().to_string()])
-        .collect();
     let common = |role: &str, name: &str, port: u16| -> Vec<String> {
         let mut args = vec![
             "--role".into(),
@@ -253,7 +314,7 @@ pub fn run_real(plan: &RunPlan, node_bin: &Path, dir: &Path) -> Result<RunOutcom
             "--name".into(),
             name.into(),
             "--listen".into(),
-            addr(port),
+            format!("127.0.0.1:{port}"),
             "--data-dir".into(),
             dir.join(name).display().to_string(),
             "--partitions".into(),
@@ -261,37 +322,22 @@ pub fn run_real(plan: &RunPlan, node_bin: &Path, dir: &Path) -> Result<RunOutcom
             "--seed".into(),
             plan.seed.to_string(),
         ];
-        args.extend(bugs.iter().cloned());
+        for bug in plan.bugs.iter() {
+            args.extend(["--bug".to_string(), bug.name().to_string()]);
+        }
         args
     };
-    let mut add = |name: String, args: Vec<String>| {
-        world.procs.insert(
-            name.clone(),
-            Proc {
-                name,
-                args,
-                child: None,
-                incarnations: 0,
-                paused: false,
-            },
-        );
-    };
-    add(BROKER.into(), common("broker", BROKER, broker_port));
-    add(STORE.into(), common("store", STORE, store_port));
-    let mut consumer = common("consumer", CONSUMER, consumer_port);
-    consumer.extend([
-        "--broker".into(),
-        broker_public.clone(),
-        "--store".into(),
-        store_public,
-    ]);
-    add(CONSUMER.into(), consumer);
-    for index in 0..w.producers {
-        let name = producer_name(index);
-        let mut args = common("producer", &name, producer_ports[index as usize]);
+    procs.add(BROKER, common("broker", BROKER, ports.broker));
+    procs.add(STORE, common("store", STORE, ports.store));
+    let mut consumer = common("consumer", CONSUMER, ports.consumer);
+    consumer.extend(["--broker".into(), broker.clone(), "--store".into(), store]);
+    procs.add(CONSUMER, consumer);
+    for (index, port) in ports.producers.iter().enumerate() {
+        let name = producer_name(index as u32);
+        let mut args = common("producer", &name, *port);
         args.extend([
             "--broker".into(),
-            broker_public.clone(),
+            broker.clone(),
             "--index".into(),
             index.to_string(),
             "--payments".into(),
@@ -303,138 +349,8 @@ pub fn run_real(plan: &RunPlan, node_bin: &Path, dir: &Path) -> Result<RunOutcom
             "--max-batch".into(),
             w.max_batch_records.to_string(),
         ]);
-        add(name, args);
+        procs.add(&name, args);
     }
-    let names: Vec<String> = world.procs.values().map(|p| p.name.clone()).collect();
-    for name in &names {
-        world.start(name)?;
-    }
-
-    // Phase 1: workload and the schedule's crashes and pauses, in real time.
-    let mut actions: Vec<(u64, Action)> = Vec::new();
-    for e in &plan.schedule {
-        match e.fault {
-            Fault::Crash { .. } => {
-                actions.push((e.at_ms, Action::Kill(e.target.clone())));
-                actions.push((e.at_ms + e.duration_ms, Action::Restart(e.target.clone())));
-            }
-            Fault::Pause => {
-                actions.push((e.at_ms, Action::Pause(e.target.clone())));
-                actions.push((e.at_ms + e.duration_ms, Action::Resume(e.target.clone())));
-            }
-            _ => {}
-        }
-    }
-    actions.retain(|(at, _)| *at < w.duration_ms);
-    actions.sort_by_key(|(at, _)| *at);
-    for (at_ms, action) in actions {
-        let due = started + Duration::from_millis(at_ms);
-        std::thread::sleep(due.saturating_duration_since(Instant::now()));
-        match action {
-            Action::Kill(node) => {
-                if world.kill(&node) {
-                    world.note(
-                        &node,
-                        HarnessEvent::NodeCrashed {
-                            report: CrashReport::default(),
-                        },
-                    );
-                }
-            }
-            Action::Restart(node) => {
-                if world.is_down(&node) {
-                    world.start(&node)?;
-                    world.note(&node, HarnessEvent::NodeRestarted);
-                }
-            }
-            Action::Pause(node) => {
-                if world.pause(&node, true) {
-                    world.note(&node, HarnessEvent::NodePaused);
-                }
-            }
-            Action::Resume(node) => {
-                if world.pause(&node, false) {
-                    world.note(&node, HarnessEvent::NodeResumed);
-                }
-            }
-        }
-    }
-    std::thread::sleep(
-        (started + Duration::from_millis(w.duration_ms)).saturating_duration_since(Instant::now()),
-    );
-
-    // Phase 2: heal.
-    for name in &names {
-        if world.is_down(name) {
-            world.start(name)?;
-            world.note(name, HarnessEvent::NodeRestarted);
-        } else if world.pause(name, false) {
-            world.note(name, HarnessEvent::NodeResumed);
-        }
-    }
-    rules.heal();
-    world.note("harness", HarnessEvent::Healed);
-    let heal_us = epoch_us().saturating_sub(world.start_us);
-
-    // Phase 3: liveness, bounded.
-    let deadline = Instant::now() + liveness;
-    let expected = u64::from(w.producers) * u64::from(w.payments_per_producer);
-    let (missing, never_outboxed) = loop {
-        let mut settlement = Settlement::default();
-        settlement.update(&world.history());
-        if settlement.all_settled() && settlement.owed as u64 >= expected {
-            world.note("harness", HarnessEvent::LivenessReached);
-            break (Vec::new(), 0);
-        }
-        if Instant::now() >= deadline {
-            let missing = settlement.unsettled();
-            let never_outboxed = expected.saturating_sub(settlement.owed as u64);
-            let count = missing.len() as u32 + never_outboxed as u32;
-            world.note("harness", HarnessEvent::LivenessTimedOut { missing: count });
-            break (missing, never_outboxed);
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
-
-    // Phase 4: every process is killed; the check reads what they left on disk.
-    world.note("harness", HarnessEvent::FinalRecovery);
-    world.kill_all();
-    drop(proxy);
-    world.harness_events.extend(rules.events());
-    let logs = (0..w.partitions)
-        .map(|p| {
-            recover_log(&std::fs::read(dir.join(BROKER).join(log_file(p))).unwrap_or_default())
-                .batches
-        })
-        .collect();
-    let (rows, _, _) =
-        recover_rows(&std::fs::read(dir.join(STORE).join(APPLIED_FILE)).unwrap_or_default());
-    let durable = Durable { logs, rows };
-    let history = world.history();
-    let mut anomalies = check::check(&history, &durable);
-    if !missing.is_empty() || never_outboxed > 0 {
-        anomalies.push(liveness_anomaly(
-            &missing,
-            never_outboxed,
-            heal_us,
-            liveness.as_millis() as u64,
-        ));
-    }
-    let mut stats = Stats {
-        log_records: durable.records().count() as u64,
-        store_rows: durable.rows.len() as u64,
-        ..Stats::default()
-    };
-    stats.messages = rules.messages.load(std::sync::atomic::Ordering::Relaxed);
-    stats.messages_dropped = rules.dropped.load(std::sync::atomic::Ordering::Relaxed);
-    Ok(RunOutcome::judged(
-        plan,
-        history,
-        anomalies,
-        stats,
-        BTreeMap::new(),
-        Vec::new(),
-    ))
 }
 
 /// How many broker SIGKILLs hit while some produce request was in flight (sent, neither

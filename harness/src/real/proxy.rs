@@ -1,16 +1,18 @@
 //! Real mode's network faults: a datagram proxy in front of the broker and the store. Clients
 //! send to the proxy's public address; it forwards each request through an upstream socket of
 //! that client's own (so the server's reply comes back to it) and each reply back to the
-//! client, losing, cutting or duplicating messages as the schedule's loss, partition and
-//! duplicate windows say, in real time.
+//! client. Each datagram's fate comes from the same [`Fates`] the simulation's shim asks:
+//! lost, delayed or duplicated as the schedule's windows say, in real time.
 
 use crate::history::{Entry, HarnessEvent, What};
-use crate::schedule::{Fault, FaultEntry};
-use rand::{Rng, SeedableRng};
+use crate::schedule::FaultEntry;
+use crate::world::fate::{Fate, Fates};
 use rand_chacha::ChaCha8Rng;
-use std::collections::BTreeMap;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -21,54 +23,48 @@ const POLL: Duration = Duration::from_millis(50);
 
 /// What the proxy decides with, shared by its threads.
 pub struct Rules {
-    // invariant: every entry is a network fault
-    entries: Vec<FaultEntry>,
+    /// The network's decisions, shared with the simulation; counts messages and losses.
+    pub fates: Fates,
     started: Instant,
     start_us: u64,
     /// Node name by listening port (every node sends from the port it listens on).
     names: BTreeMap<u16, String>,
-    rng: Mutex<ChaCha8Rng>,
-    healed: AtomicBool,
-    pub messages: AtomicU64,
-    pub dropped: AtomicU64,
+    delayed: Mutex<Sender<Delayed>>,
     events: Mutex<Vec<Entry>>,
 }
 
-/// A message's fate.
-enum Fate {
-    Deliver,
-    Drop(&'static str),
-    Duplicate,
+/// A datagram waiting out its injected delay.
+pub struct Delayed {
+    due: Instant,
+    // Orders datagrams due at the same instant by arrival.
+    seq: u64,
+    socket: UdpSocket,
+    bytes: Vec<u8>,
+    dst: SocketAddr,
 }
 
 impl Rules {
+    /// The rules and the receiving end of their delay line (see [`delay_line`]).
     pub fn new(
         schedule: &[FaultEntry],
-        seed: u64,
+        network_rng: ChaCha8Rng,
         start_us: u64,
         names: BTreeMap<u16, String>,
-    ) -> Rules {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        rng.set_stream(1);
-        Rules {
-            entries: schedule
-                .iter()
-                .filter(|e| e.fault.is_network())
-                .cloned()
-                .collect(),
+    ) -> (Rules, Receiver<Delayed>) {
+        let (tx, rx) = mpsc::channel();
+        let rules = Rules {
+            fates: Fates::new(schedule, network_rng),
             started: Instant::now(),
             start_us,
             names,
-            rng: Mutex::new(rng),
-            healed: AtomicBool::new(false),
-            messages: AtomicU64::new(0),
-            dropped: AtomicU64::new(0),
+            delayed: Mutex::new(tx),
             events: Mutex::new(Vec::new()),
-        }
+        };
+        (rules, rx)
     }
 
     pub fn heal(&self) {
-        self.healed.store(true, Ordering::Relaxed);
+        self.fates.heal();
     }
 
     fn name(&self, addr: SocketAddr) -> String {
@@ -78,86 +74,132 @@ impl Rules {
             .unwrap_or_else(|| addr.to_string())
     }
 
-    fn fate(&self, from: &str, to: &str) -> Fate {
-        self.messages.fetch_add(1, Ordering::Relaxed);
-        if self.healed.load(Ordering::Relaxed) {
-            return Fate::Deliver;
+    fn note(&self, to: &str, what: HarnessEvent) {
+        let at_us = super::epoch_us().saturating_sub(self.start_us);
+        self.events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Entry {
+                at_us,
+                node: to.to_string(),
+                what: What::Harness(what),
+            });
+    }
+
+    /// Sends `bytes` to `dst` on `socket` after `delay`: at once, or through the delay line.
+    fn send_after(&self, socket: &UdpSocket, bytes: &[u8], dst: SocketAddr, delay: Duration) {
+        if delay.is_zero() {
+            let _ = socket.send_to(bytes, dst);
+            return;
         }
-        let now_ms = self.started.elapsed().as_millis() as u64;
-        let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
-        let mut duplicate = false;
-        for e in self.entries.iter().filter(|e| e.active_at(now_ms)) {
-            let touches = e.target == "*" || e.target == from || e.target == to;
-            match &e.fault {
-                Fault::Partition { peer, two_way }
-                    if (e.target == from && peer == to)
-                        || (*two_way && peer == from && e.target == to) =>
-                {
-                    return Fate::Drop("partition");
-                }
-                Fault::Loss { rate } if touches && rng.random_bool(*rate) => {
-                    return Fate::Drop("loss")
-                }
-                Fault::Duplicate { rate } if touches => duplicate |= rng.random_bool(*rate),
-                _ => {}
-            }
-        }
-        if duplicate {
-            Fate::Duplicate
-        } else {
-            Fate::Deliver
-        }
+        let Ok(socket) = socket.try_clone() else {
+            return;
+        };
+        let delayed = Delayed {
+            due: Instant::now() + delay,
+            seq: 0,
+            socket,
+            bytes: bytes.to_vec(),
+            dst,
+        };
+        let _ = self
+            .delayed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .send(delayed);
     }
 
     /// Applies the fate of one datagram from `from` to `to`, sending it on `socket` to `dst`.
     fn pass(&self, socket: &UdpSocket, bytes: &[u8], dst: SocketAddr, from: &str, to: &str) {
-        let fate = self.fate(from, to);
-        let at_us = super::epoch_us().saturating_sub(self.start_us);
-        match fate {
-            Fate::Drop(cause) => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-                let what = HarnessEvent::MessageDropped {
-                    from: from.to_string(),
-                    message: format!("{} bytes", bytes.len()),
-                    cause: cause.to_string(),
-                };
-                self.events
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push(Entry {
-                        at_us,
-                        node: to.to_string(),
-                        what: What::Harness(what),
-                    });
-            }
-            Fate::Deliver => {
-                let _ = socket.send_to(bytes, dst);
-            }
-            Fate::Duplicate => {
-                let _ = socket.send_to(bytes, dst);
-                let _ = socket.send_to(bytes, dst);
-                let what = HarnessEvent::MessageDuplicated {
-                    from: from.to_string(),
-                    message: format!("{} bytes", bytes.len()),
-                };
-                self.events
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push(Entry {
-                        at_us,
-                        node: to.to_string(),
-                        what: What::Harness(what),
-                    });
-            }
+        let now_ms = self.started.elapsed().as_millis() as u64;
+        let Fate {
+            dropped,
+            delay,
+            duplicate_gap,
+        } = self.fates.decide(now_ms, from, to);
+        let message = || format!("{} bytes", bytes.len());
+        if let Some(cause) = dropped {
+            let what = HarnessEvent::MessageDropped {
+                from: from.to_string(),
+                message: message(),
+                cause: cause.name().to_string(),
+            };
+            self.note(to, what);
+            return;
+        }
+        if !delay.is_zero() {
+            let delay_us = delay.as_micros() as u64;
+            let from = from.to_string();
+            let message = message();
+            self.note(
+                to,
+                HarnessEvent::MessageDelayed {
+                    from,
+                    message,
+                    delay_us,
+                },
+            );
+        }
+        self.send_after(socket, bytes, dst, delay);
+        if let Some(gap) = duplicate_gap {
+            self.send_after(socket, bytes, dst, delay + gap);
+            let what = HarnessEvent::MessageDuplicated {
+                from: from.to_string(),
+                message: message(),
+            };
+            self.note(to, what);
         }
     }
 
-    /// The proxy's drops and duplicates, for the history.
+    /// The proxy's drops, delays and duplicates, for the history.
     pub fn events(&self) -> Vec<Entry> {
         self.events
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+}
+
+impl PartialEq for Delayed {
+    fn eq(&self, other: &Self) -> bool {
+        (self.due, self.seq) == (other.due, other.seq)
+    }
+}
+impl Eq for Delayed {}
+impl PartialOrd for Delayed {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Delayed {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.due, self.seq).cmp(&(other.due, other.seq))
+    }
+}
+
+/// The delay line: holds delayed datagrams and sends each when it is due, until `stop`.
+fn delay_line(rx: Receiver<Delayed>, stop: Arc<AtomicBool>) {
+    let mut waiting: BinaryHeap<Reverse<Delayed>> = BinaryHeap::new();
+    let mut seq = 0;
+    loop {
+        while waiting.peek().is_some_and(|d| d.0.due <= Instant::now()) {
+            let Reverse(d) = waiting.pop().expect("peeked");
+            let _ = d.socket.send_to(&d.bytes, d.dst);
+        }
+        let wait = waiting
+            .peek()
+            .map_or(POLL, |d| d.0.due.saturating_duration_since(Instant::now()));
+        match rx.recv_timeout(wait.min(POLL)) {
+            Ok(mut d) => {
+                seq += 1;
+                d.seq = seq;
+                waiting.push(Reverse(d));
+            }
+            // Stopping ends the run: whatever still waits is lost with the processes.
+            Err(_) if stop.load(Ordering::Relaxed) => return,
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => std::thread::sleep(wait),
+        }
     }
 }
 
@@ -170,10 +212,16 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    /// Fronts each `(name, real address)` server.
-    pub fn start(servers: &[(String, SocketAddr)], rules: Arc<Rules>) -> std::io::Result<Proxy> {
+    /// Fronts each `(name, real address)` server; `delayed` is the receiving end of the
+    /// rules' delay line.
+    pub fn start(
+        servers: &[(String, SocketAddr)],
+        rules: Arc<Rules>,
+        delayed: Receiver<Delayed>,
+    ) -> std::io::Result<Proxy> {
         let stop = Arc::new(AtomicBool::new(false));
-        let mut threads = Vec::new();
+        let line_stop = stop.clone();
+        let mut threads = vec![std::thread::spawn(move || delay_line(delayed, line_stop))];
         let mut public = BTreeMap::new();
         for (name, real) in servers {
             let socket = UdpSocket::bind("127.0.0.1:0")?;

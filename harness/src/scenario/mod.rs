@@ -5,6 +5,8 @@
 //! and the field, never a panic.
 
 use serde::{Deserialize, Serialize};
+mod validate;
+
 use std::fmt;
 use std::path::Path;
 
@@ -192,95 +194,9 @@ impl Scenario {
     /// Checks every field; the error names the field. Counts and times are bounded, so no
     /// file can make a run allocate or compute past what a machine holds.
     pub fn validate(&self) -> Result<(), String> {
-        let w = &self.workload;
-        check(
-            !self.name.is_empty()
-                && self
-                    .name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
-            "name must be letters, digits, '-' and '_' (it names artifact files)",
-        )?;
-        check(
-            (1..=200).contains(&w.producers),
-            "workload.producers must be 1..=200",
-        )?;
-        check(
-            (1..=PAYMENTS_MAX).contains(&w.payments_per_producer),
-            &format!("workload.payments_per_producer must be 1..={PAYMENTS_MAX}"),
-        )?;
-        check(
-            (1..=64).contains(&w.partitions),
-            "workload.partitions must be 1..=64",
-        )?;
-        check(
-            (1..=PAYMENTS_MAX).contains(&w.customers),
-            &format!("workload.customers must be 1..={PAYMENTS_MAX}"),
-        )?;
-        check(
-            (1..=TIME_MAX_MS).contains(&w.payment_interval_ms),
-            &format!("workload.payment_interval_ms must be 1..={TIME_MAX_MS}"),
-        )?;
-        check(
-            (1..=1000).contains(&w.max_batch_records),
-            "workload.max_batch_records must be 1..=1000",
-        )?;
-        check(
-            (1..=TIME_MAX_MS).contains(&w.duration_ms),
-            &format!("workload.duration_ms must be 1..={TIME_MAX_MS}"),
-        )?;
-        let f = &self.faults;
-        for (name, spec) in [
-            ("broker_crash", &f.broker_crash),
-            ("producer_crash", &f.producer_crash),
-            ("consumer_crash", &f.consumer_crash),
-            ("store_crash", &f.store_crash),
-        ] {
-            if let Some(c) = spec {
-                range(&c.count, COUNT_MAX, &format!("faults.{name}.count"))?;
-                range(&c.down_ms, TIME_MAX_MS, &format!("faults.{name}.down_ms"))?;
-            }
-        }
-        if let Some(p) = &f.pause {
-            range(&p.count, COUNT_MAX, "faults.pause.count")?;
-            range(&p.duration_ms, TIME_MAX_MS, "faults.pause.duration_ms")?;
-        }
-        if let Some(p) = &f.partition {
-            range(&p.count, COUNT_MAX, "faults.partition.count")?;
-            range(&p.duration_ms, TIME_MAX_MS, "faults.partition.duration_ms")?;
-            probability(
-                p.two_way_probability,
-                "faults.partition.two_way_probability",
-            )?;
-        }
-        for (name, spec) in [("loss", &f.loss), ("duplicate", &f.duplicate)] {
-            if let Some(r) = spec {
-                range(&r.count, COUNT_MAX, &format!("faults.{name}.count"))?;
-                range(
-                    &r.duration_ms,
-                    TIME_MAX_MS,
-                    &format!("faults.{name}.duration_ms"),
-                )?;
-                range(&r.rate, 1.0, &format!("faults.{name}.rate"))?;
-                probability(r.rate[0], &format!("faults.{name}.rate"))?;
-            }
-        }
-        if let Some(d) = &f.delay {
-            range(&d.count, COUNT_MAX, "faults.delay.count")?;
-            range(&d.duration_ms, TIME_MAX_MS, "faults.delay.duration_ms")?;
-            range(&d.spread_ms, SPREAD_MAX_MS, "faults.delay.spread_ms")?;
-        }
-        probability(f.torn_write_probability, "faults.torn_write_probability")?;
-        probability(f.garble_probability, "faults.garble_probability")?;
-        check(
-            (1_000..=TIME_MAX_MS).contains(&self.limits.liveness_ms),
-            &format!("limits.liveness_ms must be 1000..={TIME_MAX_MS}"),
-        )?;
-        check(
-            (1_000..=1_000_000_000).contains(&self.limits.max_steps),
-            "limits.max_steps must be 1000..=1000000000",
-        )?;
-        Ok(())
+        validate::workload(&self.name, &self.workload)?;
+        validate::faults(&self.faults)?;
+        validate::limits(&self.limits)
     }
 }
 
@@ -292,32 +208,6 @@ pub const TIME_MAX_MS: u64 = 86_400_000;
 pub const SPREAD_MAX_MS: u64 = 3_600_000;
 /// The most payments per producer (and customer keys).
 pub const PAYMENTS_MAX: u32 = 1_000_000;
-
-fn check(ok: bool, message: &str) -> Result<(), String> {
-    if ok {
-        Ok(())
-    } else {
-        Err(message.to_string())
-    }
-}
-
-fn range<T: PartialOrd + fmt::Debug>(r: &Range<T>, max: T, field: &str) -> Result<(), String> {
-    check(
-        r[0] <= r[1],
-        &format!("{field} is [min, max] with min <= max, got {r:?}"),
-    )?;
-    check(
-        r[1] <= max,
-        &format!("{field} may not exceed {max:?}, got {r:?}"),
-    )
-}
-
-fn probability(p: f64, field: &str) -> Result<(), String> {
-    check(
-        (0.0..=1.0).contains(&p),
-        &format!("{field} must be a probability in [0, 1], got {p}"),
-    )
-}
 
 #[cfg(test)]
 mod tests {

@@ -2,20 +2,20 @@
 
 use super::swarm::swarm;
 use super::{Fault, FaultEntry, FaultSchedule};
-use crate::scenario::{Range, Scenario};
+use crate::scenario::{CrashSpec, FaultSpec, PartitionSpec, Range, Scenario, WindowSpec};
 use broker_under_test::cluster::{producer_name, BROKER, CONSUMER, STORE};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-pub(super) fn draw_u32(rng: &mut ChaCha8Rng, r: &Range<u32>) -> u32 {
+fn draw_u32(rng: &mut ChaCha8Rng, r: &Range<u32>) -> u32 {
     rng.random_range(r[0]..=r[1])
 }
 
-pub(super) fn draw_u64(rng: &mut ChaCha8Rng, r: &Range<u64>) -> u64 {
+fn draw_u64(rng: &mut ChaCha8Rng, r: &Range<u64>) -> u64 {
     rng.random_range(r[0]..=r[1])
 }
 
-pub(super) fn draw_f64(rng: &mut ChaCha8Rng, r: &Range<f64>) -> f64 {
+fn draw_f64(rng: &mut ChaCha8Rng, r: &Range<f64>) -> f64 {
     if r[0] == r[1] {
         r[0]
     } else {
@@ -37,98 +37,140 @@ pub fn generate(scenario: &Scenario, rng: &mut ChaCha8Rng) -> FaultSchedule {
     let producers: Vec<String> = (0..w.producers).map(producer_name).collect();
     let mut nodes = vec![BROKER.to_string(), STORE.to_string(), CONSUMER.to_string()];
     nodes.extend(producers.iter().cloned());
-    let mut schedule = Vec::new();
-    let at = |rng: &mut ChaCha8Rng| rng.random_range(0..w.duration_ms);
-
-    let crash_kinds: [(&Option<_>, Vec<String>); 4] = [
+    let mut draw = Draw {
+        rng,
+        duration_ms: w.duration_ms,
+        nodes,
+        schedule: Vec::new(),
+    };
+    let crash_kinds: [(&Option<CrashSpec>, Vec<String>); 4] = [
         (&f.broker_crash, vec![BROKER.to_string()]),
-        (&f.producer_crash, producers.clone()),
+        (&f.producer_crash, producers),
         (&f.consumer_crash, vec![CONSUMER.to_string()]),
         (&f.store_crash, vec![STORE.to_string()]),
     ];
     for (spec, targets) in crash_kinds {
-        let Some(spec) = spec else { continue };
-        for _ in 0..draw_u32(rng, &spec.count) {
-            let target = targets[rng.random_range(0..targets.len())].clone();
-            let torn = rng.random_bool(f.torn_write_probability);
-            let garble = torn && rng.random_bool(f.garble_probability);
-            schedule.push(FaultEntry {
-                at_ms: at(rng),
-                target,
-                duration_ms: draw_u64(rng, &spec.down_ms),
-                fault: Fault::Crash { torn, garble },
-            });
+        if let Some(spec) = spec {
+            draw.crashes(spec, &targets, f);
         }
     }
     if let Some(spec) = &f.pause {
-        for _ in 0..draw_u32(rng, &spec.count) {
-            let target = nodes[rng.random_range(0..nodes.len())].clone();
-            schedule.push(FaultEntry {
-                at_ms: at(rng),
-                target,
-                duration_ms: draw_u64(rng, &spec.duration_ms),
-                fault: Fault::Pause,
-            });
-        }
+        draw.pauses(spec);
     }
     if let Some(spec) = &f.partition {
-        for _ in 0..draw_u32(rng, &spec.count) {
-            let a = rng.random_range(0..nodes.len());
-            let b = (a + rng.random_range(1..nodes.len())) % nodes.len();
-            let two_way = rng.random_bool(spec.two_way_probability);
-            schedule.push(FaultEntry {
-                at_ms: at(rng),
-                target: nodes[a].clone(),
-                duration_ms: draw_u64(rng, &spec.duration_ms),
-                fault: Fault::Partition {
-                    peer: nodes[b].clone(),
-                    two_way,
-                },
-            });
-        }
+        draw.partitions(spec);
     }
-    // A network window hits every node half the time, one node otherwise.
-    let window_target = |rng: &mut ChaCha8Rng| {
-        if rng.random_bool(0.5) {
-            "*".to_string()
-        } else {
-            nodes[rng.random_range(0..nodes.len())].clone()
-        }
-    };
-    // Each window draws, in this order: target, parameter, start, length.
-    let mut windows = |count: &Range<u32>,
-                       length: &Range<u64>,
-                       rng: &mut ChaCha8Rng,
-                       param: &dyn Fn(&mut ChaCha8Rng) -> Fault| {
-        for _ in 0..draw_u32(rng, count) {
-            let target = window_target(rng);
-            let fault = param(rng);
-            schedule.push(FaultEntry {
-                at_ms: at(rng),
-                target,
-                duration_ms: draw_u64(rng, length),
-                fault,
-            });
-        }
-    };
     if let Some(spec) = &f.loss {
-        windows(&spec.count, &spec.duration_ms, rng, &|rng| Fault::Loss {
+        draw.windows(&spec.count, &spec.duration_ms, &|rng| Fault::Loss {
             rate: draw_f64(rng, &spec.rate),
         });
     }
     if let Some(spec) = &f.duplicate {
-        windows(&spec.count, &spec.duration_ms, rng, &|rng| {
-            Fault::Duplicate {
-                rate: draw_f64(rng, &spec.rate),
-            }
+        draw.windows(&spec.count, &spec.duration_ms, &|rng| Fault::Duplicate {
+            rate: draw_f64(rng, &spec.rate),
         });
     }
     if let Some(spec) = &f.delay {
-        windows(&spec.count, &spec.duration_ms, rng, &|rng| Fault::Delay {
+        draw.windows(&spec.count, &spec.duration_ms, &|rng| Fault::Delay {
             spread_ms: draw_u64(rng, &spec.spread_ms),
         });
     }
+    let mut schedule = draw.schedule;
     // Stable: entries starting at the same time keep their draw order.
     schedule.sort_by_key(|e| e.at_ms);
     schedule
+}
+
+/// The schedule being drawn, and what every entry draws from.
+struct Draw<'a> {
+    rng: &'a mut ChaCha8Rng,
+    /// Faults start within the scenario's duration.
+    duration_ms: u64,
+    /// Every node, in the fixed order broker, store, consumer, producers.
+    nodes: Vec<String>,
+    schedule: FaultSchedule,
+}
+
+impl Draw<'_> {
+    fn at(&mut self) -> u64 {
+        self.rng.random_range(0..self.duration_ms)
+    }
+
+    fn any_node(&mut self) -> String {
+        self.nodes[self.rng.random_range(0..self.nodes.len())].clone()
+    }
+
+    /// Each crash draws, in this order: target, torn, garble, start, downtime.
+    fn crashes(&mut self, spec: &CrashSpec, targets: &[String], f: &FaultSpec) {
+        for _ in 0..draw_u32(self.rng, &spec.count) {
+            let target = targets[self.rng.random_range(0..targets.len())].clone();
+            let torn = self.rng.random_bool(f.torn_write_probability);
+            let garble = torn && self.rng.random_bool(f.garble_probability);
+            let at_ms = self.at();
+            let duration_ms = draw_u64(self.rng, &spec.down_ms);
+            let fault = Fault::Crash { torn, garble };
+            self.push(at_ms, target, duration_ms, fault);
+        }
+    }
+
+    /// Each pause draws: target, start, length.
+    fn pauses(&mut self, spec: &WindowSpec) {
+        for _ in 0..draw_u32(self.rng, &spec.count) {
+            let target = self.any_node();
+            let at_ms = self.at();
+            let duration_ms = draw_u64(self.rng, &spec.duration_ms);
+            self.push(at_ms, target, duration_ms, Fault::Pause);
+        }
+    }
+
+    /// Each partition draws: one side, the other (never the same node), two-way, start,
+    /// length.
+    fn partitions(&mut self, spec: &PartitionSpec) {
+        let n = self.nodes.len();
+        for _ in 0..draw_u32(self.rng, &spec.count) {
+            let a = self.rng.random_range(0..n);
+            let b = (a + self.rng.random_range(1..n)) % n;
+            let two_way = self.rng.random_bool(spec.two_way_probability);
+            let at_ms = self.at();
+            let duration_ms = draw_u64(self.rng, &spec.duration_ms);
+            let peer = self.nodes[b].clone();
+            let target = self.nodes[a].clone();
+            self.push(
+                at_ms,
+                target,
+                duration_ms,
+                Fault::Partition { peer, two_way },
+            );
+        }
+    }
+
+    /// Each network window draws, in this order: target, parameter, start, length. A window
+    /// hits every node half the time, one node otherwise.
+    fn windows(
+        &mut self,
+        count: &Range<u32>,
+        length: &Range<u64>,
+        param: &dyn Fn(&mut ChaCha8Rng) -> Fault,
+    ) {
+        for _ in 0..draw_u32(self.rng, count) {
+            let target = if self.rng.random_bool(0.5) {
+                "*".to_string()
+            } else {
+                self.any_node()
+            };
+            let fault = param(self.rng);
+            let at_ms = self.at();
+            let duration_ms = draw_u64(self.rng, length);
+            self.push(at_ms, target, duration_ms, fault);
+        }
+    }
+
+    fn push(&mut self, at_ms: u64, target: String, duration_ms: u64, fault: Fault) {
+        self.schedule.push(FaultEntry {
+            at_ms,
+            target,
+            duration_ms,
+            fault,
+        });
+    }
 }

@@ -12,13 +12,14 @@
 mod drive;
 pub mod net;
 
-use crate::check::{self, Anomaly, AnomalyKind};
+use crate::check::{Anomaly, AnomalyKind};
 use crate::history::{Recorder, STEP_LIMIT_PANIC};
-use crate::world::outcome::{liveness_anomaly, RunOutcome, Stats};
+use crate::world::outcome::{RunOutcome, Stats};
 use crate::world::plan::{generator, RunPlan, STREAM_NETWORK};
 use broker_under_test::cluster::{BROKER, CONSUMER, STORE};
 use drive::drive;
 use net::Network;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -79,31 +80,16 @@ fn run_here(plan: &RunPlan) -> RunOutcome {
     };
     let history = recorder.take();
     let sim_ms = history.last().map_or(0, |e| e.at_us / 1000);
-    let mut anomalies = Vec::new();
-    let mut stats = Stats::default();
-    match driven {
-        Ok(finished) => {
-            anomalies.extend(check::check(&history, &finished.durable));
-            if !finished.liveness_missing.is_empty() || finished.never_outboxed > 0 {
-                anomalies.push(liveness_anomaly(
-                    &finished.liveness_missing,
-                    finished.never_outboxed,
-                    finished.heal_us,
-                    plan.scenario.limits.liveness_ms,
-                ));
-            }
-            stats.log_records = finished.durable.records().count() as u64;
-            stats.store_rows = finished.durable.rows.len() as u64;
-            stats.unsynced_writes_lost = finished.unsynced_writes_lost;
-        }
-        Err(panic) => anomalies.push(panic_anomaly(&panic, sim_ms)),
-    }
-    stats.messages = network.messages.load(std::sync::atomic::Ordering::Relaxed);
-    stats.messages_dropped = network.dropped.load(std::sync::atomic::Ordering::Relaxed);
+    let ended = driven.map_err(|panic| panic_anomaly(&panic, sim_ms));
+    let stats = Stats {
+        messages: network.fates.messages.load(Ordering::Relaxed),
+        messages_dropped: network.fates.dropped.load(Ordering::Relaxed),
+        ..Stats::default()
+    };
     RunOutcome::judged(
         plan,
         history,
-        anomalies,
+        ended,
         stats,
         recorder.probes(),
         network.take_messages(),

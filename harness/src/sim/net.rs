@@ -1,25 +1,16 @@
-//! The network fault shim: the run's [`NetFaults`] hook. For every arriving message it checks
-//! the schedule's open network windows, draws the message's fate from the run's network
-//! generator, and records every loss, duplicate and delay in the history.
+//! The network fault shim: the run's [`NetFaults`] hook. For every arriving message it asks
+//! the run's [`Fates`] (the decision real mode's proxy shares) what happens to it, and records
+//! every loss, duplicate and delay in the history.
 
 use crate::history::{HarnessEvent, Recorder};
-use crate::schedule::{Fault, FaultEntry};
+use crate::schedule::FaultEntry;
+use crate::world::fate::Fates;
 use broker_under_test::codec::{Request, Response};
 use broker_under_test::transport::{Delivery, MessageKind, NetFaults};
-use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-struct NetState {
-    /// Draws every per-message decision; one stream, consumed in delivery order.
-    rng: ChaCha8Rng,
-    /// After the heal the network is whole.
-    healed: bool,
-}
 
 /// One message as the HTML timeline draws it: who sent it when, what it carried, and what the
 /// network did with it. Kept beside the history (not in it), and only when asked for, so the
@@ -66,12 +57,9 @@ fn payments_of(kind: MessageKind, body: &[u8]) -> Vec<String> {
 pub struct Network {
     names: BTreeMap<IpAddr, String>,
     log: Option<Mutex<MessageLog>>,
-    // invariant: every entry's fault is a network fault
-    entries: Vec<FaultEntry>,
-    state: Mutex<NetState>,
+    /// Decides every message's fate; counts messages and losses.
+    pub fates: Fates,
     recorder: Arc<Recorder>,
-    pub messages: AtomicU64,
-    pub dropped: AtomicU64,
 }
 
 impl Network {
@@ -86,15 +74,8 @@ impl Network {
         Network {
             names,
             log: record_messages.then(|| Mutex::new(MessageLog::default())),
-            entries: schedule
-                .iter()
-                .filter(|e| e.fault.is_network())
-                .cloned()
-                .collect(),
-            state: Mutex::new(NetState { rng, healed: false }),
+            fates: Fates::new(schedule, rng),
             recorder,
-            messages: AtomicU64::new(0),
-            dropped: AtomicU64::new(0),
         }
     }
 
@@ -138,7 +119,7 @@ impl Network {
 
     /// Ends every network fault.
     pub fn heal(&self) {
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).healed = true;
+        self.fates.heal();
     }
 
     fn name(&self, addr: SocketAddr) -> std::borrow::Cow<'_, str> {
@@ -255,90 +236,54 @@ impl NetFaults for Network {
         body: &[u8],
     ) -> Delivery {
         self.recorder.step();
-        self.messages.fetch_add(1, Ordering::Relaxed);
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if state.healed {
-            drop(state);
-            self.log_fate(
-                src,
-                dst,
-                kind,
-                request_id,
-                Delivery::Deliver(Duration::ZERO),
-                None,
-            );
-            return Delivery::Deliver(Duration::ZERO);
-        }
         let now_ms = madsim::time::TimeHandle::current().elapsed().as_millis() as u64;
         let (from, to) = (self.name(src), self.name(dst));
-        let mut dropped = None;
-        let mut duplicate = false;
-        let mut delay_us = 0;
-        for entry in self.entries.iter().filter(|e| e.active_at(now_ms)) {
-            let touches = entry.target == "*" || entry.target == from || entry.target == to;
-            match &entry.fault {
-                Fault::Partition { peer, two_way } => {
-                    let cut = (entry.target == from && *peer == to)
-                        || (*two_way && *peer == from && entry.target == to);
-                    if cut {
-                        dropped = Some("partition");
-                    }
-                }
-                Fault::Loss { rate } if touches => {
-                    let lost = state.rng.random_bool(*rate);
-                    dropped = dropped.or(lost.then_some("loss"));
-                }
-                Fault::Duplicate { rate } if touches => duplicate |= state.rng.random_bool(*rate),
-                Fault::Delay { spread_ms } if touches => {
-                    delay_us += state.rng.random_range(0..=spread_ms * 1000)
-                }
-                _ => {}
-            }
-        }
-        let second_copy_us = if duplicate && dropped.is_none() {
-            state.rng.random_range(0..=20_000)
-        } else {
-            0
-        };
-        drop(state);
+        let fate = self.fates.decide(now_ms, &from, &to);
         let message = || describe(kind, request_id, body);
-        if let Some(cause) = dropped {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+        if let Some(cause) = fate.dropped {
             self.recorder.harness(
                 &to,
                 HarnessEvent::MessageDropped {
                     from: from.into_owned(),
                     message: message(),
-                    cause: cause.to_string(),
+                    cause: cause.name().to_string(),
                 },
             );
-            self.log_fate(src, dst, kind, request_id, Delivery::Drop, Some(cause));
+            self.log_fate(
+                src,
+                dst,
+                kind,
+                request_id,
+                Delivery::Drop,
+                Some(cause.name()),
+            );
             return Delivery::Drop;
         }
-        if delay_us > 0 {
+        let delay = fate.delay;
+        if !delay.is_zero() {
             self.recorder.harness(
                 &to,
                 HarnessEvent::MessageDelayed {
                     from: from.to_string(),
                     message: message(),
-                    delay_us,
+                    delay_us: delay.as_micros() as u64,
                 },
             );
         }
-        let delay = Duration::from_micros(delay_us);
-        if duplicate {
-            self.recorder.harness(
-                &to,
-                HarnessEvent::MessageDuplicated {
-                    from: from.into_owned(),
-                    message: message(),
-                },
-            );
-            let fate = Delivery::Duplicate(delay, delay + Duration::from_micros(second_copy_us));
-            self.log_fate(src, dst, kind, request_id, fate, None);
-            return fate;
-        }
-        self.log_fate(src, dst, kind, request_id, Delivery::Deliver(delay), None);
-        Delivery::Deliver(delay)
+        let delivery = match fate.duplicate_gap {
+            Some(gap) => {
+                self.recorder.harness(
+                    &to,
+                    HarnessEvent::MessageDuplicated {
+                        from: from.into_owned(),
+                        message: message(),
+                    },
+                );
+                Delivery::Duplicate(delay, delay + gap)
+            }
+            None => Delivery::Deliver(delay),
+        };
+        self.log_fate(src, dst, kind, request_id, delivery, None);
+        delivery
     }
 }

@@ -1,18 +1,23 @@
-//! Settlement: which owed payments are acknowledged to their producer and applied by the
-//! store, tracked from the history as it grows. Both worlds wait on it after the heal.
+//! Liveness after the heal, decided the same way in both worlds: which owed payments are
+//! acknowledged to their producer, in the log and applied by the store, tracked from the
+//! history as it grows, and the verdict once all are settled or the bound has passed.
+//!
+//! Liveness: after the heal every node is up and the network whole, so every payment a
+//! producer synced into its outbox must settle within the scenario's bound.
 
-use crate::history::{Entry, What};
+use crate::check::{Anomaly, AnomalyKind};
+use crate::history::{Entry, HarnessEvent, What};
+use crate::world::RunPlan;
 use broker_under_test::Event;
 use std::collections::BTreeMap;
 
 /// Tracks, from the history, which owed payments are acknowledged to their producer and applied
-/// by the store. Incremental: each check reads only the entries recorded since the last one.
+/// by the store. Incremental: it reads each entry once, as the history grows.
 #[derive(Default)]
-pub(crate) struct Settlement {
-    cursor: usize,
+struct Settlement {
     /// Per payment: which of OWED, ACKED and APPLIED it has reached.
     state: BTreeMap<String, u8>,
-    pub(crate) owed: usize,
+    owed: usize,
     // invariant: settled == the number of payments whose state has all three bits
     settled: usize,
 }
@@ -36,8 +41,9 @@ impl Settlement {
         self.settled += usize::from(all);
     }
 
-    pub(crate) fn update(&mut self, history: &[Entry]) {
-        for entry in &history[self.cursor..] {
+    /// Takes in entries not seen before. Marks are idempotent, so their order does not matter.
+    fn absorb(&mut self, entries: &[Entry]) {
+        for entry in entries {
             match &entry.what {
                 What::Node(Event::Outboxed { payment }) => self.mark(&payment.id, OWED),
                 What::Node(
@@ -48,14 +54,13 @@ impl Settlement {
                 _ => {}
             }
         }
-        self.cursor = history.len();
     }
 
-    pub(crate) fn all_settled(&self) -> bool {
+    fn all_settled(&self) -> bool {
         self.settled == self.owed
     }
 
-    pub(crate) fn unsettled(&self) -> Vec<String> {
+    fn unsettled(&self) -> Vec<String> {
         let settled = OWED | ACKED | APPLIED;
         self.state
             .iter()
@@ -63,4 +68,105 @@ impl Settlement {
             .map(|(id, _)| id.clone())
             .collect()
     }
+}
+
+/// How the liveness phase ended.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Settled {
+    /// Owed payments not acknowledged, logged and applied by the deadline.
+    pub(crate) missing: Vec<String>,
+    /// Payments the workload should have made that no producer outboxed by the deadline.
+    pub(crate) never_outboxed: u64,
+}
+
+impl Settled {
+    /// Whether every payment settled.
+    pub(crate) fn reached(&self) -> bool {
+        self.missing.is_empty() && self.never_outboxed == 0
+    }
+
+    /// What the history records about the phase's end.
+    pub(crate) fn event(&self) -> HarnessEvent {
+        if self.reached() {
+            HarnessEvent::LivenessReached
+        } else {
+            HarnessEvent::LivenessTimedOut {
+                missing: self.missing.len() as u32 + self.never_outboxed as u32,
+            }
+        }
+    }
+
+    /// The `liveness` anomaly, if the phase timed out: `heal_us` is when the bound of
+    /// `liveness_ms` started.
+    pub(crate) fn anomaly(&self, heal_us: u64, liveness_ms: u64) -> Option<Anomaly> {
+        (!self.reached())
+            .then(|| liveness_anomaly(&self.missing, self.never_outboxed, heal_us, liveness_ms))
+    }
+}
+
+/// The liveness phase's judge: fed the history as it grows, it says when the phase is over.
+pub(crate) struct Liveness {
+    settlement: Settlement,
+    /// Every payment the workload makes.
+    expected: u64,
+}
+
+impl Liveness {
+    pub(crate) fn new(plan: &RunPlan) -> Liveness {
+        let w = &plan.scenario.workload;
+        Liveness {
+            settlement: Settlement::default(),
+            expected: u64::from(w.producers) * u64::from(w.payments_per_producer),
+        }
+    }
+
+    /// Takes in history entries not given before.
+    pub(crate) fn absorb(&mut self, new_entries: &[Entry]) {
+        self.settlement.absorb(new_entries);
+    }
+
+    /// `Some` once the phase is over: every payment settled, or `deadline_passed`.
+    pub(crate) fn verdict(&self, deadline_passed: bool) -> Option<Settled> {
+        let s = &self.settlement;
+        // Producers outbox every payment once they run again; wait for all of them.
+        if s.all_settled() && s.owed as u64 >= self.expected {
+            return Some(Settled::default());
+        }
+        deadline_passed.then(|| Settled {
+            missing: s.unsettled(),
+            never_outboxed: self.expected.saturating_sub(s.owed as u64),
+        })
+    }
+}
+
+/// `missing`: owed payments not settled; `never_outboxed`: payments the workload should have
+/// made but no producer outboxed by the deadline.
+fn liveness_anomaly(
+    missing: &[String],
+    never_outboxed: u64,
+    heal_us: u64,
+    liveness_ms: u64,
+) -> Anomaly {
+    let shown: Vec<&str> = missing.iter().take(8).map(String::as_str).collect();
+    let more = if missing.len() > shown.len() {
+        format!(" and {} more", missing.len() - shown.len())
+    } else {
+        String::new()
+    };
+    let never = if never_outboxed > 0 {
+        format!("; {never_outboxed} payments never outboxed")
+    } else {
+        String::new()
+    };
+    let detail = format!(
+        "{} payments not acknowledged, logged and applied within {liveness_ms} ms after the heal: {}{more}{never}",
+        missing.len(),
+        shown.join(", ")
+    );
+    Anomaly::new(
+        AnomalyKind::Liveness,
+        missing.first().map(String::as_str),
+        heal_us + liveness_ms * 1000,
+        detail,
+    )
 }

@@ -1,8 +1,9 @@
 //! A run's verdict, assembled the same way for both worlds: the anomalies, the counters the
 //! history shows, the trace hash, pass or fail.
 
-use crate::check::{Anomaly, AnomalyKind};
+use crate::check::{self, Anomaly, Durable};
 use crate::history::{trace_hash, Entry, HarnessEvent, What};
+use crate::world::liveness::Settled;
 use crate::world::plan::RunPlan;
 use broker_under_test::cluster::{BROKER, CONSUMER, STORE};
 use broker_under_test::Event;
@@ -83,17 +84,41 @@ impl RunOutcome {
     }
 }
 
+/// How a world's run ended, when it reached the check: what the checker reads besides the
+/// history.
+pub(crate) struct Ending {
+    /// The broker's logs and the store's rows after the final recovery.
+    pub(crate) durable: Durable,
+    pub(crate) settled: Settled,
+    /// When the heal happened (microseconds since the start), and the liveness bound after it.
+    pub(crate) heal_us: u64,
+    pub(crate) liveness_ms: u64,
+    pub(crate) unsynced_writes_lost: u64,
+}
+
 impl RunOutcome {
-    /// Puts a run's verdict together: the counters the history shows, the trace hash, pass or
-    /// fail. Shared by the simulation and real mode.
+    /// Puts a run's verdict together, the same for both worlds: the checker's anomalies (or
+    /// the one that stopped the run early), liveness, the counters the history shows, the
+    /// trace hash, pass or fail. `stats` brings the world's message counts.
     pub(crate) fn judged(
         plan: &RunPlan,
         history: Vec<Entry>,
-        anomalies: Vec<Anomaly>,
+        ended: Result<Ending, Anomaly>,
         mut stats: Stats,
         probes: BTreeMap<String, u64>,
         messages: Vec<crate::sim::net::MessageRecord>,
     ) -> RunOutcome {
+        let anomalies = match ended {
+            Ok(ending) => {
+                let mut anomalies = check::check(&history, &ending.durable);
+                anomalies.extend(ending.settled.anomaly(ending.heal_us, ending.liveness_ms));
+                stats.log_records = ending.durable.records().count() as u64;
+                stats.store_rows = ending.durable.rows.len() as u64;
+                stats.unsynced_writes_lost = ending.unsynced_writes_lost;
+                anomalies
+            }
+            Err(stopped) => vec![stopped],
+        };
         count_history(&history, &mut stats);
         let sim_ms = history.last().map_or(0, |e| e.at_us / 1000);
         stats.events = history.len() as u64;
@@ -116,38 +141,6 @@ impl RunOutcome {
             messages,
         }
     }
-}
-
-/// `missing`: owed payments not settled; `never_outboxed`: payments the workload should have
-/// made but no producer outboxed by the deadline.
-pub(crate) fn liveness_anomaly(
-    missing: &[String],
-    never_outboxed: u64,
-    heal_us: u64,
-    liveness_ms: u64,
-) -> Anomaly {
-    let shown: Vec<&str> = missing.iter().take(8).map(String::as_str).collect();
-    let more = if missing.len() > shown.len() {
-        format!(" and {} more", missing.len() - shown.len())
-    } else {
-        String::new()
-    };
-    let never = if never_outboxed > 0 {
-        format!("; {never_outboxed} payments never outboxed")
-    } else {
-        String::new()
-    };
-    let detail = format!(
-        "{} payments not acknowledged, logged and applied within {liveness_ms} ms after the heal: {}{more}{never}",
-        missing.len(),
-        shown.join(", ")
-    );
-    Anomaly::new(
-        AnomalyKind::Liveness,
-        missing.first().map(String::as_str),
-        heal_us + liveness_ms * 1000,
-        detail,
-    )
 }
 
 fn count_history(history: &[Entry], stats: &mut Stats) {

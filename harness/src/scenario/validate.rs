@@ -1,0 +1,130 @@
+//! Scenario validation: every field checked, with an error that names it. The bounds keep any
+//! accepted file within what one run can compute.
+
+use super::{
+    FaultSpec, Limits, Range, WorkloadSpec, COUNT_MAX, PAYMENTS_MAX, SPREAD_MAX_MS, TIME_MAX_MS,
+};
+use std::fmt;
+
+pub(super) fn workload(name: &str, w: &WorkloadSpec) -> Result<(), String> {
+    check(
+        !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+        "name must be letters, digits, '-' and '_' (it names artifact files)",
+    )?;
+    check(
+        (1..=200).contains(&w.producers),
+        "workload.producers must be 1..=200",
+    )?;
+    check(
+        (1..=PAYMENTS_MAX).contains(&w.payments_per_producer),
+        &format!("workload.payments_per_producer must be 1..={PAYMENTS_MAX}"),
+    )?;
+    check(
+        (1..=64).contains(&w.partitions),
+        "workload.partitions must be 1..=64",
+    )?;
+    check(
+        (1..=PAYMENTS_MAX).contains(&w.customers),
+        &format!("workload.customers must be 1..={PAYMENTS_MAX}"),
+    )?;
+    check(
+        (1..=TIME_MAX_MS).contains(&w.payment_interval_ms),
+        &format!("workload.payment_interval_ms must be 1..={TIME_MAX_MS}"),
+    )?;
+    check(
+        (1..=1000).contains(&w.max_batch_records),
+        "workload.max_batch_records must be 1..=1000",
+    )?;
+    check(
+        (1..=TIME_MAX_MS).contains(&w.duration_ms),
+        &format!("workload.duration_ms must be 1..={TIME_MAX_MS}"),
+    )?;
+    Ok(())
+}
+
+pub(super) fn faults(f: &FaultSpec) -> Result<(), String> {
+    for (name, spec) in [
+        ("broker_crash", &f.broker_crash),
+        ("producer_crash", &f.producer_crash),
+        ("consumer_crash", &f.consumer_crash),
+        ("store_crash", &f.store_crash),
+    ] {
+        if let Some(c) = spec {
+            range(&c.count, COUNT_MAX, &format!("faults.{name}.count"))?;
+            range(&c.down_ms, TIME_MAX_MS, &format!("faults.{name}.down_ms"))?;
+        }
+    }
+    if let Some(p) = &f.pause {
+        range(&p.count, COUNT_MAX, "faults.pause.count")?;
+        range(&p.duration_ms, TIME_MAX_MS, "faults.pause.duration_ms")?;
+    }
+    if let Some(p) = &f.partition {
+        range(&p.count, COUNT_MAX, "faults.partition.count")?;
+        range(&p.duration_ms, TIME_MAX_MS, "faults.partition.duration_ms")?;
+        probability(
+            p.two_way_probability,
+            "faults.partition.two_way_probability",
+        )?;
+    }
+    for (name, spec) in [("loss", &f.loss), ("duplicate", &f.duplicate)] {
+        if let Some(r) = spec {
+            range(&r.count, COUNT_MAX, &format!("faults.{name}.count"))?;
+            range(
+                &r.duration_ms,
+                TIME_MAX_MS,
+                &format!("faults.{name}.duration_ms"),
+            )?;
+            range(&r.rate, 1.0, &format!("faults.{name}.rate"))?;
+            probability(r.rate[0], &format!("faults.{name}.rate"))?;
+        }
+    }
+    if let Some(d) = &f.delay {
+        range(&d.count, COUNT_MAX, "faults.delay.count")?;
+        range(&d.duration_ms, TIME_MAX_MS, "faults.delay.duration_ms")?;
+        range(&d.spread_ms, SPREAD_MAX_MS, "faults.delay.spread_ms")?;
+    }
+    probability(f.torn_write_probability, "faults.torn_write_probability")?;
+    probability(f.garble_probability, "faults.garble_probability")?;
+    Ok(())
+}
+
+pub(super) fn limits(limits: &Limits) -> Result<(), String> {
+    check(
+        (1_000..=TIME_MAX_MS).contains(&limits.liveness_ms),
+        &format!("limits.liveness_ms must be 1000..={TIME_MAX_MS}"),
+    )?;
+    check(
+        (1_000..=1_000_000_000).contains(&limits.max_steps),
+        "limits.max_steps must be 1000..=1000000000",
+    )?;
+    Ok(())
+}
+
+fn check(ok: bool, message: &str) -> Result<(), String> {
+    if ok {
+        Ok(())
+    } else {
+        Err(message.to_string())
+    }
+}
+
+fn range<T: PartialOrd + fmt::Debug>(r: &Range<T>, max: T, field: &str) -> Result<(), String> {
+    check(
+        r[0] <= r[1],
+        &format!("{field} is [min, max] with min <= max, got {r:?}"),
+    )?;
+    check(
+        r[1] <= max,
+        &format!("{field} may not exceed {max:?}, got {r:?}"),
+    )
+}
+
+fn probability(p: f64, field: &str) -> Result<(), String> {
+    check(
+        (0.0..=1.0).contains(&p),
+        &format!("{field} must be a probability in [0, 1], got {p}"),
+    )
+}

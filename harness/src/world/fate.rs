@@ -1,0 +1,213 @@
+//! The network's decision for one message, made by one function in both worlds: the simulated
+//! shim (`sim::net`) and real mode's proxy (`real::proxy`) ask the same [`Fates`] what happens
+//! to each message, so a schedule means the same thing wherever it runs.
+//!
+//! Every decision draws from the run's network generator, in the order messages arrive; the
+//! draws per message are fixed (each active window in schedule order, then the second copy's
+//! gap), so the same arrivals give the same fates.
+
+use crate::schedule::{Fault, FaultEntry};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// The longest gap between the two copies of a duplicated message.
+const DUPLICATE_GAP_US_MAX: u64 = 20_000;
+
+/// Why the network lost a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DropCause {
+    /// A partition window cut the link between sender and receiver.
+    Partition,
+    /// A loss window's draw lost it.
+    Loss,
+}
+
+impl DropCause {
+    /// The name the history records.
+    pub fn name(self) -> &'static str {
+        match self {
+            DropCause::Partition => "partition",
+            DropCause::Loss => "loss",
+        }
+    }
+}
+
+/// What happens to one message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Fate {
+    /// Lost, and why; a lost message has no delay and no copy.
+    pub dropped: Option<DropCause>,
+    /// Extra delay before it arrives (the sum of every open delay window's draw).
+    pub delay: Duration,
+    /// Delivered twice: the second copy arrives this long after the first.
+    pub duplicate_gap: Option<Duration>,
+}
+
+/// The run's network faults: its network windows, its generator, and whether the heal has
+/// ended them. Shared by every message of the run.
+pub struct Fates {
+    // invariant: every entry's fault is a network fault, in schedule order
+    windows: Vec<FaultEntry>,
+    state: Mutex<State>,
+    /// Messages decided on, and how many of them were lost.
+    pub messages: AtomicU64,
+    pub dropped: AtomicU64,
+}
+
+struct State {
+    /// Draws every per-message decision; one stream, consumed in arrival order.
+    rng: ChaCha8Rng,
+    /// After the heal the network is whole and nothing more is drawn.
+    healed: bool,
+}
+
+impl Fates {
+    /// The network part of `schedule`, drawing from `rng` (the run's network stream).
+    pub fn new(schedule: &[FaultEntry], rng: ChaCha8Rng) -> Fates {
+        Fates {
+            windows: schedule
+                .iter()
+                .filter(|e| e.fault.is_network())
+                .cloned()
+                .collect(),
+            state: Mutex::new(State { rng, healed: false }),
+            messages: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+        }
+    }
+
+    /// Ends every network fault.
+    pub fn heal(&self) {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).healed = true;
+    }
+
+    /// Decides the fate of a message from `from` to `to` arriving at `now_ms` (milliseconds
+    /// since the run started).
+    pub fn decide(&self, now_ms: u64, from: &str, to: &str) -> Fate {
+        self.messages.fetch_add(1, Ordering::Relaxed);
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if state.healed {
+            return Fate::default();
+        }
+        let rng = &mut state.rng;
+        let mut dropped = None;
+        let mut duplicate = false;
+        let mut delay_us = 0;
+        for entry in self.windows.iter().filter(|e| e.active_at(now_ms)) {
+            let touches = entry.target == "*" || entry.target == from || entry.target == to;
+            match &entry.fault {
+                Fault::Partition { peer, two_way } => {
+                    let cut = (entry.target == from && *peer == to)
+                        || (*two_way && *peer == from && entry.target == to);
+                    if cut {
+                        dropped = Some(DropCause::Partition);
+                    }
+                }
+                // Every touching window draws, lost or not, so one message's draws do not
+                // depend on the order of the windows that decide it.
+                Fault::Loss { rate } if touches => {
+                    let lost = rng.random_bool(*rate);
+                    dropped = dropped.or(lost.then_some(DropCause::Loss));
+                }
+                Fault::Duplicate { rate } if touches => duplicate |= rng.random_bool(*rate),
+                Fault::Delay { spread_ms } if touches => {
+                    delay_us += rng.random_range(0..=spread_ms * 1000)
+                }
+                _ => {}
+            }
+        }
+        if dropped.is_some() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return Fate {
+                dropped,
+                ..Fate::default()
+            };
+        }
+        let duplicate_gap =
+            duplicate.then(|| Duration::from_micros(rng.random_range(0..=DUPLICATE_GAP_US_MAX)));
+        Fate {
+            dropped: None,
+            delay: Duration::from_micros(delay_us),
+            duplicate_gap,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    fn window(target: &str, fault: Fault) -> FaultEntry {
+        FaultEntry {
+            at_ms: 10,
+            target: target.to_string(),
+            duration_ms: 100,
+            fault,
+        }
+    }
+
+    #[test]
+    fn partitions_cut_one_or_both_ways_only_while_open() {
+        let one_way = window(
+            "broker",
+            Fault::Partition {
+                peer: "store".into(),
+                two_way: false,
+            },
+        );
+        let fates = Fates::new(&[one_way], ChaCha8Rng::seed_from_u64(1));
+        let cut = |now, from, to| fates.decide(now, from, to).dropped;
+        assert_eq!(cut(50, "broker", "store"), Some(DropCause::Partition));
+        assert_eq!(cut(50, "store", "broker"), None);
+        assert_eq!(cut(9, "broker", "store"), None);
+        assert_eq!(cut(110, "broker", "store"), None);
+        assert_eq!(fates.dropped.load(Ordering::Relaxed), 1);
+        assert_eq!(fates.messages.load(Ordering::Relaxed), 4);
+    }
+
+    #[test]
+    fn certain_windows_lose_duplicate_and_delay_and_the_heal_ends_them() {
+        let fates = Fates::new(
+            &[
+                window("*", Fault::Duplicate { rate: 1.0 }),
+                window("producer-0", Fault::Delay { spread_ms: 5 }),
+                window("consumer", Fault::Loss { rate: 1.0 }),
+            ],
+            ChaCha8Rng::seed_from_u64(2),
+        );
+        let fate = fates.decide(20, "producer-0", "broker");
+        assert_eq!(fate.dropped, None);
+        assert!(fate.duplicate_gap.is_some());
+        assert!(fate.delay <= Duration::from_millis(5));
+        let lost = fates.decide(20, "broker", "consumer");
+        assert_eq!(
+            (lost.dropped, lost.duplicate_gap),
+            (Some(DropCause::Loss), None)
+        );
+        fates.heal();
+        assert_eq!(fates.decide(20, "broker", "consumer"), Fate::default());
+    }
+
+    #[test]
+    fn the_same_arrivals_draw_the_same_fates() {
+        let schedule = [
+            window("*", Fault::Loss { rate: 0.3 }),
+            window("*", Fault::Delay { spread_ms: 40 }),
+            window("broker", Fault::Duplicate { rate: 0.3 }),
+        ];
+        let run = || {
+            let fates = Fates::new(&schedule, ChaCha8Rng::seed_from_u64(3));
+            (0..200)
+                .map(|i| fates.decide(10 + i % 100, "producer-1", "broker"))
+                .collect::<Vec<_>>()
+        };
+        let fates = run();
+        assert_eq!(fates, run());
+        assert!(fates.iter().any(|f| f.dropped.is_some()));
+        assert!(fates.iter().any(|f| f.duplicate_gap.is_some()));
+    }
+}
