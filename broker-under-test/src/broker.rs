@@ -16,7 +16,7 @@ use crate::codec::{
 };
 use crate::log::PartitionLog;
 use crate::node::{NodeCtx, NodeError};
-use crate::observe::Event;
+use crate::observe::{Event, Probe};
 use crate::producer_state::{ProducerRegistry, SeqCheck, SequenceTable, DEDUP_WINDOW};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -96,7 +96,7 @@ pub async fn run_broker(ctx: NodeCtx, cfg: BrokerConfig) -> Result<(), NodeError
             }
         }
         if group.len() > 1 {
-            ctx.probe("group-commit");
+            ctx.probe(Probe::GroupCommit);
         }
         let mut responses = Vec::with_capacity(group.len());
         {
@@ -140,7 +140,7 @@ impl Broker {
             let cut_tail = !ctx.bug(Bug::TornTailKept);
             let (log, recovery) = PartitionLog::open(storage, partition, cut_tail).await?;
             if recovery.truncated_bytes > 0 && cut_tail {
-                ctx.probe("torn-tail-truncated");
+                ctx.probe(Probe::TornTailTruncated);
             }
             let snapshot = storage.read(&snapshot_file(partition)).await?;
             let (table, rebuild) = if ctx.bug(Bug::ProducerStateNotRebuilt) {
@@ -153,10 +153,10 @@ impl Broker {
                 SequenceTable::rebuild(Some(&snapshot), log.batches(), window, trust)
             };
             if rebuild.snapshot_offset.is_some() {
-                ctx.probe("snapshot-used");
+                ctx.probe(Probe::SnapshotUsed);
             }
             if rebuild.batches_replayed > 0 {
-                ctx.probe("producer-state-replayed-from-log");
+                ctx.probe(Probe::ProducerStateReplayedFromLog);
             }
             ctx.record(Event::LogRecovered {
                 partition,
@@ -199,7 +199,7 @@ impl Broker {
                     Err(code) => Response::Error(code),
                     Ok(outcome) => {
                         if !outcome.changed {
-                            ctx.probe("init-producer-id-retried");
+                            ctx.probe(Probe::InitProducerIdRetried);
                         }
                         if outcome.changed {
                             storage
@@ -304,7 +304,7 @@ impl Broker {
         };
         if let Err(code) = self.registry.check_epoch(producer_id, epoch) {
             if code == ErrorCode::ProducerFenced {
-                ctx.probe("zombie-fenced");
+                ctx.probe(Probe::ZombieFenced);
             }
             return reject(code);
         }
@@ -315,11 +315,11 @@ impl Broker {
         };
         match check {
             SeqCheck::OutOfOrder { expected } => {
-                ctx.probe("out-of-order-rejected");
+                ctx.probe(Probe::OutOfOrderRejected);
                 reject(ErrorCode::OutOfOrderSequence { expected })
             }
             SeqCheck::Duplicate { base_offset } => {
-                ctx.probe("duplicate-batch-answered");
+                ctx.probe(Probe::DuplicateBatchAnswered);
                 ctx.record(Event::DuplicateBatch {
                     partition,
                     producer_id,

@@ -18,10 +18,11 @@ pub mod producer;
 pub mod producer_state;
 #[cfg(not(madsim))]
 pub mod real;
+mod serde_str;
 pub mod storage;
 pub mod store;
 pub mod transport;
 
 pub use bugs::{Bug, Bugs};
 pub use codec::Payment;
-pub use observe::{Event, Observer};
+pub use observe::{Event, Observer, Probe};

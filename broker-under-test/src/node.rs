@@ -3,7 +3,7 @@
 
 use crate::bugs::{Bug, Bugs};
 use crate::codec::{DecodeError, Request, Response};
-use crate::observe::{Event, Observer};
+use crate::observe::{Event, Observer, Probe};
 use crate::storage::{Storage, StorageError};
 use crate::transport::{CallError, Transport};
 use std::fmt;
@@ -43,13 +43,9 @@ impl NodeCtx {
         self.observer.record(&self.name, event);
     }
 
-    /// Marks that a rare path that matters was taken (see [`crate::observe::PROBES`]).
-    pub fn probe(&self, name: &'static str) {
-        debug_assert!(
-            crate::observe::PROBES.iter().any(|(p, _)| *p == name),
-            "unknown probe {name}"
-        );
-        self.observer.probe(&self.name, name);
+    /// Marks that a rare path that matters was taken (see [`Probe`]).
+    pub fn probe(&self, probe: Probe) {
+        self.observer.probe(&self.name, probe);
     }
 
     pub fn bug(&self, bug: Bug) -> bool {

@@ -29,7 +29,7 @@ use crate::codec::{
     frame, scan_frames, DecodeError, ErrorCode, Payment, Reader, Request, Response, Tail, Writer,
 };
 use crate::node::{CallFailure, NodeCtx, NodeError, RetryPolicy};
-use crate::observe::Event;
+use crate::observe::{Event, Probe};
 use crate::transport::CallError;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -268,7 +268,7 @@ pub async fn run_producer(ctx: NodeCtx, cfg: ProducerConfig) -> Result<(), NodeE
     let torn_bytes = (bytes.len() - outbox.valid_len) as u64;
     if torn_bytes > 0 {
         storage.truncate(OUTBOX_FILE, outbox.valid_len).await?;
-        ctx.probe("outbox-torn-tail-dropped");
+        ctx.probe(Probe::OutboxTornTailDropped);
     }
     let boot = outbox.boot + 1;
     storage.append(OUTBOX_FILE, &encode_boot(boot)).await?;
@@ -314,14 +314,14 @@ pub async fn run_producer(ctx: NodeCtx, cfg: ProducerConfig) -> Result<(), NodeE
                 .iter()
                 .map(|&n| outbox.payments[n as usize].id.clone())
                 .collect();
-            ctx.probe("batch-known-in-log-after-restart");
+            ctx.probe(Probe::BatchKnownInLogAfterRestart);
             ctx.record(Event::BatchRecoveredAsAcked {
                 partition: batch.partition,
                 base_seq: batch.base_seq,
                 payments,
             });
         } else {
-            ctx.probe("batch-resent-after-restart");
+            ctx.probe(Probe::BatchResentAfterRestart);
             inner.resend[p].push_back(SendBatch {
                 partition: batch.partition,
                 base_seq: batch.base_seq,

@@ -5,7 +5,7 @@ use crate::checker::{Anomaly, AnomalyKind};
 use crate::history::{hash_lines, Entry};
 use crate::run::{run, RunOutcome, RunPlan, Stats, Verdict};
 use crate::scenario::Scenario;
-use broker_under_test::Bugs;
+use broker_under_test::{Bugs, Probe};
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,7 +35,7 @@ pub struct SeedResult {
     pub trace_hash: String,
     pub wall_us: u64,
     pub stats: Stats,
-    pub probes: BTreeMap<String, u64>,
+    pub probes: BTreeMap<Probe, u64>,
     /// The full outcome, for failures only.
     pub failure: Option<RunOutcome>,
 }
@@ -49,7 +49,7 @@ pub struct SweepReport {
     pub failures: Vec<RunOutcome>,
     pub stats: Stats,
     /// Probe hits summed over the seeds.
-    pub probes: BTreeMap<String, u64>,
+    pub probes: BTreeMap<Probe, u64>,
     pub aggregate_hash: String,
     pub wall_ms: u64,
     /// The slowest seeds: (wall microseconds, scenario, seed).
@@ -168,7 +168,7 @@ pub fn sweep(s: &Sweep, progress: &(dyn Fn(u64, u64) + Sync)) -> SweepReport {
     for r in results.values() {
         report.stats.add(&r.stats);
         for (probe, hits) in &r.probes {
-            *report.probes.entry(probe.clone()).or_default() += hits;
+            *report.probes.entry(*probe).or_default() += hits;
         }
         match &r.failure {
             Some(outcome) => {
@@ -250,10 +250,10 @@ pub fn compare_runs(a: &RunOutcome, b: &RunOutcome) -> Option<Anomaly> {
 }
 
 /// Every probe with its hits in a sweep, in catalogue order; never-hit probes have 0.
-pub fn probe_table(report: &SweepReport) -> Vec<(&'static str, &'static str, u64)> {
-    broker_under_test::observe::PROBES
-        .iter()
-        .map(|(name, what)| (*name, *what, report.probes.get(*name).copied().unwrap_or(0)))
+pub fn probe_table(report: &SweepReport) -> Vec<(Probe, u64)> {
+    Probe::ALL
+        .into_iter()
+        .map(|probe| (probe, report.probes.get(&probe).copied().unwrap_or(0)))
         .collect()
 }
 

@@ -6,7 +6,7 @@
 
 use crate::faults::FaultEntry;
 use broker_under_test::storage::CrashReport;
-use broker_under_test::{Event, Observer};
+use broker_under_test::{Event, Observer, Probe};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -79,7 +79,7 @@ pub enum HarnessEvent {
 pub struct Recorder {
     entries: Mutex<Vec<Entry>>,
     /// How often each probe was hit; probes are counted, not part of the trace.
-    probes: Mutex<std::collections::BTreeMap<&'static str, u64>>,
+    probes: Mutex<std::collections::BTreeMap<Probe, u64>>,
     steps: AtomicU64,
     max_steps: u64,
 }
@@ -136,9 +136,11 @@ impl Recorder {
         f(&self.entries.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
-    pub fn probes(&self) -> std::collections::BTreeMap<String, u64> {
-        let probes = self.probes.lock().unwrap_or_else(|e| e.into_inner());
-        probes.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+    pub fn probes(&self) -> std::collections::BTreeMap<Probe, u64> {
+        self.probes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub fn take(&self) -> Vec<Entry> {
@@ -151,12 +153,12 @@ impl Observer for Recorder {
         self.push(node, What::Node(event));
     }
 
-    fn probe(&self, _node: &str, name: &'static str) {
+    fn probe(&self, _node: &str, probe: Probe) {
         *self
             .probes
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .entry(name)
+            .entry(probe)
             .or_default() += 1;
     }
 }

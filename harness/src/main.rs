@@ -728,12 +728,12 @@ fn sweep_json(s: &Sweep, report: &SweepReport, artifacts: &[PathBuf]) -> serde_j
     };
     let probes: serde_json::Map<String, serde_json::Value> = probe_table(report)
         .into_iter()
-        .map(|(name, _, hits)| (name.to_string(), json!(hits)))
+        .map(|(probe, hits)| (probe.name().to_string(), json!(hits)))
         .collect();
     let never_hit: Vec<&str> = probe_table(report)
         .into_iter()
-        .filter(|p| p.2 == 0)
-        .map(|p| p.0)
+        .filter(|p| p.1 == 0)
+        .map(|p| p.0.name())
         .collect();
     json!({
         "scenario": scenario,
@@ -787,10 +787,14 @@ fn print_sweep(s: &Sweep, names: &[&str], report: &SweepReport, artifacts: &[Pat
     println!("  slowest seeds: {}", slowest.join(", "));
     println!("  probes (rare paths hit, summed over seeds):");
     let table = probe_table(report);
-    for (name, what, hits) in &table {
-        println!("    {hits:>9}  {name:<34} {what}");
+    for (probe, hits) in &table {
+        println!("    {hits:>9}  {probe:<34} {}", probe.description());
     }
-    let never: Vec<&str> = table.iter().filter(|p| p.2 == 0).map(|p| p.0).collect();
+    let never: Vec<&str> = table
+        .iter()
+        .filter(|p| p.1 == 0)
+        .map(|p| p.0.name())
+        .collect();
     if !never.is_empty() {
         println!("  probes never hit: {}", never.join(", "));
     }

@@ -20,7 +20,7 @@ use broker_under_test::cluster::{Cluster, ClusterSpec, Workload, BROKER, CONSUME
 use broker_under_test::log::{log_file, recover_log};
 use broker_under_test::storage::Tear;
 use broker_under_test::store::{recover_rows, APPLIED_FILE};
-use broker_under_test::{Bugs, Event};
+use broker_under_test::{Bugs, Event, Probe};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
@@ -171,7 +171,7 @@ pub struct RunOutcome {
     pub sim_ms: u64,
     pub trace_hash: String,
     /// How often each probe (a rare path that matters) was hit.
-    pub probes: BTreeMap<String, u64>,
+    pub probes: BTreeMap<Probe, u64>,
     #[serde(skip)]
     pub history: Vec<Entry>,
     /// Every message, when the plan asked for them.
@@ -290,7 +290,7 @@ impl RunOutcome {
         history: Vec<Entry>,
         anomalies: Vec<Anomaly>,
         mut stats: Stats,
-        probes: BTreeMap<String, u64>,
+        probes: BTreeMap<Probe, u64>,
         messages: Vec<crate::net::MessageRecord>,
     ) -> RunOutcome {
         count_history(&history, &mut stats);
