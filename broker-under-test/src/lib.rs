@@ -12,6 +12,7 @@ pub mod cluster;
 pub mod codec;
 pub mod consumer;
 pub mod log;
+pub mod name;
 pub mod node;
 pub mod observe;
 pub mod producer;
@@ -25,4 +26,5 @@ pub mod transport;
 
 pub use bugs::{Bug, Bugs};
 pub use codec::Payment;
+pub use name::NodeName;
 pub use observe::{Event, Observer, Probe};

@@ -5,6 +5,7 @@
 //! a recovery). They never read anything back: observing must not change behaviour.
 
 use crate::codec::{ErrorCode, Payment};
+use crate::name::NodeName;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::str::FromStr;
@@ -149,11 +150,11 @@ pub enum Event {
 /// Receives a node's events. The harness's implementation stamps them with simulated time and
 /// the node name; [`NullObserver`] discards them.
 pub trait Observer: Send + Sync {
-    fn record(&self, node: &str, event: Event);
+    fn record(&self, node: NodeName, event: Event);
 
     /// A "sometimes" assertion (FoundationDB's code probes, Antithesis's `sometimes`): the node
     /// took a rare path that matters. Probes are counted, not recorded in the history.
-    fn probe(&self, _node: &str, _probe: Probe) {}
+    fn probe(&self, _node: NodeName, _probe: Probe) {}
 }
 
 /// A "sometimes" assertion: a rare path that matters. A sweep that never hits one has not tested
@@ -297,7 +298,7 @@ impl<'de> Deserialize<'de> for Probe {
 pub struct NullObserver;
 
 impl Observer for NullObserver {
-    fn record(&self, _: &str, _: Event) {}
+    fn record(&self, _: NodeName, _: Event) {}
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
-//! Serde as a string, for the catalogue types (probes, planted bugs): they travel in JSON as
-//! their names, and a name that does not parse is an error that says which, not a panic.
+//! Serde as a string, for the named types (probes, planted bugs, node names): they travel in
+//! JSON as their names, and a name that does not parse is an error that says which, not a panic.
 
 use serde::de::Error;
 use serde::{Deserialize, Deserializer};

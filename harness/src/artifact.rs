@@ -5,7 +5,7 @@ use crate::checker::Anomaly;
 use crate::faults::{Fault, FaultEntry};
 use crate::run::{RunOutcome, RunPlan};
 use crate::scenario::{Scenario, SPREAD_MAX_MS, TIME_MAX_MS};
-use broker_under_test::cluster::{producer_name, BROKER, CONSUMER, STORE};
+use broker_under_test::NodeName;
 use broker_under_test::{Bug, Bugs};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -94,8 +94,14 @@ impl Artifact {
                 self.trace_hash
             ));
         }
-        let mut nodes = vec![BROKER.to_string(), STORE.to_string(), CONSUMER.to_string()];
-        nodes.extend((0..self.scenario.workload.producers).map(producer_name));
+        let mut nodes = vec![
+            NodeName::Broker.to_string(),
+            NodeName::Store.to_string(),
+            NodeName::Consumer.to_string(),
+        ];
+        nodes.extend(
+            (0..self.scenario.workload.producers).map(|i| NodeName::Producer(i).to_string()),
+        );
         if self
             .fault_schedule
             .windows(2)

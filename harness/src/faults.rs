@@ -8,7 +8,7 @@
 use crate::scenario::{
     CrashSpec, DelaySpec, FaultSpec, PartitionSpec, Range, RateSpec, Scenario, WindowSpec,
 };
-use broker_under_test::cluster::{producer_name, BROKER, CONSUMER, STORE};
+use broker_under_test::NodeName;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -129,17 +129,23 @@ pub fn generate(scenario: &Scenario, rng: &mut ChaCha8Rng) -> FaultSchedule {
         &scenario.faults
     };
     let w = &scenario.workload;
-    let producers: Vec<String> = (0..w.producers).map(producer_name).collect();
-    let mut nodes = vec![BROKER.to_string(), STORE.to_string(), CONSUMER.to_string()];
+    let producers: Vec<String> = (0..w.producers)
+        .map(|i| NodeName::Producer(i).to_string())
+        .collect();
+    let mut nodes = vec![
+        NodeName::Broker.to_string(),
+        NodeName::Store.to_string(),
+        NodeName::Consumer.to_string(),
+    ];
     nodes.extend(producers.iter().cloned());
     let mut schedule = Vec::new();
     let at = |rng: &mut ChaCha8Rng| rng.random_range(0..w.duration_ms);
 
     let crash_kinds: [(&Option<_>, Vec<String>); 4] = [
-        (&f.broker_crash, vec![BROKER.to_string()]),
+        (&f.broker_crash, vec![NodeName::Broker.to_string()]),
         (&f.producer_crash, producers.clone()),
-        (&f.consumer_crash, vec![CONSUMER.to_string()]),
-        (&f.store_crash, vec![STORE.to_string()]),
+        (&f.consumer_crash, vec![NodeName::Consumer.to_string()]),
+        (&f.store_crash, vec![NodeName::Store.to_string()]),
     ];
     for (spec, targets) in crash_kinds {
         let Some(spec) = spec else { continue };

@@ -6,7 +6,7 @@
 
 use crate::faults::FaultEntry;
 use broker_under_test::storage::CrashReport;
-use broker_under_test::{Event, Observer, Probe};
+use broker_under_test::{Event, NodeName, Observer, Probe};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -115,14 +115,14 @@ impl Recorder {
     }
 
     pub fn harness(&self, node: &str, event: HarnessEvent) {
-        self.push(node, What::Harness(event));
+        self.push(node.to_string(), What::Harness(event));
     }
 
-    fn push(&self, node: &str, what: What) {
+    fn push(&self, node: String, what: What) {
         self.step();
         let entry = Entry {
             at_us: Self::now_us(),
-            node: node.to_string(),
+            node,
             what,
         };
         self.entries
@@ -149,11 +149,11 @@ impl Recorder {
 }
 
 impl Observer for Recorder {
-    fn record(&self, node: &str, event: Event) {
-        self.push(node, What::Node(event));
+    fn record(&self, node: NodeName, event: Event) {
+        self.push(node.to_string(), What::Node(event));
     }
 
-    fn probe(&self, _node: &str, probe: Probe) {
+    fn probe(&self, _node: NodeName, probe: Probe) {
         *self
             .probes
             .lock()

@@ -8,7 +8,7 @@ use crate::faults::Fault;
 use crate::history::{HarnessEvent, What};
 use crate::net::MessageRecord;
 use crate::run::{RunOutcome, RunPlan};
-use broker_under_test::cluster::{producer_name, BROKER, CONSUMER, STORE};
+use broker_under_test::NodeName;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
@@ -91,8 +91,12 @@ fn message_class(record: &MessageRecord) -> &'static str {
 
 /// Renders the page. `replay` is the command a reader runs to reproduce the run.
 pub fn render(plan: &RunPlan, outcome: &RunOutcome, replay: &str) -> String {
-    let mut nodes = vec![BROKER.to_string(), STORE.to_string(), CONSUMER.to_string()];
-    nodes.extend((0..plan.scenario.workload.producers).map(producer_name));
+    let mut nodes = vec![
+        NodeName::Broker.to_string(),
+        NodeName::Store.to_string(),
+        NodeName::Consumer.to_string(),
+    ];
+    nodes.extend((0..plan.scenario.workload.producers).map(|i| NodeName::Producer(i).to_string()));
     let lane: BTreeMap<&str, f64> = nodes
         .iter()
         .enumerate()

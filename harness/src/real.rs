@@ -13,11 +13,10 @@ use crate::faults::Fault;
 use crate::history::{Entry, HarnessEvent, What};
 use crate::proxy::{Proxy, Rules};
 use crate::run::{liveness_anomaly, RunOutcome, RunPlan, Settlement, Stats};
-use broker_under_test::cluster::{producer_name, BROKER, CONSUMER, STORE};
 use broker_under_test::log::{log_file, recover_log};
 use broker_under_test::storage::CrashReport;
 use broker_under_test::store::{recover_rows, APPLIED_FILE};
-use broker_under_test::Event;
+use broker_under_test::{Event, NodeName};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -216,26 +215,26 @@ pub fn run_real(plan: &RunPlan, node_bin: &Path, dir: &Path) -> Result<RunOutcom
         .map(|_| free_port())
         .collect::<Result<Vec<_>, _>>()?;
     let mut names: BTreeMap<u16, String> = [
-        (broker_port, BROKER.to_string()),
-        (store_port, STORE.to_string()),
-        (consumer_port, CONSUMER.to_string()),
+        (broker_port, NodeName::Broker.to_string()),
+        (store_port, NodeName::Store.to_string()),
+        (consumer_port, NodeName::Consumer.to_string()),
     ]
     .into();
     for (index, port) in producer_ports.iter().enumerate() {
-        names.insert(*port, producer_name(index as u32));
+        names.insert(*port, NodeName::Producer(index as u32).to_string());
     }
     // Clients reach the broker and the store through the proxy, which carries the faults.
     let rules = Arc::new(Rules::new(&plan.schedule, plan.seed, world.start_us, names));
     let loopback = |port: u16| -> SocketAddr { SocketAddr::from(([127, 0, 0, 1], port)) };
     let servers = [
-        (BROKER.to_string(), loopback(broker_port)),
-        (STORE.to_string(), loopback(store_port)),
+        (NodeName::Broker.to_string(), loopback(broker_port)),
+        (NodeName::Store.to_string(), loopback(store_port)),
     ];
     let proxy = Proxy::start(&servers, rules.clone())
         .map_err(|e| format!("cannot start the proxy: {e}"))?;
     let (broker_public, store_public) = (
-        proxy.public[BROKER].to_string(),
-        proxy.public[STORE].to_string(),
+        proxy.public[&NodeName::Broker.to_string()].to_string(),
+        proxy.public[&NodeName::Store.to_string()].to_string(),
     );
     let bugs: Vec<String> = plan
         .bugs
@@ -272,18 +271,24 @@ pub fn run_real(plan: &RunPlan, node_bin: &Path, dir: &Path) -> Result<RunOutcom
             },
         );
     };
-    add(BROKER.into(), common("broker", BROKER, broker_port));
-    add(STORE.into(), common("store", STORE, store_port));
-    let mut consumer = common("consumer", CONSUMER, consumer_port);
+    add(
+        NodeName::Broker.to_string(),
+        common("broker", &NodeName::Broker.to_string(), broker_port),
+    );
+    add(
+        NodeName::Store.to_string(),
+        common("store", &NodeName::Store.to_string(), store_port),
+    );
+    let mut consumer = common("consumer", &NodeName::Consumer.to_string(), consumer_port);
     consumer.extend([
         "--broker".into(),
         broker_public.clone(),
         "--store".into(),
         store_public,
     ]);
-    add(CONSUMER.into(), consumer);
+    add(NodeName::Consumer.to_string(), consumer);
     for index in 0..w.producers {
-        let name = producer_name(index);
+        let name = NodeName::Producer(index).to_string();
         let mut args = common("producer", &name, producer_ports[index as usize]);
         args.extend([
             "--broker".into(),
@@ -399,12 +404,17 @@ pub fn run_real(plan: &RunPlan, node_bin: &Path, dir: &Path) -> Result<RunOutcom
     world.harness_events.extend(rules.events());
     let logs = (0..w.partitions)
         .map(|p| {
-            recover_log(&std::fs::read(dir.join(BROKER).join(log_file(p))).unwrap_or_default())
-                .batches
+            recover_log(
+                &std::fs::read(dir.join(NodeName::Broker.to_string()).join(log_file(p)))
+                    .unwrap_or_default(),
+            )
+            .batches
         })
         .collect();
-    let (rows, _, _) =
-        recover_rows(&std::fs::read(dir.join(STORE).join(APPLIED_FILE)).unwrap_or_default());
+    let (rows, _, _) = recover_rows(
+        &std::fs::read(dir.join(NodeName::Store.to_string()).join(APPLIED_FILE))
+            .unwrap_or_default(),
+    );
     let durable = Durable { logs, rows };
     let history = world.history();
     let mut anomalies = checker::check(&history, &durable);
@@ -462,7 +472,9 @@ pub fn broker_kills_with_produces_in_flight(history: &[Entry]) -> u64 {
             ) => {
                 in_flight.remove(&(e.node.clone(), *partition, *base_seq));
             }
-            What::Harness(HarnessEvent::NodeCrashed { .. }) if e.node == BROKER => {
+            What::Harness(HarnessEvent::NodeCrashed { .. })
+                if e.node == NodeName::Broker.to_string() =>
+            {
                 kills += u64::from(!in_flight.is_empty());
             }
             _ => {}

@@ -16,11 +16,11 @@ use crate::faults::{self, Fault, FaultSchedule};
 use crate::history::{trace_hash, Entry, HarnessEvent, Recorder, What, STEP_LIMIT_PANIC};
 use crate::net::Network;
 use crate::scenario::Scenario;
-use broker_under_test::cluster::{Cluster, ClusterSpec, Workload, BROKER, CONSUMER, STORE};
+use broker_under_test::cluster::{Cluster, ClusterSpec, Workload};
 use broker_under_test::log::{log_file, recover_log};
 use broker_under_test::storage::Tear;
 use broker_under_test::store::{recover_rows, APPLIED_FILE};
-use broker_under_test::{Bugs, Event, Probe};
+use broker_under_test::{Bugs, Event, NodeName, Probe};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
@@ -234,7 +234,7 @@ fn run_here(plan: &RunPlan) -> RunOutcome {
     let names = spec
         .node_names()
         .into_iter()
-        .map(|name| (node_ip(&name), name))
+        .map(|name| (name.sim_addr().ip(), name.to_string()))
         .collect();
     let network = Arc::new(Network::new(
         names,
@@ -327,22 +327,6 @@ fn sim_config() -> madsim::Config {
     config
 }
 
-fn node_ip(name: &str) -> std::net::IpAddr {
-    use broker_under_test::cluster::{broker_addr, consumer_addr, producer_addr, store_addr};
-    match name {
-        BROKER => broker_addr().ip(),
-        STORE => store_addr().ip(),
-        CONSUMER => consumer_addr().ip(),
-        producer => {
-            let index = producer
-                .trim_start_matches("producer-")
-                .parse()
-                .expect("producer-<index>");
-            producer_addr(index).ip()
-        }
-    }
-}
-
 /// `missing`: owed payments not settled; `never_outboxed`: payments the workload should have
 /// made but no producer outboxed by the deadline.
 pub(crate) fn liveness_anomaly(
@@ -414,10 +398,10 @@ fn count_history(history: &[Entry], stats: &mut Stats) {
                 stats.retries += u64::from(*attempt > 0);
             }
             What::Node(Event::DuplicateBatch { .. }) => stats.dedup_hits += 1,
-            What::Harness(HarnessEvent::NodeCrashed { .. }) => match entry.node.as_str() {
-                BROKER => stats.broker_crashes += 1,
-                STORE => stats.store_restarts += 1,
-                CONSUMER => stats.consumer_restarts += 1,
+            What::Harness(HarnessEvent::NodeCrashed { .. }) => match entry.node.parse() {
+                Ok(NodeName::Broker) => stats.broker_crashes += 1,
+                Ok(NodeName::Store) => stats.store_restarts += 1,
+                Ok(NodeName::Consumer) => stats.consumer_restarts += 1,
                 _ => stats.producer_restarts += 1,
             },
             _ => {}
@@ -475,11 +459,11 @@ async fn drive(
         let mut d = downed.lock().unwrap_or_else(|e| e.into_inner());
         d.healed = true;
         for node in std::mem::take(&mut d.crashed) {
-            cluster.restart(&node);
+            cluster.restart(node_name(&node));
             recorder.harness(&node, HarnessEvent::NodeRestarted);
         }
         for node in std::mem::take(&mut d.paused) {
-            cluster.resume(&node);
+            cluster.resume(node_name(&node));
             recorder.harness(&node, HarnessEvent::NodeResumed);
         }
     }
@@ -496,35 +480,35 @@ async fn drive(
     recorder.harness("harness", HarnessEvent::FinalRecovery);
     for node in spec
         .node_names()
-        .iter()
-        .filter(|n| *n != BROKER && *n != STORE)
+        .into_iter()
+        .filter(|n| !matches!(n, NodeName::Broker | NodeName::Store))
     {
         cluster.kill(node, &mut |_, _| Tear::LOSE_ALL);
     }
-    for node in [BROKER, STORE] {
+    for node in [NodeName::Broker, NodeName::Store] {
         let torn = disk_rng
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .random_bool(plan.scenario.faults.torn_write_probability);
         let report = crash_disk(&cluster, node, torn, false, &disk_rng);
         unsynced_lost.fetch_add(report.bytes_lost, std::sync::atomic::Ordering::Relaxed);
-        recorder.harness(node, HarnessEvent::NodeCrashed { report });
+        recorder.harness(&node.to_string(), HarnessEvent::NodeCrashed { report });
         cluster.restart(node);
-        recorder.harness(node, HarnessEvent::NodeRestarted);
+        recorder.harness(&node.to_string(), HarnessEvent::NodeRestarted);
     }
     // Recovery reads and truncates each file: a few milliseconds per partition.
     madsim::time::sleep(Duration::from_millis(
         100 + 10 * u64::from(plan.scenario.workload.partitions),
     ))
     .await;
-    for node in [BROKER, STORE] {
+    for node in [NodeName::Broker, NodeName::Store] {
         cluster.kill(node, &mut |_, _| Tear::LOSE_ALL);
     }
-    let broker_disk = cluster.disk(BROKER);
+    let broker_disk = cluster.disk(NodeName::Broker);
     let logs = (0..plan.scenario.workload.partitions)
         .map(|p| recover_log(&broker_disk.contents(&log_file(p))).batches)
         .collect();
-    let (rows, _, _) = recover_rows(&cluster.disk(STORE).contents(APPLIED_FILE));
+    let (rows, _, _) = recover_rows(&cluster.disk(NodeName::Store).contents(APPLIED_FILE));
     Finished {
         durable: Durable { logs, rows },
         liveness_missing,
@@ -534,10 +518,17 @@ async fn drive(
     }
 }
 
+/// A schedule's node target as the cluster names it; schedules are validated before a run.
+fn node_name(target: &str) -> NodeName {
+    target
+        .parse()
+        .unwrap_or_else(|e| panic!("fault target: {e}"))
+}
+
 /// Kills `node`, crashing its disk with a tear drawn from the disk generator.
 fn crash_disk(
     cluster: &Cluster,
-    node: &str,
+    node: NodeName,
     torn: bool,
     garble: bool,
     disk_rng: &Mutex<ChaCha8Rng>,
@@ -586,7 +577,7 @@ async fn inject(
                     d.crashed.insert(node.clone());
                     d.paused.remove(&node);
                 }
-                let report = crash_disk(&cluster, &node, torn, garble, &disk_rng);
+                let report = crash_disk(&cluster, node_name(&node), torn, garble, &disk_rng);
                 unsynced_lost.fetch_add(report.bytes_lost, std::sync::atomic::Ordering::Relaxed);
                 recorder.harness(&node, HarnessEvent::NodeCrashed { report });
                 let (cluster, recorder, downed) =
@@ -595,7 +586,7 @@ async fn inject(
                     madsim::time::sleep(back_after).await;
                     let mut d = downed.lock().unwrap_or_else(|e| e.into_inner());
                     if !d.healed && d.crashed.remove(&node) {
-                        cluster.restart(&node);
+                        cluster.restart(node_name(&node));
                         recorder.harness(&node, HarnessEvent::NodeRestarted);
                     }
                 });
@@ -607,7 +598,7 @@ async fn inject(
                         continue;
                     }
                 }
-                cluster.pause(&node);
+                cluster.pause(node_name(&node));
                 recorder.harness(&node, HarnessEvent::NodePaused);
                 let (cluster, recorder, downed) =
                     (cluster.clone(), recorder.clone(), downed.clone());
@@ -615,7 +606,7 @@ async fn inject(
                     madsim::time::sleep(back_after).await;
                     let mut d = downed.lock().unwrap_or_else(|e| e.into_inner());
                     if !d.healed && d.paused.remove(&node) {
-                        cluster.resume(&node);
+                        cluster.resume(node_name(&node));
                         recorder.harness(&node, HarnessEvent::NodeResumed);
                     }
                 });

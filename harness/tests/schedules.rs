@@ -5,7 +5,7 @@
 //! `cargo test` runs a bounded number of cases from a fixed seed; set HARNESS_PROPTEST_CASES for
 //! more (the ci/ sweeps do).
 
-use broker_under_test::cluster::{producer_name, BROKER, CONSUMER, STORE};
+use broker_under_test::NodeName;
 use broker_under_test::{Bug, Bugs};
 use harness::artifact::Artifact;
 use harness::faults::{Fault, FaultEntry, FaultSchedule};
@@ -16,8 +16,12 @@ use proptest::test_runner::{Config, RngSeed, TestCaseError, TestError, TestRunne
 use std::path::PathBuf;
 
 fn nodes() -> Vec<String> {
-    let mut nodes = vec![BROKER.to_string(), STORE.to_string(), CONSUMER.to_string()];
-    nodes.extend((0..3).map(producer_name));
+    let mut nodes = vec![
+        NodeName::Broker.to_string(),
+        NodeName::Store.to_string(),
+        NodeName::Consumer.to_string(),
+    ];
+    nodes.extend((0..3).map(|i| NodeName::Producer(i).to_string()));
     nodes
 }
 
@@ -53,7 +57,7 @@ fn entry() -> impl Strategy<Value = FaultEntry> {
             }
         }
         if target == "*" && !fault.is_network() {
-            target = BROKER.to_string();
+            target = NodeName::Broker.to_string();
         }
         FaultEntry {
             at_ms,
