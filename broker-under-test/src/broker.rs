@@ -16,7 +16,7 @@ use crate::codec::{
 };
 use crate::log::PartitionLog;
 use crate::node::{NodeCtx, NodeError};
-use crate::observe::Event;
+use crate::observe::{Event, Probe};
 use crate::producer_state::{ProducerRegistry, SeqCheck, SequenceTable, DEDUP_WINDOW};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -96,7 +96,7 @@ pub async fn run_broker(ctx: NodeCtx, cfg: BrokerConfig) -> Result<(), NodeError
             }
         }
         if group.len() > 1 {
-            ctx.probe("group-commit");
+            ctx.probe(Probe::GroupCommit);
         }
         let mut responses = Vec::with_capacity(group.len());
         {
@@ -140,7 +140,7 @@ impl Broker {
             let cut_tail = !ctx.bug(Bug::TornTailKept);
             let (log, recovery) = PartitionLog::open(storage, partition, cut_tail).await?;
             if recovery.truncated_bytes > 0 && cut_tail {
-                ctx.probe("torn-tail-truncated");
+                ctx.probe(Probe::TornTailTruncated);
             }
             let snapshot = storage.read(&snapshot_file(partition)).await?;
             let (table, rebuild) = if ctx.bug(Bug::ProducerStateNotRebuilt) {
@@ -153,10 +153,10 @@ impl Broker {
                 SequenceTable::rebuild(Some(&snapshot), log.batches(), window, trust)
             };
             if rebuild.snapshot_offset.is_some() {
-                ctx.probe("snapshot-used");
+                ctx.probe(Probe::SnapshotUsed);
             }
             if rebuild.batches_replayed > 0 {
-                ctx.probe("producer-state-replayed-from-log");
+                ctx.probe(Probe::ProducerStateReplayedFromLog);
             }
             ctx.record(Event::LogRecovered {
                 partition,
@@ -192,39 +192,9 @@ impl Broker {
                 return Ok(Response::Error(ErrorCode::Malformed));
             }
         };
-        let storage = ctx.storage.as_ref();
         Ok(match request {
             Request::InitProducerId { producer_key, boot } => {
-                match self.registry.init(&producer_key, boot) {
-                    Err(code) => Response::Error(code),
-                    Ok(outcome) => {
-                        if !outcome.changed {
-                            ctx.probe("init-producer-id-retried");
-                        }
-                        if outcome.changed {
-                            storage
-                                .replace(REGISTRY_FILE, &self.registry.encode())
-                                .await?;
-                        }
-                        let p = outcome.producer;
-                        ctx.record(Event::EpochBumped {
-                            producer_key,
-                            producer_id: p.producer_id,
-                            epoch: p.epoch,
-                            boot,
-                        });
-                        let last_seqs = self
-                            .tables
-                            .iter()
-                            .map(|t| t.last_seq(p.producer_id))
-                            .collect();
-                        Response::InitProducerId {
-                            producer_id: p.producer_id,
-                            epoch: p.epoch,
-                            last_seqs,
-                        }
-                    }
-                }
+                self.init_producer_id(ctx, producer_key, boot).await?
             }
             Request::Produce {
                 partition,
@@ -251,17 +221,7 @@ impl Broker {
                 group,
                 partition,
                 offset,
-            } => {
-                if partition >= self.cfg.partitions {
-                    Response::Error(ErrorCode::UnknownPartition)
-                } else {
-                    self.offsets.insert((group, partition), offset);
-                    storage
-                        .replace(OFFSETS_FILE, &encode_offsets(&self.offsets))
-                        .await?;
-                    Response::OffsetCommitted
-                }
-            }
+            } => self.offset_commit(ctx, group, partition, offset).await?,
             Request::OffsetFetch { group, partition } => {
                 if partition >= self.cfg.partitions {
                     Response::Error(ErrorCode::UnknownPartition)
@@ -273,6 +233,64 @@ impl Broker {
             }
             Request::Apply { .. } => Response::Error(ErrorCode::Malformed),
         })
+    }
+
+    /// Bumps the producer's epoch for a higher boot (synced before the reply), or re-answers a
+    /// retried init; the reply carries the last appended sequence per partition.
+    async fn init_producer_id(
+        &mut self,
+        ctx: &NodeCtx,
+        producer_key: String,
+        boot: u64,
+    ) -> Result<Response, NodeError> {
+        Ok(match self.registry.init(&producer_key, boot) {
+            Err(code) => Response::Error(code),
+            Ok(outcome) => {
+                if !outcome.changed {
+                    ctx.probe(Probe::InitProducerIdRetried);
+                }
+                if outcome.changed {
+                    ctx.storage
+                        .replace(REGISTRY_FILE, &self.registry.encode())
+                        .await?;
+                }
+                let p = outcome.producer;
+                ctx.record(Event::EpochBumped {
+                    producer_key,
+                    producer_id: p.producer_id,
+                    epoch: p.epoch,
+                    boot,
+                });
+                let last_seqs = self
+                    .tables
+                    .iter()
+                    .map(|t| t.last_seq(p.producer_id))
+                    .collect();
+                Response::InitProducerId {
+                    producer_id: p.producer_id,
+                    epoch: p.epoch,
+                    last_seqs,
+                }
+            }
+        })
+    }
+
+    /// Records the group's committed offset, durably (replaced) before the reply.
+    async fn offset_commit(
+        &mut self,
+        ctx: &NodeCtx,
+        group: String,
+        partition: u32,
+        offset: u64,
+    ) -> Result<Response, NodeError> {
+        if partition >= self.cfg.partitions {
+            return Ok(Response::Error(ErrorCode::UnknownPartition));
+        }
+        self.offsets.insert((group, partition), offset);
+        ctx.storage
+            .replace(OFFSETS_FILE, &encode_offsets(&self.offsets))
+            .await?;
+        Ok(Response::OffsetCommitted)
     }
 
     async fn produce(
@@ -304,7 +322,7 @@ impl Broker {
         };
         if let Err(code) = self.registry.check_epoch(producer_id, epoch) {
             if code == ErrorCode::ProducerFenced {
-                ctx.probe("zombie-fenced");
+                ctx.probe(Probe::ZombieFenced);
             }
             return reject(code);
         }
@@ -315,11 +333,11 @@ impl Broker {
         };
         match check {
             SeqCheck::OutOfOrder { expected } => {
-                ctx.probe("out-of-order-rejected");
+                ctx.probe(Probe::OutOfOrderRejected);
                 reject(ErrorCode::OutOfOrderSequence { expected })
             }
             SeqCheck::Duplicate { base_offset } => {
-                ctx.probe("duplicate-batch-answered");
+                ctx.probe(Probe::DuplicateBatchAnswered);
                 ctx.record(Event::DuplicateBatch {
                     partition,
                     producer_id,
@@ -334,27 +352,44 @@ impl Broker {
                 Ok(Response::Produced { base_offset })
             }
             SeqCheck::Append => {
-                let storage = ctx.storage.as_ref();
-                let base_offset = self.logs[p]
-                    .append(storage, producer_id, epoch, base_seq, records)
-                    .await?;
-                self.tables[p].record(producer_id, epoch, base_seq, count, base_offset);
-                self.dirty[p] = true;
-                self.batches_since_snapshot[p] += 1;
-                ctx.record(Event::BatchAppended {
-                    partition,
-                    producer_id,
-                    epoch,
-                    base_seq,
-                    base_offset,
-                    count,
-                });
-                if ctx.bug(Bug::SnapshotAheadOfLog) {
-                    self.snapshot(ctx, partition).await?;
-                }
-                Ok(Response::Produced { base_offset })
+                self.append(ctx, partition, producer_id, epoch, base_seq, records)
+                    .await
             }
         }
+    }
+
+    /// Appends a batch that passed the epoch and sequence checks. It is synced at the end of
+    /// the group (`commit`), before the reply leaves.
+    async fn append(
+        &mut self,
+        ctx: &NodeCtx,
+        partition: u32,
+        producer_id: u64,
+        epoch: u32,
+        base_seq: u32,
+        records: Vec<crate::codec::Payment>,
+    ) -> Result<Response, NodeError> {
+        let p = partition as usize;
+        let count = records.len() as u32;
+        let storage = ctx.storage.as_ref();
+        let base_offset = self.logs[p]
+            .append(storage, producer_id, epoch, base_seq, records)
+            .await?;
+        self.tables[p].record(producer_id, epoch, base_seq, count, base_offset);
+        self.dirty[p] = true;
+        self.batches_since_snapshot[p] += 1;
+        ctx.record(Event::BatchAppended {
+            partition,
+            producer_id,
+            epoch,
+            base_seq,
+            base_offset,
+            count,
+        });
+        if ctx.bug(Bug::SnapshotAheadOfLog) {
+            self.snapshot(ctx, partition).await?;
+        }
+        Ok(Response::Produced { base_offset })
     }
 
     /// Ends a group: syncs every partition appended to, then snapshots the producer state of

@@ -3,6 +3,7 @@
 //! Each bug exists to prove that the harness catches what it claims to catch. Every one of them
 //! passes a fault-free run; only the faults named in its description expose it.
 
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::str::FromStr;
 
@@ -144,6 +145,19 @@ impl FromStr for Bug {
     }
 }
 
+// As the name users pass to `--bug`; an unknown name is an error that lists the catalogue.
+impl Serialize for Bug {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for Bug {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        crate::serde_str::deserialize(deserializer)
+    }
+}
+
 /// The set of planted bugs switched on for one run. Copy-cheap: nodes consult it on hot paths.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Bugs(u32);
@@ -188,6 +202,20 @@ mod tests {
         let message = err.to_string();
         assert!(message.contains("no-such-bug"), "{message}");
         assert!(message.contains("store-no-dedup"), "{message}");
+    }
+
+    #[test]
+    fn bugs_serialize_as_their_names_and_unknown_names_are_clear_errors() {
+        for bug in Bug::ALL {
+            let json = serde_json::to_string(&bug).unwrap();
+            assert_eq!(json, format!("\"{}\"", bug.name()));
+            assert_eq!(serde_json::from_str::<Bug>(&json).unwrap(), bug);
+        }
+        let err = serde_json::from_str::<Bug>("\"no-such-bug\"").unwrap_err();
+        let message = err.to_string();
+        assert!(message.contains("unknown bug 'no-such-bug'"), "{message}");
+        assert!(message.contains("store-no-dedup"), "{message}");
+        assert!(serde_json::from_str::<Bug>("3").is_err());
     }
 
     #[test]

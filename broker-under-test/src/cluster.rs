@@ -8,6 +8,7 @@
 use crate::broker::{run_broker, BrokerConfig};
 use crate::bugs::Bugs;
 use crate::consumer::{run_consumer, ConsumerConfig};
+use crate::name::NodeName;
 use crate::node::{NodeCtx, NodeError, RetryPolicy};
 use crate::observe::Observer;
 use crate::producer::{run_producer, ProducerConfig};
@@ -17,37 +18,10 @@ use crate::transport::{NetFaults, SimTransport};
 use madsim::runtime::Handle;
 use madsim::task::NodeId;
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-
-const PORT: u16 = 9000;
-
-pub const BROKER: &str = "broker";
-pub const STORE: &str = "store";
-pub const CONSUMER: &str = "consumer";
-
-pub fn producer_name(index: u32) -> String {
-    format!("producer-{index}")
-}
-
-fn addr(a: u8, b: u8) -> SocketAddr {
-    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, a, b)), PORT)
-}
-
-pub fn broker_addr() -> SocketAddr {
-    addr(0, 1)
-}
-pub fn store_addr() -> SocketAddr {
-    addr(0, 2)
-}
-pub fn consumer_addr() -> SocketAddr {
-    addr(0, 3)
-}
-pub fn producer_addr(index: u32) -> SocketAddr {
-    addr(1, 1 + index as u8)
-}
 
 /// Everything needed to deploy the system: node configurations and planted bugs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -85,7 +59,7 @@ impl ClusterSpec {
                 customers: workload.customers,
                 payment_interval: workload.payment_interval,
                 partitions: workload.partitions,
-                broker: broker_addr(),
+                broker: NodeName::Broker.sim_addr(),
                 max_batch_records: workload.max_batch_records,
                 max_in_flight: 5,
                 linger: Duration::from_millis(5),
@@ -102,8 +76,8 @@ impl ClusterSpec {
             consumer: ConsumerConfig {
                 group: "payments".to_string(),
                 partitions: workload.partitions,
-                broker: broker_addr(),
-                store: store_addr(),
+                broker: NodeName::Broker.sim_addr(),
+                store: NodeName::Store.sim_addr(),
                 fetch_max_records: 32,
                 poll_interval: Duration::from_millis(20),
                 retry,
@@ -114,9 +88,9 @@ impl ClusterSpec {
     }
 
     /// Every node's name, in a fixed order: broker, store, consumer, producers.
-    pub fn node_names(&self) -> Vec<String> {
-        let mut names = vec![BROKER.to_string(), STORE.to_string(), CONSUMER.to_string()];
-        names.extend(self.producers.iter().map(|p| producer_name(p.index)));
+    pub fn node_names(&self) -> Vec<NodeName> {
+        let mut names = vec![NodeName::Broker, NodeName::Store, NodeName::Consumer];
+        names.extend(self.producers.iter().map(|p| NodeName::Producer(p.index)));
         names
     }
 }
@@ -139,7 +113,7 @@ struct Node {
 /// A deployed system on the current madsim runtime.
 pub struct Cluster {
     handle: Handle,
-    nodes: BTreeMap<String, Node>,
+    nodes: BTreeMap<NodeName, Node>,
 }
 
 impl Cluster {
@@ -150,62 +124,38 @@ impl Cluster {
         observer: Arc<dyn Observer>,
     ) -> Cluster {
         let handle = Handle::current();
+        // Nodes are created in this order (not the map's), which fixes their madsim node ids.
         let mut roles = vec![
-            (
-                BROKER.to_string(),
-                broker_addr(),
-                Role::Broker(spec.broker.clone()),
-            ),
-            (STORE.to_string(), store_addr(), Role::Store),
-            (
-                CONSUMER.to_string(),
-                consumer_addr(),
-                Role::Consumer(spec.consumer.clone()),
-            ),
+            (NodeName::Broker, Role::Broker(spec.broker.clone())),
+            (NodeName::Store, Role::Store),
+            (NodeName::Consumer, Role::Consumer(spec.consumer.clone())),
         ];
         for p in &spec.producers {
-            roles.push((
-                producer_name(p.index),
-                producer_addr(p.index),
-                Role::Producer(p.clone()),
-            ));
+            roles.push((NodeName::Producer(p.index), Role::Producer(p.clone())));
         }
         let mut nodes = BTreeMap::new();
-        for (name, addr, role) in roles {
+        for (name, role) in roles {
+            let addr = name.sim_addr();
             let disk = SimDisk::new(spec.disk_latency);
             let incarnations = Arc::new(AtomicU64::new(0));
-            let (node_disk, node_name, faults, observer, bugs) = (
-                disk.clone(),
-                name.clone(),
-                faults.clone(),
-                observer.clone(),
-                spec.bugs,
-            );
+            let (node_disk, faults, observer, bugs) =
+                (disk.clone(), faults.clone(), observer.clone(), spec.bugs);
             let node = handle
                 .create_node()
-                .name(name.clone())
+                .name(name.to_string())
                 .ip(addr.ip())
                 .init(move || {
                     let incarnation = incarnations.fetch_add(1, Ordering::Relaxed);
-                    let (disk, name, faults, observer, role) = (
+                    let (disk, faults, observer, role) = (
                         node_disk.clone(),
-                        node_name.clone(),
                         faults.clone(),
                         observer.clone(),
                         role.clone(),
                     );
                     async move {
-                        if let Err(e) = run_node(
-                            name.clone(),
-                            addr,
-                            incarnation,
-                            disk,
-                            faults,
-                            observer,
-                            bugs,
-                            role,
-                        )
-                        .await
+                        if let Err(e) =
+                            run_node(name, addr, incarnation, disk, faults, observer, bugs, role)
+                                .await
                         {
                             // A node that cannot go on crashes loudly; the harness reports the panic.
                             panic!("node {name} failed: {e}");
@@ -225,69 +175,70 @@ impl Cluster {
         Cluster { handle, nodes }
     }
 
-    fn node(&self, name: &str) -> &Node {
+    fn node(&self, name: NodeName) -> &Node {
         self.nodes
-            .get(name)
+            .get(&name)
             .unwrap_or_else(|| panic!("no node named {name}"))
     }
 
-    pub fn node_names(&self) -> impl Iterator<Item = &str> {
-        self.nodes.keys().map(String::as_str)
+    /// The deployed nodes, in `NodeName` order.
+    pub fn node_names(&self) -> impl Iterator<Item = NodeName> + '_ {
+        self.nodes.keys().copied()
     }
 
-    pub fn addr(&self, name: &str) -> SocketAddr {
+    pub fn addr(&self, name: NodeName) -> SocketAddr {
         self.node(name).addr
     }
 
     /// The node whose address is `addr`, if any.
-    pub fn name_of(&self, addr: SocketAddr) -> Option<&str> {
+    pub fn name_of(&self, addr: SocketAddr) -> Option<NodeName> {
         self.nodes
             .iter()
             .find(|(_, n)| n.addr.ip() == addr.ip())
-            .map(|(name, _)| name.as_str())
+            .map(|(name, _)| *name)
     }
 
-    pub fn disk(&self, name: &str) -> &SimDisk {
+    pub fn disk(&self, name: NodeName) -> &SimDisk {
         &self.node(name).disk
     }
 
     /// Kills the node (power loss): its tasks stop, and its disk loses unsynced writes except
     /// what `tear` keeps. It stays down until [`Cluster::restart`].
-    pub fn kill(&self, name: &str, tear: &mut dyn FnMut(&str, usize) -> Tear) -> CrashReport {
+    pub fn kill(&self, name: NodeName, tear: &mut dyn FnMut(&str, usize) -> Tear) -> CrashReport {
         let node = self.node(name);
         self.handle.kill(node.id);
         node.disk.crash(tear)
     }
 
     /// Starts a killed node again: recovery from its disk, then its role.
-    pub fn restart(&self, name: &str) {
+    pub fn restart(&self, name: NodeName) {
         self.handle.restart(self.node(name).id);
     }
 
     /// Kill and restart at once.
-    pub fn crash(&self, name: &str, tear: &mut dyn FnMut(&str, usize) -> Tear) -> CrashReport {
+    pub fn crash(&self, name: NodeName, tear: &mut dyn FnMut(&str, usize) -> Tear) -> CrashReport {
         let report = self.kill(name, tear);
         self.restart(name);
         report
     }
 
     /// Freezes every task of the node (a GC pause, a stopped VM); its messages wait.
-    pub fn pause(&self, name: &str) {
+    pub fn pause(&self, name: NodeName) {
         self.handle.pause(self.node(name).id);
     }
 
-    pub fn resume(&self, name: &str) {
+    pub fn resume(&self, name: NodeName) {
         self.handle.resume(self.node(name).id);
     }
 
-    pub fn node_id(&self, name: &str) -> NodeId {
+    pub fn node_id(&self, name: NodeName) -> NodeId {
         self.node(name).id
     }
 }
 
 #[allow(clippy::too_many_arguments)]
 async fn run_node(
-    name: String,
+    name: NodeName,
     addr: SocketAddr,
     incarnation: u64,
     disk: SimDisk,

@@ -8,7 +8,7 @@
 use crate::bugs::Bug;
 use crate::codec::{ErrorCode, FetchedRecord, Request, Response};
 use crate::node::{NodeCtx, NodeError, RetryPolicy};
-use crate::observe::Event;
+use crate::observe::{Event, Probe};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -37,7 +37,7 @@ pub async fn run_consumer(ctx: NodeCtx, cfg: ConsumerConfig) -> Result<(), NodeE
             _ => 0,
         };
         if offset > 0 {
-            ctx.probe("consumer-resumed-from-commit");
+            ctx.probe(Probe::ConsumerResumedFromCommit);
         }
         ctx.record(Event::ConsumerResumed { partition, offset });
         positions.push(offset);

@@ -12,16 +12,19 @@ pub mod cluster;
 pub mod codec;
 pub mod consumer;
 pub mod log;
+pub mod name;
 pub mod node;
 pub mod observe;
 pub mod producer;
 pub mod producer_state;
 #[cfg(not(madsim))]
 pub mod real;
+mod serde_str;
 pub mod storage;
 pub mod store;
 pub mod transport;
 
 pub use bugs::{Bug, Bugs};
 pub use codec::Payment;
-pub use observe::{Event, Observer};
+pub use name::NodeName;
+pub use observe::{Event, Observer, Probe};

@@ -3,7 +3,8 @@
 
 use crate::bugs::{Bug, Bugs};
 use crate::codec::{DecodeError, Request, Response};
-use crate::observe::{Event, Observer};
+use crate::name::NodeName;
+use crate::observe::{Event, Observer, Probe};
 use crate::storage::{Storage, StorageError};
 use crate::transport::{CallError, Transport};
 use std::fmt;
@@ -14,7 +15,7 @@ use std::time::Duration;
 /// A node incarnation's view of the world. Built afresh at every (re)start.
 #[derive(Clone)]
 pub struct NodeCtx {
-    pub name: String,
+    pub name: NodeName,
     pub transport: Arc<dyn Transport>,
     pub storage: Arc<dyn Storage>,
     pub observer: Arc<dyn Observer>,
@@ -40,16 +41,12 @@ impl fmt::Display for CallFailure {
 
 impl NodeCtx {
     pub fn record(&self, event: Event) {
-        self.observer.record(&self.name, event);
+        self.observer.record(self.name, event);
     }
 
-    /// Marks that a rare path that matters was taken (see [`crate::observe::PROBES`]).
-    pub fn probe(&self, name: &'static str) {
-        debug_assert!(
-            crate::observe::PROBES.iter().any(|(p, _)| *p == name),
-            "unknown probe {name}"
-        );
-        self.observer.probe(&self.name, name);
+    /// Marks that a rare path that matters was taken (see [`Probe`]).
+    pub fn probe(&self, probe: Probe) {
+        self.observer.probe(self.name, probe);
     }
 
     pub fn bug(&self, bug: Bug) -> bool {

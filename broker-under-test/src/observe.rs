@@ -5,7 +5,10 @@
 //! a recovery). They never read anything back: observing must not change behaviour.
 
 use crate::codec::{ErrorCode, Payment};
-use serde::{Deserialize, Serialize};
+use crate::name::NodeName;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+use std::str::FromStr;
 
 /// One thing a node did or saw. Offsets are log offsets; sequences are producer sequences.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -147,70 +150,200 @@ pub enum Event {
 /// Receives a node's events. The harness's implementation stamps them with simulated time and
 /// the node name; [`NullObserver`] discards them.
 pub trait Observer: Send + Sync {
-    fn record(&self, node: &str, event: Event);
+    fn record(&self, node: NodeName, event: Event);
 
     /// A "sometimes" assertion (FoundationDB's code probes, Antithesis's `sometimes`): the node
     /// took a rare path that matters. Probes are counted, not recorded in the history.
-    fn probe(&self, _node: &str, _name: &'static str) {}
+    fn probe(&self, _node: NodeName, _probe: Probe) {}
 }
 
-/// Every probe, with the path it marks. A sweep that never hits one has not tested that path.
-pub const PROBES: &[(&str, &str)] = &[
-    (
-        "duplicate-batch-answered",
-        "broker: a retried batch matched a retained one and got its original offset",
-    ),
-    (
-        "out-of-order-rejected",
-        "broker: a batch with a sequence gap was rejected",
-    ),
-    (
-        "zombie-fenced",
-        "broker: a produce of an older epoch (a dead incarnation's) was fenced",
-    ),
-    (
-        "init-producer-id-retried",
-        "broker: a retried InitProducerId was answered without a second bump",
-    ),
-    ("group-commit", "broker: several requests shared one sync"),
-    (
-        "torn-tail-truncated",
-        "broker: recovery cut a torn or corrupt log tail",
-    ),
-    (
-        "snapshot-used",
-        "broker: recovery started from a producer-state snapshot",
-    ),
-    (
-        "producer-state-replayed-from-log",
-        "broker: recovery replayed batches after the snapshot",
-    ),
-    (
-        "outbox-torn-tail-dropped",
-        "producer: recovery cut a torn outbox tail",
-    ),
-    (
-        "batch-resent-after-restart",
-        "producer: a persisted batch above the broker's last sequence was resent",
-    ),
-    (
-        "batch-known-in-log-after-restart",
-        "producer: InitProducerId showed a persisted batch already in the log",
-    ),
-    (
-        "consumer-resumed-from-commit",
-        "consumer: restarted from a committed offset past 0",
-    ),
-    (
-        "store-dedup-hit",
-        "store: a re-delivered payment was recognised as applied",
-    ),
-    ("store-torn-row-dropped", "store: recovery cut a torn row"),
-];
+/// A "sometimes" assertion: a rare path that matters. A sweep that never hits one has not tested
+/// that path. Variants are in catalogue order; the kebab-case [`Probe::name`] is the stable
+/// spelling used in reports and JSON, so it must not change when a variant is renamed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Probe {
+    DuplicateBatchAnswered,
+    OutOfOrderRejected,
+    ZombieFenced,
+    InitProducerIdRetried,
+    GroupCommit,
+    TornTailTruncated,
+    SnapshotUsed,
+    ProducerStateReplayedFromLog,
+    OutboxTornTailDropped,
+    BatchResentAfterRestart,
+    BatchKnownInLogAfterRestart,
+    ConsumerResumedFromCommit,
+    StoreDedupHit,
+    StoreTornRowDropped,
+}
+
+impl Probe {
+    /// Every probe, in catalogue order.
+    pub const ALL: [Probe; 14] = [
+        Probe::DuplicateBatchAnswered,
+        Probe::OutOfOrderRejected,
+        Probe::ZombieFenced,
+        Probe::InitProducerIdRetried,
+        Probe::GroupCommit,
+        Probe::TornTailTruncated,
+        Probe::SnapshotUsed,
+        Probe::ProducerStateReplayedFromLog,
+        Probe::OutboxTornTailDropped,
+        Probe::BatchResentAfterRestart,
+        Probe::BatchKnownInLogAfterRestart,
+        Probe::ConsumerResumedFromCommit,
+        Probe::StoreDedupHit,
+        Probe::StoreTornRowDropped,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Probe::DuplicateBatchAnswered => "duplicate-batch-answered",
+            Probe::OutOfOrderRejected => "out-of-order-rejected",
+            Probe::ZombieFenced => "zombie-fenced",
+            Probe::InitProducerIdRetried => "init-producer-id-retried",
+            Probe::GroupCommit => "group-commit",
+            Probe::TornTailTruncated => "torn-tail-truncated",
+            Probe::SnapshotUsed => "snapshot-used",
+            Probe::ProducerStateReplayedFromLog => "producer-state-replayed-from-log",
+            Probe::OutboxTornTailDropped => "outbox-torn-tail-dropped",
+            Probe::BatchResentAfterRestart => "batch-resent-after-restart",
+            Probe::BatchKnownInLogAfterRestart => "batch-known-in-log-after-restart",
+            Probe::ConsumerResumedFromCommit => "consumer-resumed-from-commit",
+            Probe::StoreDedupHit => "store-dedup-hit",
+            Probe::StoreTornRowDropped => "store-torn-row-dropped",
+        }
+    }
+
+    /// The path the probe marks, for the sweep's probe table.
+    pub fn description(self) -> &'static str {
+        match self {
+            Probe::DuplicateBatchAnswered => {
+                "broker: a retried batch matched a retained one and got its original offset"
+            }
+            Probe::OutOfOrderRejected => "broker: a batch with a sequence gap was rejected",
+            Probe::ZombieFenced => {
+                "broker: a produce of an older epoch (a dead incarnation's) was fenced"
+            }
+            Probe::InitProducerIdRetried => {
+                "broker: a retried InitProducerId was answered without a second bump"
+            }
+            Probe::GroupCommit => "broker: several requests shared one sync",
+            Probe::TornTailTruncated => "broker: recovery cut a torn or corrupt log tail",
+            Probe::SnapshotUsed => "broker: recovery started from a producer-state snapshot",
+            Probe::ProducerStateReplayedFromLog => {
+                "broker: recovery replayed batches after the snapshot"
+            }
+            Probe::OutboxTornTailDropped => "producer: recovery cut a torn outbox tail",
+            Probe::BatchResentAfterRestart => {
+                "producer: a persisted batch above the broker's last sequence was resent"
+            }
+            Probe::BatchKnownInLogAfterRestart => {
+                "producer: InitProducerId showed a persisted batch already in the log"
+            }
+            Probe::ConsumerResumedFromCommit => {
+                "consumer: restarted from a committed offset past 0"
+            }
+            Probe::StoreDedupHit => "store: a re-delivered payment was recognised as applied",
+            Probe::StoreTornRowDropped => "store: recovery cut a torn row",
+        }
+    }
+}
+
+impl fmt::Display for Probe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // `pad`, not `write_str`: tables align probe names with `{:<34}`.
+        f.pad(self.name())
+    }
+}
+
+/// The error for a probe name that is not in the catalogue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownProbe(pub String);
+
+impl fmt::Display for UnknownProbe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "unknown probe '{}'", self.0)
+    }
+}
+
+impl std::error::Error for UnknownProbe {}
+
+impl FromStr for Probe {
+    type Err = UnknownProbe;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Probe::ALL
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| UnknownProbe(s.to_string()))
+    }
+}
+
+// As the name string, so that a map keyed by probe is a JSON object keyed by name.
+impl Serialize for Probe {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for Probe {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        crate::serde_str::deserialize(deserializer)
+    }
+}
 
 /// Discards every event.
 pub struct NullObserver;
 
 impl Observer for NullObserver {
-    fn record(&self, _: &str, _: Event) {}
+    fn record(&self, _: NodeName, _: Event) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_names_are_the_catalogue_spellings_and_round_trip() {
+        // The names reports and JSON have always used; changing one breaks saved outputs.
+        let names: Vec<&str> = Probe::ALL.iter().map(|p| p.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "duplicate-batch-answered",
+                "out-of-order-rejected",
+                "zombie-fenced",
+                "init-producer-id-retried",
+                "group-commit",
+                "torn-tail-truncated",
+                "snapshot-used",
+                "producer-state-replayed-from-log",
+                "outbox-torn-tail-dropped",
+                "batch-resent-after-restart",
+                "batch-known-in-log-after-restart",
+                "consumer-resumed-from-commit",
+                "store-dedup-hit",
+                "store-torn-row-dropped",
+            ]
+        );
+        for probe in Probe::ALL {
+            assert_eq!(probe.name().parse::<Probe>(), Ok(probe));
+            assert_eq!(probe.to_string(), probe.name());
+        }
+        assert!("no-such-probe".parse::<Probe>().is_err());
+    }
+
+    #[test]
+    fn a_map_keyed_by_probe_is_a_json_object_keyed_by_name() {
+        let hits: std::collections::BTreeMap<Probe, u64> =
+            [(Probe::StoreDedupHit, 2), (Probe::GroupCommit, 5)].into();
+        let json = serde_json::to_string(&hits).unwrap();
+        assert_eq!(json, r#"{"group-commit":5,"store-dedup-hit":2}"#);
+        let back: std::collections::BTreeMap<Probe, u64> = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, hits);
+        let err = serde_json::from_str::<Probe>(r#""nope""#).unwrap_err();
+        assert!(err.to_string().contains("unknown probe 'nope'"), "{err}");
+    }
 }

@@ -29,7 +29,7 @@ use crate::codec::{
     frame, scan_frames, DecodeError, ErrorCode, Payment, Reader, Request, Response, Tail, Writer,
 };
 use crate::node::{CallFailure, NodeCtx, NodeError, RetryPolicy};
-use crate::observe::Event;
+use crate::observe::{Event, Probe};
 use crate::transport::CallError;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -262,13 +262,43 @@ impl Shared {
 /// Runs the producer until it has sent every payment and is fenced or killed.
 pub async fn run_producer(ctx: NodeCtx, cfg: ProducerConfig) -> Result<(), NodeError> {
     assert!(cfg.max_in_flight >= 1 && cfg.max_batch_records >= 1 && cfg.partitions >= 1);
+    let (outbox, boot) = recover(&ctx).await?;
+    let Some((producer_id, epoch, last_seqs)) = init_producer_id(&ctx, &cfg, boot).await else {
+        return Ok(());
+    };
+    let inner = resume(&ctx, &cfg, &outbox, &last_seqs, boot);
+    let partitions = cfg.partitions as usize;
+    let shared = Arc::new(Shared {
+        ctx,
+        producer_id,
+        epoch,
+        inner: Mutex::new(inner),
+        wake: (0..partitions).map(|_| Notify::new()).collect(),
+        fenced: AtomicBool::new(false),
+        fenced_notify: Notify::new(),
+        cfg,
+    });
+    for partition in 0..partitions as u32 {
+        madsim::task::spawn(partition_sender(shared.clone(), partition));
+    }
+    generate_payments(&shared).await?;
+    // Everything is outboxed; the senders finish the job. Stay until fenced (or killed).
+    while !shared.is_fenced() {
+        shared.fenced_notify.notified().await;
+    }
+    Ok(())
+}
+
+/// Reads the outbox back, cuts a torn tail, and syncs the next boot number into it: the boot
+/// InitProducerId will carry. Returns the outbox as read and that boot.
+async fn recover(ctx: &NodeCtx) -> Result<(Outbox, u64), NodeError> {
     let storage = ctx.storage.clone();
     let bytes = storage.read(OUTBOX_FILE).await?;
     let outbox = recover_outbox(&bytes);
     let torn_bytes = (bytes.len() - outbox.valid_len) as u64;
     if torn_bytes > 0 {
         storage.truncate(OUTBOX_FILE, outbox.valid_len).await?;
-        ctx.probe("outbox-torn-tail-dropped");
+        ctx.probe(Probe::OutboxTornTailDropped);
     }
     let boot = outbox.boot + 1;
     storage.append(OUTBOX_FILE, &encode_boot(boot)).await?;
@@ -279,10 +309,19 @@ pub async fn run_producer(ctx: NodeCtx, cfg: ProducerConfig) -> Result<(), NodeE
         batches: outbox.batches.len() as u32,
         torn_bytes,
     });
+    Ok((outbox, boot))
+}
 
-    let Some((producer_id, epoch, last_seqs)) = init_producer_id(&ctx, &cfg, boot).await else {
-        return Ok(());
-    };
+/// The restart handshake's second half: from the outbox and the broker's last sequences, which
+/// persisted batches are already in the log, which to resend, and which payments still wait
+/// for a batch.
+fn resume(
+    ctx: &NodeCtx,
+    cfg: &ProducerConfig,
+    outbox: &Outbox,
+    last_seqs: &[Option<u32>],
+    boot: u64,
+) -> Inner {
     let partitions = cfg.partitions as usize;
     let mut inner = Inner {
         payments: outbox.payments.clone(),
@@ -314,14 +353,14 @@ pub async fn run_producer(ctx: NodeCtx, cfg: ProducerConfig) -> Result<(), NodeE
                 .iter()
                 .map(|&n| outbox.payments[n as usize].id.clone())
                 .collect();
-            ctx.probe("batch-known-in-log-after-restart");
+            ctx.probe(Probe::BatchKnownInLogAfterRestart);
             ctx.record(Event::BatchRecoveredAsAcked {
                 partition: batch.partition,
                 base_seq: batch.base_seq,
                 payments,
             });
         } else {
-            ctx.probe("batch-resent-after-restart");
+            ctx.probe(Probe::BatchResentAfterRestart);
             inner.resend[p].push_back(SendBatch {
                 partition: batch.partition,
                 base_seq: batch.base_seq,
@@ -333,33 +372,15 @@ pub async fn run_producer(ctx: NodeCtx, cfg: ProducerConfig) -> Result<(), NodeE
         if !batched[n] {
             inner.pending[payment.partition(cfg.partitions) as usize].push_back(n as u32);
             // A payment whose write survived the crash unsynced (a torn tail that held whole
-            // frames) was made durable by the boot sync above: from now on it is owed. Payments
-            // in a batch were synced before their batch was written, so only unbatched ones can
-            // be new; announcing an already announced one again is harmless.
+            // frames) was made durable by the boot sync in `recover`: from now on it is owed.
+            // Payments in a batch were synced before their batch was written, so only unbatched
+            // ones can be new; announcing an already announced one again is harmless.
             ctx.record(Event::Outboxed {
                 payment: payment.clone(),
             });
         }
     }
-    let shared = Arc::new(Shared {
-        ctx,
-        producer_id,
-        epoch,
-        inner: Mutex::new(inner),
-        wake: (0..partitions).map(|_| Notify::new()).collect(),
-        fenced: AtomicBool::new(false),
-        fenced_notify: Notify::new(),
-        cfg,
-    });
-    for partition in 0..partitions as u32 {
-        madsim::task::spawn(partition_sender(shared.clone(), partition));
-    }
-    generate_payments(&shared).await?;
-    // Everything is outboxed; the senders finish the job. Stay until fenced (or killed).
-    while !shared.is_fenced() {
-        shared.fenced_notify.notified().await;
-    }
-    Ok(())
+    inner
 }
 
 /// InitProducerId, retried until answered. `None` if this incarnation is already fenced.
@@ -531,25 +552,11 @@ async fn send_until_acked(shared: Arc<Shared>, mut batch: SendBatch, index: u64)
             .await
         {
             Ok(Response::Produced { base_offset }) => {
-                let payments = shared.ids(&batch.payments);
-                shared.ctx.record(Event::ProduceAcked {
-                    partition: batch.partition,
-                    base_seq: batch.base_seq,
-                    base_offset,
-                    payments,
-                });
-                let p = batch.partition as usize;
-                shared.inner().windows[p].ack(index);
-                shared.wake[p].notify_one();
+                acknowledged(&shared, &batch, index, base_offset);
                 return;
             }
             Ok(Response::Error(ErrorCode::ProducerFenced)) => {
-                shared.ctx.record(Event::ProducerFenced {
-                    epoch: shared.epoch,
-                });
-                shared.fenced.store(true, Ordering::Relaxed);
-                shared.fenced_notify.notify_waiters();
-                shared.wake.iter().for_each(Notify::notify_one);
+                fence(&shared);
                 return;
             }
             Ok(Response::Error(code)) => code.to_string(),
@@ -564,23 +571,58 @@ async fn send_until_acked(shared: Arc<Shared>, mut batch: SendBatch, index: u64)
             error,
         });
         if timed_out && shared.ctx.bug(Bug::RetryWithNewSequence) {
-            // The planted bug: the retry goes out as a new batch, though the first may be in.
-            let mut inner = shared.inner();
-            let p = batch.partition as usize;
-            batch.base_seq = inner.next_seq[p];
-            inner.next_seq[p] += count;
-            if let Request::Produce { base_seq, .. } = &mut request {
-                *base_seq = batch.base_seq;
-            }
+            renumber(&shared, &mut batch, &mut request, count);
         }
         attempt += 1;
-        let backoff = cfg.retry.backoff(attempt);
-        let jitter = shared
-            .inner()
-            .rng
-            .random_range(0..=backoff.as_micros() as u64 / 2);
-        madsim::time::sleep(backoff + Duration::from_micros(jitter)).await;
+        madsim::time::sleep(retry_delay(&shared, attempt)).await;
     }
+}
+
+/// The broker has the batch at `base_offset`: the window may move past it.
+fn acknowledged(shared: &Shared, batch: &SendBatch, index: u64, base_offset: u64) {
+    let payments = shared.ids(&batch.payments);
+    shared.ctx.record(Event::ProduceAcked {
+        partition: batch.partition,
+        base_seq: batch.base_seq,
+        base_offset,
+        payments,
+    });
+    let p = batch.partition as usize;
+    shared.inner().windows[p].ack(index);
+    shared.wake[p].notify_one();
+}
+
+/// A newer incarnation owns the producer id: this one stops sending, and `run_producer` ends.
+fn fence(shared: &Shared) {
+    shared.ctx.record(Event::ProducerFenced {
+        epoch: shared.epoch,
+    });
+    shared.fenced.store(true, Ordering::Relaxed);
+    shared.fenced_notify.notify_waiters();
+    shared.wake.iter().for_each(Notify::notify_one);
+}
+
+/// The planted `retry-with-new-sequence`: the retry goes out as a new batch, though the first
+/// may be in.
+fn renumber(shared: &Shared, batch: &mut SendBatch, request: &mut Request, count: u32) {
+    let mut inner = shared.inner();
+    let p = batch.partition as usize;
+    batch.base_seq = inner.next_seq[p];
+    inner.next_seq[p] += count;
+    if let Request::Produce { base_seq, .. } = request {
+        *base_seq = batch.base_seq;
+    }
+}
+
+/// The backoff before retry `attempt`, with up to half of it again as jitter from the
+/// producer's seeded generator.
+fn retry_delay(shared: &Shared, attempt: u32) -> Duration {
+    let backoff = shared.cfg.retry.backoff(attempt);
+    let jitter = shared
+        .inner()
+        .rng
+        .random_range(0..=backoff.as_micros() as u64 / 2);
+    backoff + Duration::from_micros(jitter)
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //!
 //! Only built without `--cfg madsim`; see the README for the command.
 
+use crate::name::NodeName;
 use crate::observe::{Event, Observer};
 use crate::storage::{BoxFuture, Storage, StorageError};
 use crate::transport::{CallError, Dispatch, Incoming, MessageKind, Transport};
@@ -198,7 +199,7 @@ impl JsonLinesObserver {
 }
 
 impl Observer for JsonLinesObserver {
-    fn record(&self, node: &str, event: Event) {
+    fn record(&self, node: NodeName, event: Event) {
         // Real mode only: events are stamped with the wall clock so that the harness can merge
         // the processes' files into one history. Nothing reads the stamp to decide anything.
         let at_us = std::time::SystemTime::now()
@@ -207,7 +208,7 @@ impl Observer for JsonLinesObserver {
         let mut line = serde_json::to_value(&event).unwrap_or_default();
         if let Some(map) = line.as_object_mut() {
             map.insert("at_us".to_string(), at_us.into());
-            map.insert("node".to_string(), node.into());
+            map.insert("node".to_string(), node.to_string().into());
         }
         let mut text = line.to_string();
         text.push('\n');

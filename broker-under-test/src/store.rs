@@ -8,7 +8,7 @@ use crate::codec::{
     frame, scan_frames, DecodeError, ErrorCode, Payment, Reader, Request, Response, Tail, Writer,
 };
 use crate::node::{NodeCtx, NodeError};
-use crate::observe::Event;
+use crate::observe::{Event, Probe};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
@@ -70,7 +70,7 @@ pub async fn run_store(ctx: NodeCtx) -> Result<(), NodeError> {
     let truncated_bytes = (bytes.len() - valid_len) as u64;
     if truncated_bytes > 0 {
         storage.truncate(APPLIED_FILE, valid_len).await?;
-        ctx.probe("store-torn-row-dropped");
+        ctx.probe(Probe::StoreTornRowDropped);
     }
     // The planted `store-ack-before-sync` leaves syncing to a background flusher.
     let _flusher = ctx.bug(Bug::StoreAckBeforeSync).then(|| {
@@ -115,7 +115,7 @@ pub async fn run_store(ctx: NodeCtx) -> Result<(), NodeError> {
                         duplicate,
                     });
                 } else {
-                    ctx.probe("store-dedup-hit");
+                    ctx.probe(Probe::StoreDedupHit);
                     ctx.record(Event::StoreApplied {
                         payment: payment.id,
                         partition,

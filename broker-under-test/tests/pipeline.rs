@@ -3,13 +3,13 @@
 //! is read back and every payment must be there exactly once.
 #![cfg(madsim)]
 
-use broker_under_test::cluster::{producer_name, Cluster, ClusterSpec, Workload, BROKER, STORE};
+use broker_under_test::cluster::{Cluster, ClusterSpec, Workload};
 use broker_under_test::codec::Response;
 use broker_under_test::log::{log_file, recover_log};
 use broker_under_test::storage::Tear;
 use broker_under_test::store::{recover_rows, APPLIED_FILE};
 use broker_under_test::transport::{Delivery, MessageKind, NetFaults, NoFaults};
-use broker_under_test::{Bug, Bugs, Event, Observer};
+use broker_under_test::{Bug, Bugs, Event, NodeName, Observer};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -27,7 +27,7 @@ struct Recorder {
 }
 
 impl Observer for Recorder {
-    fn record(&self, _node: &str, event: Event) {
+    fn record(&self, _node: NodeName, event: Event) {
         match event {
             Event::Outboxed { payment } => {
                 self.outboxed.lock().unwrap().insert(payment.id);
@@ -134,12 +134,16 @@ fn workload() -> Workload {
 fn durable_counts(cluster: &Cluster) -> (BTreeMap<String, u32>, BTreeMap<String, u32>) {
     let mut in_log = BTreeMap::new();
     for partition in 0..PARTITIONS {
-        let log = recover_log(&cluster.disk(BROKER).contents(&log_file(partition)));
+        let log = recover_log(
+            &cluster
+                .disk(NodeName::Broker)
+                .contents(&log_file(partition)),
+        );
         for payment in log.batches.iter().flat_map(|b| &b.records) {
             *in_log.entry(payment.id.clone()).or_default() += 1;
         }
     }
-    let (rows, _, _) = recover_rows(&cluster.disk(STORE).contents(APPLIED_FILE));
+    let (rows, _, _) = recover_rows(&cluster.disk(NodeName::Store).contents(APPLIED_FILE));
     let mut in_store = BTreeMap::new();
     for row in rows {
         *in_store.entry(row.payment.id).or_default() += 1;
@@ -162,12 +166,12 @@ fn run_pipeline(bugs: Bugs, faults: Faults) -> Outcome {
         if faults.crashes {
             madsim::time::sleep(Duration::from_millis(150)).await;
             // Keep half of each file's unsynced tail: a torn write for recovery to cut off.
-            cluster.crash(BROKER, &mut |_, unsynced| Tear {
+            cluster.crash(NodeName::Broker, &mut |_, unsynced| Tear {
                 keep: unsynced / 2,
                 garble: false,
             });
             madsim::time::sleep(Duration::from_millis(100)).await;
-            cluster.crash(&producer_name(1), &mut |_, unsynced| Tear {
+            cluster.crash(NodeName::Producer(1), &mut |_, unsynced| Tear {
                 keep: unsynced / 2,
                 garble: true,
             });
@@ -186,8 +190,8 @@ fn run_pipeline(bugs: Bugs, faults: Faults) -> Outcome {
         }
         let sim_time = start.elapsed();
         // Final recovery: the check reads what survives a crash, not what nodes hold in memory.
-        cluster.kill(BROKER, &mut |_, _| Tear::LOSE_ALL);
-        cluster.kill(STORE, &mut |_, _| Tear::LOSE_ALL);
+        cluster.kill(NodeName::Broker, &mut |_, _| Tear::LOSE_ALL);
+        cluster.kill(NodeName::Store, &mut |_, _| Tear::LOSE_ALL);
         let (in_log, in_store) = durable_counts(&cluster);
         let outboxed = recorder.outboxed.lock().unwrap().clone();
         Outcome {

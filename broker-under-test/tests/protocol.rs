@@ -2,11 +2,11 @@
 //! zombies, and duplicates answered with their original offset.
 #![cfg(madsim)]
 
-use broker_under_test::cluster::{broker_addr, store_addr, Cluster, ClusterSpec, Workload};
+use broker_under_test::cluster::{Cluster, ClusterSpec, Workload};
 use broker_under_test::codec::{ErrorCode, Payment, Request, Response};
 use broker_under_test::observe::NullObserver;
 use broker_under_test::transport::{NoFaults, SimTransport, Transport};
-use broker_under_test::Bugs;
+use broker_under_test::{Bugs, NodeName};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -71,6 +71,14 @@ fn produce(producer_id: u64, epoch: u32, base_seq: u32, n: u32) -> Request {
             .map(|i| Payment::generate(0, i, 4))
             .collect(),
     }
+}
+
+fn broker_addr() -> SocketAddr {
+    NodeName::Broker.sim_addr()
+}
+
+fn store_addr() -> SocketAddr {
+    NodeName::Store.sim_addr()
 }
 
 #[test]

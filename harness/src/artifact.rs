@@ -2,11 +2,11 @@
 //! careful loading (a missing, truncated or corrupt artifact is an error naming the problem).
 
 use crate::check::Anomaly;
+use crate::history::TraceHash;
 use crate::scenario::{Scenario, SPREAD_MAX_MS, TIME_MAX_MS};
-use crate::schedule::{Fault, FaultEntry};
+use crate::schedule::{Fault, FaultEntry, Target};
 use crate::world::{RunOutcome, RunPlan};
-use broker_under_test::cluster::{producer_name, BROKER, CONSUMER, STORE};
-use broker_under_test::{Bug, Bugs};
+use broker_under_test::{Bug, NodeName};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -18,10 +18,10 @@ pub struct Artifact {
     /// changes.
     pub scenario: Scenario,
     pub seed: u64,
-    pub bugs: Vec<String>,
+    pub bugs: Vec<Bug>,
     pub fault_schedule: Vec<FaultEntry>,
     pub anomalies: Vec<Anomaly>,
-    pub trace_hash: String,
+    pub trace_hash: TraceHash,
 }
 
 /// Why an artifact could not be used.
@@ -42,32 +42,24 @@ impl Artifact {
             harness_version: env!("CARGO_PKG_VERSION").to_string(),
             scenario: plan.scenario.clone(),
             seed: plan.seed,
-            bugs: plan.bug_names(),
+            bugs: plan.bugs.iter().collect(),
             fault_schedule: plan.schedule.clone(),
             anomalies: outcome.anomalies.clone(),
-            trace_hash: outcome.trace_hash.clone(),
+            trace_hash: outcome.trace_hash,
         }
     }
 
     /// The plan that replays this artifact: its scenario, seed, bugs and exact fault schedule.
-    pub fn plan(&self) -> Result<RunPlan, ArtifactError> {
-        let bugs = self
-            .bugs
-            .iter()
-            .map(|b| {
-                b.parse::<Bug>()
-                    .map_err(|e| ArtifactError(format!("artifact names {e}")))
-            })
-            .collect::<Result<Bugs, _>>()?;
-        Ok(RunPlan {
+    pub fn plan(&self) -> RunPlan {
+        RunPlan {
             scenario: self.scenario.clone(),
             seed: self.seed,
-            bugs,
+            bugs: self.bugs.iter().copied().collect(),
             schedule: self.fault_schedule.clone(),
             plant_nondeterminism: false,
             record_messages: false,
             scenario_arg: self.scenario.name.clone(),
-        })
+        }
     }
 
     /// Reads and validates an artifact file.
@@ -87,15 +79,7 @@ impl Artifact {
         self.scenario
             .validate()
             .map_err(|e| format!("scenario: {e}"))?;
-        self.plan().map_err(|e| e.to_string())?;
-        if self.trace_hash.len() != 32 || !self.trace_hash.chars().all(|c| c.is_ascii_hexdigit()) {
-            return Err(format!(
-                "trace_hash '{}' is not 32 hex digits",
-                self.trace_hash
-            ));
-        }
-        let mut nodes = vec![BROKER.to_string(), STORE.to_string(), CONSUMER.to_string()];
-        nodes.extend((0..self.scenario.workload.producers).map(producer_name));
+        let producers = self.scenario.workload.producers;
         if self
             .fault_schedule
             .windows(2)
@@ -116,11 +100,16 @@ impl Artifact {
                     ));
                 }
             }
-            let known = |n: &str| nodes.iter().any(|k| k == n);
-            let target_ok = known(&e.target)
-                || (e.target == "*"
-                    && e.fault.is_network()
-                    && !matches!(e.fault, Fault::Partition { .. }));
+            // A node of this scenario's system (the producers it has).
+            let known = |n: NodeName| !matches!(n, NodeName::Producer(i) if i >= producers);
+            let target_ok = match e.target {
+                Target::Node(node) => known(node),
+                // Only a window of messages may hit every node.
+                Target::All => matches!(
+                    e.fault,
+                    Fault::Loss { .. } | Fault::Duplicate { .. } | Fault::Delay { .. }
+                ),
+            };
             if !target_ok {
                 return Err(format!(
                     "fault_schedule[{i}]: unknown target '{}'",
@@ -128,7 +117,7 @@ impl Artifact {
                 ));
             }
             match &e.fault {
-                Fault::Partition { peer, .. } if !known(peer) || *peer == e.target => {
+                Fault::Partition { peer, .. } if !known(*peer) || e.target == (*peer).into() => {
                     return Err(format!("fault_schedule[{i}]: bad partition peer '{peer}'"));
                 }
                 Fault::Loss { rate } | Fault::Duplicate { rate } if !(0.0..=1.0).contains(rate) => {

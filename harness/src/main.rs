@@ -731,12 +731,12 @@ fn sweep_json(s: &Sweep, report: &SweepReport, artifacts: &[PathBuf]) -> serde_j
     };
     let probes: serde_json::Map<String, serde_json::Value> = probe_table(report)
         .into_iter()
-        .map(|(name, _, hits)| (name.to_string(), json!(hits)))
+        .map(|(probe, hits)| (probe.name().to_string(), json!(hits)))
         .collect();
     let never_hit: Vec<&str> = probe_table(report)
         .into_iter()
-        .filter(|p| p.2 == 0)
-        .map(|p| p.0)
+        .filter(|p| p.1 == 0)
+        .map(|p| p.0.name())
         .collect();
     json!({
         "scenario": scenario,
@@ -790,10 +790,14 @@ fn print_sweep(s: &Sweep, names: &[&str], report: &SweepReport, artifacts: &[Pat
     println!("  slowest seeds: {}", slowest.join(", "));
     println!("  probes (rare paths hit, summed over seeds):");
     let table = probe_table(report);
-    for (name, what, hits) in &table {
-        println!("    {hits:>9}  {name:<34} {what}");
+    for (probe, hits) in &table {
+        println!("    {hits:>9}  {probe:<34} {}", probe.description());
     }
-    let never: Vec<&str> = table.iter().filter(|p| p.2 == 0).map(|p| p.0).collect();
+    let never: Vec<&str> = table
+        .iter()
+        .filter(|p| p.1 == 0)
+        .map(|p| p.0.name())
+        .collect();
     if !never.is_empty() {
         println!("  probes never hit: {}", never.join(", "));
     }
@@ -819,7 +823,7 @@ fn replay(
     html: Option<&Path>,
 ) -> Result<ExitCode, Failure> {
     let artifact = Artifact::load(path).map_err(bad)?;
-    let mut plan = artifact.plan().map_err(bad)?;
+    let mut plan = artifact.plan();
     plan.record_messages = html.is_some();
     if !json {
         println!(
@@ -875,7 +879,7 @@ fn replay(
 
 fn shrink_artifact(path: &Path, out: Option<PathBuf>) -> Result<ExitCode, Failure> {
     let artifact = Artifact::load(path).map_err(bad)?;
-    let plan = artifact.plan().map_err(bad)?;
+    let plan = artifact.plan();
     let Some(kind) = artifact.anomalies.first().map(|a| a.kind) else {
         return Err(bad(format!(
             "artifact {} records no anomaly: nothing to shrink",
@@ -939,14 +943,7 @@ fn show(a: &Artifact, path: &Path) {
         w.producers, w.payments_per_producer, w.partitions, w.customers, w.payment_interval_ms, w.max_batch_records, w.duration_ms
     );
     println!("seed      {}", a.seed);
-    println!(
-        "bugs      {}",
-        if a.bugs.is_empty() {
-            "none".to_string()
-        } else {
-            a.bugs.join(", ")
-        }
-    );
+    println!("bugs      {}", bug_list(a.bugs.iter().copied().collect()));
     print_schedule(&a.fault_schedule);
     if a.anomalies.is_empty() {
         println!("no anomalies recorded");

@@ -37,7 +37,10 @@ fn the_same_seed_gives_the_same_trace_hash_in_two_processes_and_in_process() {
         7,
         Bugs::NONE,
     ));
-    assert_eq!(a["trace_hash"].as_str(), Some(here.trace_hash.as_str()));
+    assert_eq!(
+        a["trace_hash"].as_str(),
+        Some(here.trace_hash.to_string().as_str())
+    );
     let (_, other) = harness(&["run", "--scenario", "standard", "--seed", "8", "--json"]);
     assert_ne!(
         a["trace_hash"], other["trace_hash"],

@@ -1,8 +1,8 @@
 //! The faults really bite: over 200 standard seeds, most runs see a retried batch deduplicated
 //! after its acknowledgement was lost, crash every kind of node, and lose unsynced writes.
 
-use broker_under_test::{Bugs, Event};
-use harness::history::{HarnessEvent, What};
+use broker_under_test::{Bugs, Event, NodeName};
+use harness::history::{Actor, HarnessEvent, What};
 use harness::scenario::Scenario;
 use harness::sim::run;
 use harness::world::RunPlan;
@@ -54,12 +54,12 @@ fn over_200_standard_seeds_every_fault_kind_bites() {
         // the broker recognised as a duplicate.
         let mut timed_out = BTreeSet::new();
         // The broker knows producers by id; the history names them by node.
-        let producer_ids: std::collections::BTreeMap<String, u64> = outcome
+        let producer_ids: std::collections::BTreeMap<Actor, u64> = outcome
             .history
             .iter()
             .filter_map(|e| match &e.what {
                 What::Node(Event::ProducerInitialized { producer_id, .. }) => {
-                    Some((e.node.clone(), *producer_id))
+                    Some((e.node, *producer_id))
                 }
                 _ => None,
             })
@@ -74,19 +74,22 @@ fn over_200_standard_seeds_every_fault_kind_bites() {
                     base_seq,
                     error,
                 }) if error == "timed out" => {
-                    timed_out.insert((entry.node.clone(), *partition, *base_seq));
+                    timed_out.insert((entry.node, *partition, *base_seq));
                 }
                 What::Node(Event::ProduceAcked {
                     partition,
                     base_seq,
                     ..
                 }) => {
-                    dedup_after_lost_ack |= timed_out.contains(&(entry.node.clone(), *partition, *base_seq))
+                    dedup_after_lost_ack |= timed_out.contains(&(entry.node, *partition, *base_seq))
                         && outcome.history.iter().any(|e| matches!(&e.what, What::Node(Event::DuplicateBatch { partition: p, base_seq: s, producer_id, .. }) if p == partition && s == base_seq && Some(producer_id) == producer_ids.get(&entry.node) && e.at_us <= entry.at_us));
                 }
                 What::Harness(HarnessEvent::FinalRecovery) => break,
                 What::Harness(HarnessEvent::NodeCrashed { report }) => {
-                    crashed.insert(entry.node.split('-').next().unwrap().to_string());
+                    crashed.insert(match entry.node.node() {
+                        Some(NodeName::Producer(_)) => "producer".to_string(),
+                        other => other.map_or(String::new(), |n| n.to_string()),
+                    });
                     lost |= report.bytes_lost > 0;
                 }
                 _ => {}

@@ -51,7 +51,7 @@ fn a_failing_run_renders_lanes_the_anomaly_and_the_payments_path() {
     // Crashes and restarts of the consumer, lost messages, the header.
     assert!(count(&html, r#"<g class="crash""#) >= 1 && count(&html, r#"class="restart""#) >= 1);
     assert!(html.contains("harness run --scenario consumer-restarts --seed 0 --bug store-no-dedup"));
-    assert!(html.contains("FAIL") && html.contains(&outcome.trace_hash));
+    assert!(html.contains("FAIL") && html.contains(&outcome.trace_hash.to_string()));
     // Self-contained: no script, style, font or image from anywhere else.
     for external in ["src=", "<link", "@import", "url(http"] {
         assert!(

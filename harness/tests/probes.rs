@@ -2,8 +2,7 @@
 //! fenced, torn tail cut, snapshot used, ...). A probe never hit is a path the harness claims to
 //! test but does not.
 
-use broker_under_test::observe::PROBES;
-use broker_under_test::Bugs;
+use broker_under_test::{Bugs, Probe};
 use harness::explore::{probe_table, sweep, Sweep};
 use harness::scenario::Scenario;
 
@@ -22,11 +21,11 @@ fn a_standard_sweep_hits_every_probe() {
     let report = sweep(&s, &|_, _| {});
     assert_eq!(report.failed, 0);
     let table = probe_table(&report);
-    assert_eq!(table.len(), PROBES.len());
+    assert_eq!(table.len(), Probe::ALL.len());
     let never: Vec<&str> = table
         .iter()
-        .filter(|(_, _, hits)| *hits == 0)
-        .map(|(name, _, _)| *name)
+        .filter(|(_, hits)| *hits == 0)
+        .map(|(probe, _)| probe.name())
         .collect();
     assert!(
         never.is_empty(),

@@ -5,20 +5,20 @@
 //! `cargo test` runs a bounded number of cases from a fixed seed; proptest's own
 //! `PROPTEST_CASES` asks for more (`PROPTEST_CASES=500 cargo test --test schedules`).
 
-use broker_under_test::cluster::{producer_name, BROKER, CONSUMER, STORE};
+use broker_under_test::NodeName;
 use broker_under_test::{Bug, Bugs};
 use harness::artifact::Artifact;
 use harness::scenario::Scenario;
-use harness::schedule::{Fault, FaultEntry, FaultSchedule};
+use harness::schedule::{Fault, FaultEntry, FaultSchedule, Target};
 use harness::sim::run;
 use harness::world::{RunOutcome, RunPlan};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngSeed, TestCaseError, TestError, TestRunner};
 use std::path::PathBuf;
 
-fn nodes() -> Vec<String> {
-    let mut nodes = vec![BROKER.to_string(), STORE.to_string(), CONSUMER.to_string()];
-    nodes.extend((0..3).map(producer_name));
+fn nodes() -> Vec<NodeName> {
+    let mut nodes = vec![NodeName::Broker, NodeName::Store, NodeName::Consumer];
+    nodes.extend((0..3).map(NodeName::Producer));
     nodes
 }
 
@@ -30,7 +30,7 @@ fn fault() -> impl Strategy<Value = Fault> {
         }),
         Just(Fault::Pause),
         (0..6usize, any::<bool>()).prop_map(|(peer, two_way)| Fault::Partition {
-            peer: nodes()[peer].clone(),
+            peer: nodes()[peer],
             two_way
         }),
         (0.0..0.5f64).prop_map(|rate| Fault::Loss { rate }),
@@ -44,17 +44,17 @@ fn entry() -> impl Strategy<Value = FaultEntry> {
         let nodes = nodes();
         // Network windows may hit everyone ("*"); a partition needs two distinct nodes.
         let mut target = if target == 6 {
-            "*".to_string()
+            Target::All
         } else {
-            nodes[target].clone()
+            nodes[target].into()
         };
         if let Fault::Partition { peer, .. } = &fault {
-            if target == "*" || target == *peer {
-                target = nodes.iter().find(|n| *n != peer).unwrap().clone();
+            if target == Target::All || target == (*peer).into() {
+                target = (*nodes.iter().find(|n| *n != peer).unwrap()).into();
             }
         }
-        if target == "*" && !fault.is_network() {
-            target = BROKER.to_string();
+        if target == Target::All && !fault.is_network() {
+            target = NodeName::Broker.into();
         }
         FaultEntry {
             at_ms,

@@ -27,7 +27,7 @@ mod real_main {
     use broker_under_test::producer::{run_producer, ProducerConfig};
     use broker_under_test::real::{FileStorage, JsonLinesObserver, UdpTransport};
     use broker_under_test::store::run_store;
-    use broker_under_test::{Bug, Bugs};
+    use broker_under_test::{Bug, Bugs, NodeName};
     use std::collections::BTreeMap;
     use std::net::SocketAddr;
     use std::path::PathBuf;
@@ -96,7 +96,7 @@ mod real_main {
     fn run() -> Result<(), String> {
         let args = Args::parse()?;
         let role: String = args.get("role")?;
-        let name: String = args.get("name")?;
+        let name: NodeName = args.get("name")?;
         let listen: SocketAddr = args.get("listen")?;
         if !listen.ip().is_loopback() {
             return Err(format!("--listen {listen}: nodes listen on loopback only"));

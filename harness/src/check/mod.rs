@@ -8,7 +8,7 @@ mod log;
 mod producer;
 mod store;
 
-use crate::history::{Entry, What};
+use crate::history::{Actor, Entry, What};
 use broker_under_test::log::StoredBatch;
 use broker_under_test::store::StoreRow;
 use broker_under_test::{Event, Payment};
@@ -110,7 +110,7 @@ impl Durable {
 /// A produce acknowledgement as the producer saw it.
 #[derive(Clone, Debug)]
 pub(crate) struct Ack {
-    pub producer: String,
+    pub producer: Actor,
     pub partition: u32,
     pub base_seq: u32,
     pub base_offset: u64,
@@ -176,7 +176,7 @@ impl<'a> Facts<'a> {
                     base_offset,
                     payments,
                 } => facts.acks.push(Ack {
-                    producer: entry.node.clone(),
+                    producer: entry.node,
                     partition: *partition,
                     base_seq: *base_seq,
                     base_offset: *base_offset,

@@ -1,15 +1,16 @@
 //! Properties of what producers were told: acknowledged offsets follow their sequences.
 
 use super::{Anomaly, AnomalyKind, Facts};
+use crate::history::Actor;
 use std::collections::BTreeMap;
 
 /// `nonmonotonic-send`: a producer's batches, in sequence order, were acknowledged at offsets
 /// that do not increase.
 pub(super) fn nonmonotonic_send(facts: &Facts) -> Vec<Anomaly> {
-    let mut by_producer: BTreeMap<(&str, u32), BTreeMap<u32, &super::Ack>> = BTreeMap::new();
+    let mut by_producer: BTreeMap<(Actor, u32), BTreeMap<u32, &super::Ack>> = BTreeMap::new();
     for ack in &facts.acks {
         by_producer
-            .entry((&ack.producer, ack.partition))
+            .entry((ack.producer, ack.partition))
             .or_default()
             .insert(ack.base_seq, ack);
     }

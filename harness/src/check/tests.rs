@@ -21,7 +21,7 @@ fn payment(n: u32) -> Payment {
 fn at(at_us: u64, node: &str, event: Event) -> Entry {
     Entry {
         at_us,
-        node: node.into(),
+        node: node.parse().expect("a node name"),
         what: What::Node(event),
     }
 }

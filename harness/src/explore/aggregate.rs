@@ -1,15 +1,15 @@
 //! The order-independent aggregate hash of a sweep, and the merge of shards' aggregates.
 
-use crate::history::hash_lines;
+use crate::history::{hash_lines, TraceHash};
 
 /// The order-independent aggregate of a sweep: the XOR of every (scenario, seed, trace hash)
 /// line's hash. XOR does not care about order, jobs or sharding, and shards' aggregates merge
 /// by XOR into the whole range's.
-pub fn aggregate(results: impl IntoIterator<Item = (String, u64, String)>) -> String {
+pub fn aggregate(results: impl IntoIterator<Item = (String, u64, TraceHash)>) -> String {
     let mut acc = 0u128;
     for (scenario, seed, trace_hash) in results {
         let line = format!("{scenario} {seed} {trace_hash}");
-        acc ^= u128::from_str_radix(&hash_lines([line.as_str()]), 16).expect("hex hash");
+        acc ^= hash_lines([line.as_str()]);
     }
     format!("{acc:032x}")
 }
@@ -33,7 +33,7 @@ mod tests {
         let lines = |seeds: &[u64]| {
             seeds
                 .iter()
-                .map(|s| ("standard".to_string(), *s, format!("{s:032x}")))
+                .map(|s| ("standard".to_string(), *s, TraceHash(u128::from(*s))))
                 .collect::<Vec<_>>()
         };
         let whole = aggregate(lines(&[0, 1, 2, 3, 4]));

@@ -156,7 +156,7 @@ fn gentler(fault: &Fault) -> Option<Fault> {
             peer,
             two_way: true,
         } => Some(Fault::Partition {
-            peer: peer.clone(),
+            peer: *peer,
             two_way: false,
         }),
         Fault::Loss { rate } if *rate > 0.01 => Some(Fault::Loss { rate: rate / 2.0 }),

@@ -3,11 +3,12 @@
 
 use super::aggregate::aggregate;
 use super::determinism::compare_runs;
+use crate::history::TraceHash;
 use crate::scenario::Scenario;
 use crate::sim::run;
 use crate::world::outcome::{RunOutcome, Stats, Verdict};
 use crate::world::plan::RunPlan;
-use broker_under_test::Bugs;
+use broker_under_test::{Bugs, Probe};
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -34,10 +35,10 @@ pub struct Sweep {
 pub struct SeedResult {
     pub scenario: String,
     pub seed: u64,
-    pub trace_hash: String,
+    pub trace_hash: TraceHash,
     pub wall_us: u64,
     pub stats: Stats,
-    pub probes: BTreeMap<String, u64>,
+    pub probes: BTreeMap<Probe, u64>,
     /// The full outcome, for failures only.
     pub failure: Option<RunOutcome>,
 }
@@ -51,7 +52,7 @@ pub struct SweepReport {
     pub failures: Vec<RunOutcome>,
     pub stats: Stats,
     /// Probe hits summed over the seeds.
-    pub probes: BTreeMap<String, u64>,
+    pub probes: BTreeMap<Probe, u64>,
     pub aggregate_hash: String,
     pub wall_ms: u64,
     /// The slowest seeds: (wall microseconds, scenario, seed).
@@ -140,7 +141,7 @@ pub fn sweep(s: &Sweep, progress: &(dyn Fn(u64, u64) + Sync)) -> SweepReport {
         aggregate_hash: aggregate(
             results
                 .values()
-                .map(|r| (r.scenario.clone(), r.seed, r.trace_hash.clone())),
+                .map(|r| (r.scenario.clone(), r.seed, r.trace_hash)),
         ),
         wall_ms: started.elapsed().as_millis() as u64,
         slowest: Vec::new(),
@@ -148,7 +149,7 @@ pub fn sweep(s: &Sweep, progress: &(dyn Fn(u64, u64) + Sync)) -> SweepReport {
     for r in results.values() {
         report.stats.add(&r.stats);
         for (probe, hits) in &r.probes {
-            *report.probes.entry(probe.clone()).or_default() += hits;
+            *report.probes.entry(*probe).or_default() += hits;
         }
         match &r.failure {
             Some(outcome) => {
@@ -183,7 +184,7 @@ fn run_seed(s: &Sweep, scenario: &Scenario, seed: u64) -> SeedResult {
     SeedResult {
         scenario: scenario.name.clone(),
         seed,
-        trace_hash: outcome.trace_hash.clone(),
+        trace_hash: outcome.trace_hash,
         wall_us: started.elapsed().as_micros() as u64,
         stats: outcome.stats.clone(),
         probes: outcome.probes.clone(),
@@ -192,10 +193,10 @@ fn run_seed(s: &Sweep, scenario: &Scenario, seed: u64) -> SeedResult {
 }
 
 /// Every probe with its hits in a sweep, in catalogue order; never-hit probes have 0.
-pub fn probe_table(report: &SweepReport) -> Vec<(&'static str, &'static str, u64)> {
-    broker_under_test::observe::PROBES
-        .iter()
-        .map(|(name, what)| (*name, *what, report.probes.get(*name).copied().unwrap_or(0)))
+pub fn probe_table(report: &SweepReport) -> Vec<(Probe, u64)> {
+    Probe::ALL
+        .into_iter()
+        .map(|probe| (probe, report.probes.get(&probe).copied().unwrap_or(0)))
         .collect()
 }
 

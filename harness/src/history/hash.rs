@@ -1,7 +1,46 @@
 //! The stable trace hash of a history, and the line hash that aggregates build on.
 
 use super::Entry;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
 use std::io::Write;
+use std::str::FromStr;
+
+/// The stable hash of a run's history: 128 bits, written as 32 lowercase hex digits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TraceHash(pub u128);
+
+impl fmt::Display for TraceHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:032x}", self.0)
+    }
+}
+
+impl FromStr for TraceHash {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<TraceHash, String> {
+        if s.len() != 32 || !s.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(format!("trace hash '{s}' is not 32 hex digits"));
+        }
+        u128::from_str_radix(s, 16)
+            .map(TraceHash)
+            .map_err(|e| format!("trace hash '{s}': {e}"))
+    }
+}
+
+impl Serialize for TraceHash {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for TraceHash {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<TraceHash, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
 
 /// Feeds bytes to an xxh3-128 hasher.
 struct HashWriter(xxhash_rust::xxh3::Xxh3);
@@ -19,35 +58,35 @@ impl Write for HashWriter {
 /// The stable hash of a history: xxh3-128 over each entry's JSON line, as 32 hex digits. xxh3 is
 /// a fixed, published function (unlike std's `DefaultHasher`), and JSON field order is fixed
 /// by the types, so the hash is the same on every machine and Rust release.
-pub fn trace_hash(entries: &[Entry]) -> String {
+pub fn trace_hash(entries: &[Entry]) -> TraceHash {
     let mut w = HashWriter(xxhash_rust::xxh3::Xxh3::new());
     for entry in entries {
         serde_json::to_writer(&mut w, entry).expect("history entries serialize");
         w.0.update(b"\n");
     }
-    format!("{:032x}", w.0.digest128())
+    TraceHash(w.0.digest128())
 }
 
 /// The hash of arbitrary lines, for aggregates.
-pub fn hash_lines<'a>(lines: impl IntoIterator<Item = &'a str>) -> String {
+pub fn hash_lines<'a>(lines: impl IntoIterator<Item = &'a str>) -> u128 {
     let mut h = xxhash_rust::xxh3::Xxh3::new();
     for line in lines {
         h.update(line.as_bytes());
         h.update(b"\n");
     }
-    format!("{:032x}", h.digest128())
+    h.digest128()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::history::{HarnessEvent, What};
-    use broker_under_test::Event;
+    use broker_under_test::{Event, NodeName};
 
     fn entry(at_us: u64, node: &str) -> Entry {
         Entry {
             at_us,
-            node: node.into(),
+            node: node.parse().unwrap(),
             what: What::Harness(HarnessEvent::Healed),
         }
     }
@@ -59,9 +98,14 @@ mod tests {
     fn the_trace_hash_is_pinned_and_sensitive_to_every_field() {
         let history = vec![entry(1, "broker"), entry(2, "store")];
         // Pinned: if this changes, every recorded trace hash in the wild changes with it.
-        assert_eq!(trace_hash(&history), PINNED);
+        assert_eq!(trace_hash(&history).to_string(), PINNED);
+        assert_eq!(PINNED.parse::<TraceHash>(), Ok(trace_hash(&history)));
+        assert!("952a1fc2".parse::<TraceHash>().is_err());
+        assert!("952a1fc2bcd2339441de5da5e8607c7g"
+            .parse::<TraceHash>()
+            .is_err());
         assert_eq!(
-            trace_hash(&[]),
+            trace_hash(&[]).to_string(),
             format!("{:032x}", xxhash_rust::xxh3::xxh3_128(b""))
         );
         assert_ne!(
@@ -81,7 +125,7 @@ mod tests {
         assert_eq!(json, r#"{"at_us":5,"node":"broker","event":"healed"}"#);
         let node = Entry {
             at_us: 7,
-            node: "store".into(),
+            node: NodeName::Store.into(),
             what: What::Node(Event::StoreRecovered {
                 rows: 1,
                 truncated_bytes: 0,

@@ -4,22 +4,25 @@
 //! Checkers read the history; they never drive the run. Entries are appended in the order the
 //! single-threaded simulation produced them, so the history is itself deterministic.
 
+mod actor;
 mod hash;
 mod recorder;
 
-pub use hash::{hash_lines, trace_hash};
+pub use actor::Actor;
+pub use hash::{hash_lines, trace_hash, TraceHash};
 pub use recorder::{Recorder, STEP_LIMIT_PANIC};
 
 use crate::schedule::FaultEntry;
 use broker_under_test::storage::CrashReport;
-use broker_under_test::Event;
+use broker_under_test::{Event, NodeName};
 use serde::{Deserialize, Serialize};
 
 /// One thing that happened, when (simulated microseconds since the run started) and where.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Entry {
     pub at_us: u64,
-    pub node: String,
+    /// Who it is about (a node, every node, or the harness); `node` in the JSON.
+    pub node: Actor,
     #[serde(flatten)]
     pub what: What,
 }
@@ -48,16 +51,16 @@ pub enum HarnessEvent {
     NodeResumed,
     /// The network lost a message from `from` (recorded at the receiver, `node`).
     MessageDropped {
-        from: String,
+        from: NodeName,
         message: String,
         cause: String,
     },
     MessageDuplicated {
-        from: String,
+        from: NodeName,
         message: String,
     },
     MessageDelayed {
-        from: String,
+        from: NodeName,
         message: String,
         delay_us: u64,
     },

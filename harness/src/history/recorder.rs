@@ -1,8 +1,9 @@
 //! The `Recorder`: collects one run's history from every node (as their `Observer`), the
 //! network shim and the driver, counts probes beside it, and bounds the run in steps.
 
-use super::{Entry, HarnessEvent, What};
-use broker_under_test::{Event, Observer};
+use super::{Actor, Entry, HarnessEvent, What};
+use broker_under_test::{Event, NodeName, Observer, Probe};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
@@ -11,7 +12,7 @@ use std::sync::Mutex;
 pub struct Recorder {
     entries: Mutex<Vec<Entry>>,
     /// How often each probe was hit; probes are counted, not part of the trace.
-    probes: Mutex<std::collections::BTreeMap<&'static str, u64>>,
+    probes: Mutex<BTreeMap<Probe, u64>>,
     steps: AtomicU64,
     max_steps: u64,
 }
@@ -24,7 +25,7 @@ impl Recorder {
     pub fn new(max_steps: u64) -> Recorder {
         Recorder {
             entries: Mutex::new(Vec::with_capacity(4096)),
-            probes: Mutex::new(std::collections::BTreeMap::new()),
+            probes: Mutex::new(BTreeMap::new()),
             steps: AtomicU64::new(0),
             max_steps,
         }
@@ -42,19 +43,16 @@ impl Recorder {
         }
     }
 
-    pub fn steps(&self) -> u64 {
-        self.steps.load(Ordering::Relaxed)
+    /// Records what the harness did to `node` (or to every node, or as the harness).
+    pub fn harness(&self, node: impl Into<Actor>, event: HarnessEvent) {
+        self.push(node.into(), What::Harness(event));
     }
 
-    pub fn harness(&self, node: &str, event: HarnessEvent) {
-        self.push(node, What::Harness(event));
-    }
-
-    fn push(&self, node: &str, what: What) {
+    fn push(&self, node: Actor, what: What) {
         self.step();
         let entry = Entry {
             at_us: Self::now_us(),
-            node: node.to_string(),
+            node,
             what,
         };
         self.entries
@@ -68,9 +66,11 @@ impl Recorder {
         f(&self.entries.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
-    pub fn probes(&self) -> std::collections::BTreeMap<String, u64> {
-        let probes = self.probes.lock().unwrap_or_else(|e| e.into_inner());
-        probes.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+    pub fn probes(&self) -> BTreeMap<Probe, u64> {
+        self.probes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub fn take(&self) -> Vec<Entry> {
@@ -79,16 +79,16 @@ impl Recorder {
 }
 
 impl Observer for Recorder {
-    fn record(&self, node: &str, event: Event) {
-        self.push(node, What::Node(event));
+    fn record(&self, node: NodeName, event: Event) {
+        self.push(node.into(), What::Node(event));
     }
 
-    fn probe(&self, _node: &str, name: &'static str) {
+    fn probe(&self, _node: NodeName, probe: Probe) {
         *self
             .probes
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .entry(name)
+            .entry(probe)
             .or_default() += 1;
     }
 }

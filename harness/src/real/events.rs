@@ -3,8 +3,8 @@
 //! driver's own notes into one history ordered by wall-clock time.
 
 use super::procs::Procs;
-use crate::history::{Entry, What};
-use broker_under_test::Event;
+use crate::history::{Actor, Entry, What};
+use broker_under_test::{Event, NodeName};
 use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -21,20 +21,20 @@ struct Tail {
 pub(crate) struct EventFiles {
     /// The run's start on the wall clock; entries are stamped relative to it.
     start_us: u64,
-    tails: BTreeMap<String, Tail>,
+    tails: BTreeMap<NodeName, Tail>,
 }
 
 impl EventFiles {
-    pub(crate) fn new(dir: &Path, start_us: u64, names: &[String]) -> EventFiles {
+    pub(crate) fn new(dir: &Path, start_us: u64, names: &[NodeName]) -> EventFiles {
         let tails = names
             .iter()
             .map(|name| {
                 let tail = Tail {
-                    path: Procs::events_file(dir, name),
+                    path: Procs::events_file(dir, *name),
                     offset: 0,
                     entries: Vec::new(),
                 };
-                (name.clone(), tail)
+                (*name, tail)
             })
             .collect();
         EventFiles { start_us, tails }
@@ -45,7 +45,7 @@ impl EventFiles {
         let mut new = Vec::new();
         for (name, tail) in &mut self.tails {
             let before = tail.entries.len();
-            tail.read_new(name, self.start_us);
+            tail.read_new(*name, self.start_us);
             new.extend_from_slice(&tail.entries[before..]);
         }
         new
@@ -64,7 +64,7 @@ impl EventFiles {
 }
 
 impl Tail {
-    fn read_new(&mut self, name: &str, start_us: u64) {
+    fn read_new(&mut self, name: NodeName, start_us: u64) {
         let Ok(mut file) = std::fs::File::open(&self.path) else {
             return; // not created yet
         };
@@ -88,13 +88,16 @@ impl Tail {
     }
 }
 
-fn parse_line(line: &[u8], name: &str, start_us: u64) -> Option<Entry> {
+fn parse_line(line: &[u8], name: NodeName, start_us: u64) -> Option<Entry> {
     let value = serde_json::from_slice::<serde_json::Value>(line).ok()?;
     let at_us = value["at_us"]
         .as_u64()
         .unwrap_or(0)
         .saturating_sub(start_us);
-    let node = value["node"].as_str().unwrap_or(name).to_string();
+    let node = match value["node"].as_str() {
+        Some(node) => node.parse().ok()?,
+        None => Actor::Node(name),
+    };
     let event = serde_json::from_value::<Event>(value).ok()?;
     Some(Entry {
         at_us,

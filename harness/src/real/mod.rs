@@ -13,16 +13,15 @@ mod events;
 mod procs;
 mod proxy;
 
-use crate::history::{Entry, HarnessEvent, What};
+use crate::history::{Actor, Entry, HarnessEvent, What};
 use crate::schedule::Fault;
 use crate::world::durable::read_durable;
 use crate::world::liveness::{Liveness, Settled};
 use crate::world::outcome::Ending;
 use crate::world::plan::{generator, STREAM_NETWORK};
 use crate::world::{RunOutcome, RunPlan, Stats};
-use broker_under_test::cluster::{producer_name, BROKER, CONSUMER, STORE};
 use broker_under_test::storage::CrashReport;
-use broker_under_test::Event;
+use broker_under_test::{Event, NodeName};
 use events::EventFiles;
 use procs::Procs;
 use proxy::{Proxy, Rules};
@@ -86,15 +85,15 @@ impl Ports {
     }
 
     /// Node names by port: every node sends from the port it listens on.
-    fn names(&self) -> BTreeMap<u16, String> {
-        let mut names: BTreeMap<u16, String> = [
-            (self.broker, BROKER.to_string()),
-            (self.store, STORE.to_string()),
-            (self.consumer, CONSUMER.to_string()),
+    fn names(&self) -> BTreeMap<u16, NodeName> {
+        let mut names: BTreeMap<u16, NodeName> = [
+            (self.broker, NodeName::Broker),
+            (self.store, NodeName::Store),
+            (self.consumer, NodeName::Consumer),
         ]
         .into();
         for (index, port) in self.producers.iter().enumerate() {
-            names.insert(*port, producer_name(index as u32));
+            names.insert(*port, NodeName::Producer(index as u32));
         }
         names
     }
@@ -139,8 +138,8 @@ impl World {
         let rules = Arc::new(rules);
         let loopback = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
         let servers = [
-            (BROKER.to_string(), loopback(ports.broker)),
-            (STORE.to_string(), loopback(ports.store)),
+            (NodeName::Broker, loopback(ports.broker)),
+            (NodeName::Store, loopback(ports.store)),
         ];
         let proxy = Proxy::start(&servers, rules.clone(), delayed)
             .map_err(|e| format!("cannot start the proxy: {e}"))?;
@@ -148,7 +147,7 @@ impl World {
         add_nodes(&mut procs, plan, dir, &ports, &proxy);
         let names = procs.names();
         for name in &names {
-            procs.start(name)?;
+            procs.start(*name)?;
         }
         Ok(World {
             procs,
@@ -165,10 +164,10 @@ impl World {
         epoch_us().saturating_sub(self.start_us)
     }
 
-    fn note(&mut self, node: &str, event: HarnessEvent) {
+    fn note(&mut self, node: impl Into<Actor>, event: HarnessEvent) {
         self.notes.push(Entry {
             at_us: self.now_us(),
-            node: node.to_string(),
+            node: node.into(),
             what: What::Harness(event),
         });
     }
@@ -177,15 +176,19 @@ impl World {
     /// the proxy), then waits out the rest of the scenario's duration.
     fn inject(&mut self, plan: &RunPlan) -> Result<(), String> {
         let duration_ms = plan.scenario.workload.duration_ms;
-        let mut actions: Vec<(u64, Action, &str)> = Vec::new();
+        let mut actions: Vec<(u64, Action, NodeName)> = Vec::new();
         for e in &plan.schedule {
             let (begin, end) = match e.fault {
                 Fault::Crash { .. } => (Action::Kill, Action::Restart),
                 Fault::Pause => (Action::Pause, Action::Resume),
                 _ => continue,
             };
-            actions.push((e.at_ms, begin, &e.target));
-            actions.push((e.at_ms + e.duration_ms, end, &e.target));
+            // Node faults hit one node (a validated schedule says so).
+            let Some(node) = e.target.node() else {
+                continue;
+            };
+            actions.push((e.at_ms, begin, node));
+            actions.push((e.at_ms + e.duration_ms, end, node));
         }
         actions.retain(|(at, _, _)| *at < duration_ms);
         actions.sort_by_key(|(at, _, _)| *at);
@@ -203,7 +206,7 @@ impl World {
     }
 
     /// One action on one node, noted in the history if it changed anything.
-    fn act(&mut self, action: Action, node: &str) -> Result<(), String> {
+    fn act(&mut self, action: Action, node: NodeName) -> Result<(), String> {
         let event = match action {
             Action::Kill if self.procs.kill(node) => HarnessEvent::NodeCrashed {
                 report: CrashReport::default(),
@@ -223,14 +226,14 @@ impl World {
     /// Faults stop: every node down restarts, every paused node resumes, the network is whole.
     fn heal(&mut self) -> Result<(), String> {
         for name in self.procs.names() {
-            if self.procs.is_down(&name) {
-                self.act(Action::Restart, &name)?;
+            if self.procs.is_down(name) {
+                self.act(Action::Restart, name)?;
             } else {
-                self.act(Action::Resume, &name)?;
+                self.act(Action::Resume, name)?;
             }
         }
         self.rules.heal();
-        self.note("harness", HarnessEvent::Healed);
+        self.note(Actor::Harness, HarnessEvent::Healed);
         Ok(())
     }
 
@@ -242,7 +245,7 @@ impl World {
         loop {
             liveness.absorb(&self.events.read_new());
             if let Some(settled) = liveness.verdict(Instant::now() >= deadline) {
-                self.note("harness", settled.event());
+                self.note(Actor::Harness, settled.event());
                 return settled;
             }
             std::thread::sleep(LIVENESS_POLL);
@@ -258,14 +261,14 @@ impl World {
         settled: Settled,
         liveness: Duration,
     ) -> RunOutcome {
-        self.note("harness", HarnessEvent::FinalRecovery);
+        self.note(Actor::Harness, HarnessEvent::FinalRecovery);
         self.procs.kill_all();
         drop(self.proxy.take());
         self.notes.extend(self.rules.events());
         self.events.read_new();
         let history = self.events.history(&self.notes);
         let durable = read_durable(plan.scenario.workload.partitions, |node, file| {
-            std::fs::read(dir.join(node).join(file)).unwrap_or_default()
+            std::fs::read(dir.join(node.to_string()).join(file)).unwrap_or_default()
         });
         let ending = Ending {
             durable,
@@ -304,19 +307,19 @@ enum Action {
 fn add_nodes(procs: &mut Procs, plan: &RunPlan, dir: &Path, ports: &Ports, proxy: &Proxy) {
     let w = &plan.scenario.workload;
     let (broker, store) = (
-        proxy.public[BROKER].to_string(),
-        proxy.public[STORE].to_string(),
+        proxy.public[&NodeName::Broker].to_string(),
+        proxy.public[&NodeName::Store].to_string(),
     );
-    let common = |role: &str, name: &str, port: u16| -> Vec<String> {
+    let common = |role: &str, name: NodeName, port: u16| -> Vec<String> {
         let mut args = vec![
             "--role".into(),
             role.into(),
             "--name".into(),
-            name.into(),
+            name.to_string(),
             "--listen".into(),
             format!("127.0.0.1:{port}"),
             "--data-dir".into(),
-            dir.join(name).display().to_string(),
+            dir.join(name.to_string()).display().to_string(),
             "--partitions".into(),
             w.partitions.to_string(),
             "--seed".into(),
@@ -327,14 +330,20 @@ fn add_nodes(procs: &mut Procs, plan: &RunPlan, dir: &Path, ports: &Ports, proxy
         }
         args
     };
-    procs.add(BROKER, common("broker", BROKER, ports.broker));
-    procs.add(STORE, common("store", STORE, ports.store));
-    let mut consumer = common("consumer", CONSUMER, ports.consumer);
+    procs.add(
+        NodeName::Broker,
+        common("broker", NodeName::Broker, ports.broker),
+    );
+    procs.add(
+        NodeName::Store,
+        common("store", NodeName::Store, ports.store),
+    );
+    let mut consumer = common("consumer", NodeName::Consumer, ports.consumer);
     consumer.extend(["--broker".into(), broker.clone(), "--store".into(), store]);
-    procs.add(CONSUMER, consumer);
+    procs.add(NodeName::Consumer, consumer);
     for (index, port) in ports.producers.iter().enumerate() {
-        let name = producer_name(index as u32);
-        let mut args = common("producer", &name, *port);
+        let name = NodeName::Producer(index as u32);
+        let mut args = common("producer", name, *port);
         args.extend([
             "--broker".into(),
             broker.clone(),
@@ -349,14 +358,14 @@ fn add_nodes(procs: &mut Procs, plan: &RunPlan, dir: &Path, ports: &Ports, proxy
             "--max-batch".into(),
             w.max_batch_records.to_string(),
         ]);
-        procs.add(&name, args);
+        procs.add(name, args);
     }
 }
 
 /// How many broker SIGKILLs hit while some produce request was in flight (sent, neither
 /// acknowledged nor failed yet): the crashes that test the idempotent producer.
 pub fn broker_kills_with_produces_in_flight(history: &[Entry]) -> u64 {
-    let mut in_flight: std::collections::BTreeSet<(String, u32, u32)> =
+    let mut in_flight: std::collections::BTreeSet<(Actor, u32, u32)> =
         std::collections::BTreeSet::new();
     let mut kills = 0;
     for e in history {
@@ -366,7 +375,7 @@ pub fn broker_kills_with_produces_in_flight(history: &[Entry]) -> u64 {
                 base_seq,
                 ..
             }) => {
-                in_flight.insert((e.node.clone(), *partition, *base_seq));
+                in_flight.insert((e.node, *partition, *base_seq));
             }
             What::Node(
                 Event::ProduceAcked {
@@ -380,9 +389,11 @@ pub fn broker_kills_with_produces_in_flight(history: &[Entry]) -> u64 {
                     ..
                 },
             ) => {
-                in_flight.remove(&(e.node.clone(), *partition, *base_seq));
+                in_flight.remove(&(e.node, *partition, *base_seq));
             }
-            What::Harness(HarnessEvent::NodeCrashed { .. }) if e.node == BROKER => {
+            What::Harness(HarnessEvent::NodeCrashed { .. })
+                if e.node == Actor::Node(NodeName::Broker) =>
+            {
                 kills += u64::from(!in_flight.is_empty());
             }
             _ => {}

@@ -1,6 +1,7 @@
 //! Real mode's processes: one `node` process per node of the system, started, SIGKILLed,
 //! SIGSTOPped and SIGCONTed by name. Each start is a new incarnation of the node.
 
+use broker_under_test::NodeName;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -19,7 +20,7 @@ pub(crate) struct Procs {
     dir: PathBuf,
     /// How long a process may live at most: a bound, so that no process outlives a run.
     run_for_ms: u64,
-    procs: BTreeMap<String, Proc>,
+    procs: BTreeMap<NodeName, Proc>,
 }
 
 impl Procs {
@@ -33,31 +34,31 @@ impl Procs {
     }
 
     /// Where the node `name` appends its events.
-    pub(crate) fn events_file(dir: &Path, name: &str) -> PathBuf {
+    pub(crate) fn events_file(dir: &Path, name: NodeName) -> PathBuf {
         dir.join(format!("{name}.events.jsonl"))
     }
 
     /// Adds a node, not started, with the arguments its every incarnation gets.
-    pub(crate) fn add(&mut self, name: &str, args: Vec<String>) {
+    pub(crate) fn add(&mut self, name: NodeName, args: Vec<String>) {
         let proc = Proc {
             args,
             child: None,
             incarnations: 0,
             paused: false,
         };
-        self.procs.insert(name.to_string(), proc);
+        self.procs.insert(name, proc);
     }
 
-    pub(crate) fn names(&self) -> Vec<String> {
-        self.procs.keys().cloned().collect()
+    pub(crate) fn names(&self) -> Vec<NodeName> {
+        self.procs.keys().copied().collect()
     }
 
     /// Starts a new incarnation of the node.
-    pub(crate) fn start(&mut self, name: &str) -> Result<(), String> {
+    pub(crate) fn start(&mut self, name: NodeName) -> Result<(), String> {
         let events = Self::events_file(&self.dir, name);
         let proc = self
             .procs
-            .get_mut(name)
+            .get_mut(&name)
             .ok_or_else(|| format!("no node {name}"))?;
         proc.incarnations += 1;
         let child = Command::new(&self.node_bin)
@@ -76,8 +77,8 @@ impl Procs {
 
     /// SIGKILL: the process dies wherever it is, produces in flight and all. False if it was
     /// already down.
-    pub(crate) fn kill(&mut self, name: &str) -> bool {
-        let Some(proc) = self.procs.get_mut(name) else {
+    pub(crate) fn kill(&mut self, name: NodeName) -> bool {
+        let Some(proc) = self.procs.get_mut(&name) else {
             return false;
         };
         let Some(mut child) = proc.child.take() else {
@@ -93,8 +94,8 @@ impl Procs {
     }
 
     /// SIGSTOP (`stop`) or SIGCONT; false if the process is down or already so.
-    pub(crate) fn pause(&mut self, name: &str, stop: bool) -> bool {
-        let Some(proc) = self.procs.get_mut(name) else {
+    pub(crate) fn pause(&mut self, name: NodeName, stop: bool) -> bool {
+        let Some(proc) = self.procs.get_mut(&name) else {
             return false;
         };
         let Some(child) = &proc.child else {
@@ -108,13 +109,13 @@ impl Procs {
         true
     }
 
-    pub(crate) fn is_down(&self, name: &str) -> bool {
-        self.procs.get(name).is_none_or(|p| p.child.is_none())
+    pub(crate) fn is_down(&self, name: NodeName) -> bool {
+        self.procs.get(&name).is_none_or(|p| p.child.is_none())
     }
 
     pub(crate) fn kill_all(&mut self) {
         for name in self.names() {
-            self.kill(&name);
+            self.kill(name);
         }
     }
 }

@@ -7,6 +7,7 @@
 use crate::history::{Entry, HarnessEvent, What};
 use crate::schedule::FaultEntry;
 use crate::world::fate::{Fate, Fates};
+use broker_under_test::NodeName;
 use rand_chacha::ChaCha8Rng;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
@@ -28,7 +29,7 @@ pub struct Rules {
     started: Instant,
     start_us: u64,
     /// Node name by listening port (every node sends from the port it listens on).
-    names: BTreeMap<u16, String>,
+    names: BTreeMap<u16, NodeName>,
     delayed: Mutex<Sender<Delayed>>,
     events: Mutex<Vec<Entry>>,
 }
@@ -49,7 +50,7 @@ impl Rules {
         schedule: &[FaultEntry],
         network_rng: ChaCha8Rng,
         start_us: u64,
-        names: BTreeMap<u16, String>,
+        names: BTreeMap<u16, NodeName>,
     ) -> (Rules, Receiver<Delayed>) {
         let (tx, rx) = mpsc::channel();
         let rules = Rules {
@@ -67,21 +68,18 @@ impl Rules {
         self.fates.heal();
     }
 
-    fn name(&self, addr: SocketAddr) -> String {
-        self.names
-            .get(&addr.port())
-            .cloned()
-            .unwrap_or_else(|| addr.to_string())
+    fn name(&self, addr: SocketAddr) -> Option<NodeName> {
+        self.names.get(&addr.port()).copied()
     }
 
-    fn note(&self, to: &str, what: HarnessEvent) {
+    fn note(&self, to: NodeName, what: HarnessEvent) {
         let at_us = super::epoch_us().saturating_sub(self.start_us);
         self.events
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(Entry {
                 at_us,
-                node: to.to_string(),
+                node: to.into(),
                 what: What::Harness(what),
             });
     }
@@ -110,7 +108,14 @@ impl Rules {
     }
 
     /// Applies the fate of one datagram from `from` to `to`, sending it on `socket` to `dst`.
-    fn pass(&self, socket: &UdpSocket, bytes: &[u8], dst: SocketAddr, from: &str, to: &str) {
+    fn pass(
+        &self,
+        socket: &UdpSocket,
+        bytes: &[u8],
+        dst: SocketAddr,
+        from: NodeName,
+        to: NodeName,
+    ) {
         let now_ms = self.started.elapsed().as_millis() as u64;
         let Fate {
             dropped,
@@ -120,7 +125,7 @@ impl Rules {
         let message = || format!("{} bytes", bytes.len());
         if let Some(cause) = dropped {
             let what = HarnessEvent::MessageDropped {
-                from: from.to_string(),
+                from,
                 message: message(),
                 cause: cause.name().to_string(),
             };
@@ -129,7 +134,6 @@ impl Rules {
         }
         if !delay.is_zero() {
             let delay_us = delay.as_micros() as u64;
-            let from = from.to_string();
             let message = message();
             self.note(
                 to,
@@ -144,7 +148,7 @@ impl Rules {
         if let Some(gap) = duplicate_gap {
             self.send_after(socket, bytes, dst, delay + gap);
             let what = HarnessEvent::MessageDuplicated {
-                from: from.to_string(),
+                from,
                 message: message(),
             };
             self.note(to, what);
@@ -208,14 +212,14 @@ pub struct Proxy {
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
     /// The public address clients use for each server.
-    pub public: BTreeMap<String, SocketAddr>,
+    pub public: BTreeMap<NodeName, SocketAddr>,
 }
 
 impl Proxy {
     /// Fronts each `(name, real address)` server; `delayed` is the receiving end of the
     /// rules' delay line.
     pub fn start(
-        servers: &[(String, SocketAddr)],
+        servers: &[(NodeName, SocketAddr)],
         rules: Arc<Rules>,
         delayed: Receiver<Delayed>,
     ) -> std::io::Result<Proxy> {
@@ -226,8 +230,8 @@ impl Proxy {
         for (name, real) in servers {
             let socket = UdpSocket::bind("127.0.0.1:0")?;
             socket.set_read_timeout(Some(POLL))?;
-            public.insert(name.clone(), socket.local_addr()?);
-            let (stop, rules, name, real) = (stop.clone(), rules.clone(), name.clone(), *real);
+            public.insert(*name, socket.local_addr()?);
+            let (stop, rules, name, real) = (stop.clone(), rules.clone(), *name, *real);
             threads.push(std::thread::spawn(move || {
                 front(socket, real, name, rules, stop)
             }));
@@ -253,7 +257,7 @@ impl Drop for Proxy {
 fn front(
     public: UdpSocket,
     real: SocketAddr,
-    server: String,
+    server: NodeName,
     rules: Arc<Rules>,
     stop: Arc<AtomicBool>,
 ) {
@@ -264,7 +268,10 @@ fn front(
         let Ok((len, client)) = public.recv_from(&mut buf) else {
             continue;
         };
-        let client_name = rules.name(client);
+        // Only the system's nodes talk through the proxy; anything else is not forwarded.
+        let Some(client_name) = rules.name(client) else {
+            continue;
+        };
         if let std::collections::btree_map::Entry::Vacant(slot) = upstreams.entry(client) {
             let Ok(upstream) = UdpSocket::bind("127.0.0.1:0") else {
                 continue;
@@ -273,29 +280,18 @@ fn front(
             let (Ok(up), Ok(back)) = (upstream.try_clone(), public.try_clone()) else {
                 continue;
             };
-            let (rules, stop, server, client_name) = (
-                rules.clone(),
-                stop.clone(),
-                server.clone(),
-                client_name.clone(),
-            );
+            let (rules, stop) = (rules.clone(), stop.clone());
             children.push(std::thread::spawn(move || {
                 let mut buf = vec![0u8; DATAGRAM_MAX];
                 while !stop.load(Ordering::Relaxed) {
                     if let Ok((len, _)) = up.recv_from(&mut buf) {
-                        rules.pass(&back, &buf[..len], client, &server, &client_name);
+                        rules.pass(&back, &buf[..len], client, server, client_name);
                     }
                 }
             }));
             slot.insert(upstream);
         }
-        rules.pass(
-            &upstreams[&client],
-            &buf[..len],
-            real,
-            &client_name,
-            &server,
-        );
+        rules.pass(&upstreams[&client], &buf[..len], real, client_name, server);
     }
     for c in children {
         let _ = c.join();

@@ -1,9 +1,9 @@
 //! Drawing a run's fault schedule from the scenario and the run's schedule generator.
 
 use super::swarm::swarm;
-use super::{Fault, FaultEntry, FaultSchedule};
+use super::{Fault, FaultEntry, FaultSchedule, Target};
 use crate::scenario::{CrashSpec, FaultSpec, PartitionSpec, Range, Scenario, WindowSpec};
-use broker_under_test::cluster::{producer_name, BROKER, CONSUMER, STORE};
+use broker_under_test::NodeName;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
@@ -34,20 +34,20 @@ pub fn generate(scenario: &Scenario, rng: &mut ChaCha8Rng) -> FaultSchedule {
         &scenario.faults
     };
     let w = &scenario.workload;
-    let producers: Vec<String> = (0..w.producers).map(producer_name).collect();
-    let mut nodes = vec![BROKER.to_string(), STORE.to_string(), CONSUMER.to_string()];
-    nodes.extend(producers.iter().cloned());
+    let producers: Vec<NodeName> = (0..w.producers).map(NodeName::Producer).collect();
+    let mut nodes = vec![NodeName::Broker, NodeName::Store, NodeName::Consumer];
+    nodes.extend(producers.iter().copied());
     let mut draw = Draw {
         rng,
         duration_ms: w.duration_ms,
         nodes,
         schedule: Vec::new(),
     };
-    let crash_kinds: [(&Option<CrashSpec>, Vec<String>); 4] = [
-        (&f.broker_crash, vec![BROKER.to_string()]),
+    let crash_kinds: [(&Option<CrashSpec>, Vec<NodeName>); 4] = [
+        (&f.broker_crash, vec![NodeName::Broker]),
         (&f.producer_crash, producers),
-        (&f.consumer_crash, vec![CONSUMER.to_string()]),
-        (&f.store_crash, vec![STORE.to_string()]),
+        (&f.consumer_crash, vec![NodeName::Consumer]),
+        (&f.store_crash, vec![NodeName::Store]),
     ];
     for (spec, targets) in crash_kinds {
         if let Some(spec) = spec {
@@ -87,7 +87,7 @@ struct Draw<'a> {
     /// Faults start within the scenario's duration.
     duration_ms: u64,
     /// Every node, in the fixed order broker, store, consumer, producers.
-    nodes: Vec<String>,
+    nodes: Vec<NodeName>,
     schedule: FaultSchedule,
 }
 
@@ -96,14 +96,14 @@ impl Draw<'_> {
         self.rng.random_range(0..self.duration_ms)
     }
 
-    fn any_node(&mut self) -> String {
-        self.nodes[self.rng.random_range(0..self.nodes.len())].clone()
+    fn any_node(&mut self) -> NodeName {
+        self.nodes[self.rng.random_range(0..self.nodes.len())]
     }
 
     /// Each crash draws, in this order: target, torn, garble, start, downtime.
-    fn crashes(&mut self, spec: &CrashSpec, targets: &[String], f: &FaultSpec) {
+    fn crashes(&mut self, spec: &CrashSpec, targets: &[NodeName], f: &FaultSpec) {
         for _ in 0..draw_u32(self.rng, &spec.count) {
-            let target = targets[self.rng.random_range(0..targets.len())].clone();
+            let target = targets[self.rng.random_range(0..targets.len())].into();
             let torn = self.rng.random_bool(f.torn_write_probability);
             let garble = torn && self.rng.random_bool(f.garble_probability);
             let at_ms = self.at();
@@ -116,7 +116,7 @@ impl Draw<'_> {
     /// Each pause draws: target, start, length.
     fn pauses(&mut self, spec: &WindowSpec) {
         for _ in 0..draw_u32(self.rng, &spec.count) {
-            let target = self.any_node();
+            let target = self.any_node().into();
             let at_ms = self.at();
             let duration_ms = draw_u64(self.rng, &spec.duration_ms);
             self.push(at_ms, target, duration_ms, Fault::Pause);
@@ -133,8 +133,7 @@ impl Draw<'_> {
             let two_way = self.rng.random_bool(spec.two_way_probability);
             let at_ms = self.at();
             let duration_ms = draw_u64(self.rng, &spec.duration_ms);
-            let peer = self.nodes[b].clone();
-            let target = self.nodes[a].clone();
+            let (target, peer) = (self.nodes[a].into(), self.nodes[b]);
             self.push(
                 at_ms,
                 target,
@@ -154,9 +153,9 @@ impl Draw<'_> {
     ) {
         for _ in 0..draw_u32(self.rng, count) {
             let target = if self.rng.random_bool(0.5) {
-                "*".to_string()
+                Target::All
             } else {
-                self.any_node()
+                self.any_node().into()
             };
             let fault = param(self.rng);
             let at_ms = self.at();
@@ -165,7 +164,7 @@ impl Draw<'_> {
         }
     }
 
-    fn push(&mut self, at_ms: u64, target: String, duration_ms: u64, fault: Fault) {
+    fn push(&mut self, at_ms: u64, target: Target, duration_ms: u64, fault: Fault) {
         self.schedule.push(FaultEntry {
             at_ms,
             target,

@@ -7,9 +7,12 @@
 
 mod generate;
 mod swarm;
+mod target;
 
 pub use generate::generate;
+pub use target::Target;
 
+use broker_under_test::NodeName;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -18,8 +21,8 @@ use std::fmt;
 pub struct FaultEntry {
     /// When it starts, in simulated milliseconds from the start of the run.
     pub at_ms: u64,
-    /// The node it hits; for network faults `*` means every node's messages.
-    pub target: String,
+    /// The node it hits, or for a loss, duplicate or delay window every node's messages.
+    pub target: Target,
     /// How long it lasts (a crashed node's downtime, a window's length).
     pub duration_ms: u64,
     #[serde(flatten)]
@@ -36,7 +39,7 @@ pub enum Fault {
     /// The node's tasks freeze for `duration_ms`, then go on as if nothing happened.
     Pause,
     /// Messages from `target` to `peer` (and back, if `two_way`) are lost.
-    Partition { peer: String, two_way: bool },
+    Partition { peer: NodeName, two_way: bool },
     /// Each message to or from `target` is lost with probability `rate`.
     Loss { rate: f64 },
     /// Each message to or from `target` is delivered twice with probability `rate`.
@@ -124,14 +127,18 @@ mod tests {
     fn standard_crashes_every_kind_of_node() {
         let standard = Scenario::resolve("standard").unwrap();
         let schedule = generate(&standard, &mut ChaCha8Rng::seed_from_u64(1));
-        let crashed = |prefix: &str| {
-            schedule
-                .iter()
-                .any(|e| matches!(e.fault, Fault::Crash { .. }) && e.target.starts_with(prefix))
+        let crashed = |kind: fn(NodeName) -> bool| {
+            schedule.iter().any(|e| {
+                matches!(e.fault, Fault::Crash { .. }) && e.target.node().is_some_and(kind)
+            })
         };
-        for kind in ["broker", "producer-", "consumer", "store"] {
-            assert!(crashed(kind), "no {kind} crash in {schedule:#?}");
-        }
+        assert!(crashed(|n| n == NodeName::Broker), "{schedule:#?}");
+        assert!(
+            crashed(|n| matches!(n, NodeName::Producer(_))),
+            "{schedule:#?}"
+        );
+        assert!(crashed(|n| n == NodeName::Consumer), "{schedule:#?}");
+        assert!(crashed(|n| n == NodeName::Store), "{schedule:#?}");
     }
 
     #[test]
@@ -159,7 +166,7 @@ mod tests {
     fn entries_serialize_with_kind_target_and_parameters() {
         let entry = FaultEntry {
             at_ms: 10,
-            target: "broker".into(),
+            target: Target::Node(NodeName::Broker),
             duration_ms: 50,
             fault: Fault::Crash {
                 torn: true,

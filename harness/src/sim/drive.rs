@@ -6,18 +6,19 @@
 //! set of nodes may be down, but each restarts after its downtime or at the heal.
 
 use crate::check::Durable;
-use crate::history::{HarnessEvent, Recorder};
+use crate::history::{Actor, HarnessEvent, Recorder};
 use crate::schedule::Fault;
 use crate::sim::net::Network;
 use crate::world::durable::read_durable;
 use crate::world::liveness::{Liveness, Settled};
 use crate::world::outcome::Ending;
 use crate::world::plan::{generator, RunPlan, STREAM_DISK};
-use broker_under_test::cluster::{Cluster, ClusterSpec, BROKER, STORE};
+use broker_under_test::cluster::{Cluster, ClusterSpec};
 use broker_under_test::storage::Tear;
+use broker_under_test::NodeName;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -27,10 +28,13 @@ const QUIESCE: Duration = Duration::from_millis(200);
 
 /// Nodes that are down (crashed, waiting to restart) or paused, shared by the injector, the
 /// restart timers and the heal so that each node is brought back exactly once.
+///
+/// Keyed by the node's name as text: the heal brings nodes back in that order, and changing
+/// it would change every trace.
 #[derive(Default)]
 struct Downed {
-    crashed: BTreeSet<String>,
-    paused: BTreeSet<String>,
+    crashed: BTreeMap<String, NodeName>,
+    paused: BTreeMap<String, NodeName>,
     healed: bool,
 }
 
@@ -93,7 +97,7 @@ fn plant_nondeterminism(recorder: &Recorder) {
     static RUNS: AtomicU64 = AtomicU64::new(0);
     let runs_before = RUNS.fetch_add(1, Ordering::Relaxed);
     recorder.harness(
-        "harness",
+        Actor::Harness,
         HarnessEvent::PlantedNondeterminism { runs_before },
     );
 }
@@ -103,16 +107,16 @@ impl Sim {
     fn heal(&self) {
         let mut d = self.downed.lock().unwrap_or_else(|e| e.into_inner());
         d.healed = true;
-        for node in std::mem::take(&mut d.crashed) {
-            self.cluster.restart(&node);
-            self.recorder.harness(&node, HarnessEvent::NodeRestarted);
+        for node in std::mem::take(&mut d.crashed).into_values() {
+            self.cluster.restart(node);
+            self.recorder.harness(node, HarnessEvent::NodeRestarted);
         }
-        for node in std::mem::take(&mut d.paused) {
-            self.cluster.resume(&node);
-            self.recorder.harness(&node, HarnessEvent::NodeResumed);
+        for node in std::mem::take(&mut d.paused).into_values() {
+            self.cluster.resume(node);
+            self.recorder.harness(node, HarnessEvent::NodeResumed);
         }
         drop(d);
-        self.recorder.harness("harness", HarnessEvent::Healed);
+        self.recorder.harness(Actor::Harness, HarnessEvent::Healed);
     }
 
     /// The system rests a moment (background flushers run, as they would in a system at
@@ -121,15 +125,15 @@ impl Sim {
     async fn final_recovery(&self, plan: &RunPlan, spec: &ClusterSpec) -> Durable {
         madsim::time::sleep(QUIESCE).await;
         self.recorder
-            .harness("harness", HarnessEvent::FinalRecovery);
+            .harness(Actor::Harness, HarnessEvent::FinalRecovery);
         for node in spec
             .node_names()
-            .iter()
-            .filter(|n| *n != BROKER && *n != STORE)
+            .into_iter()
+            .filter(|n| !matches!(n, NodeName::Broker | NodeName::Store))
         {
             self.cluster.kill(node, &mut |_, _| Tear::LOSE_ALL);
         }
-        for node in [BROKER, STORE] {
+        for node in [NodeName::Broker, NodeName::Store] {
             let torn = self
                 .disk_rng
                 .lock()
@@ -142,7 +146,7 @@ impl Sim {
         // Recovery reads and truncates each file: a few milliseconds per partition.
         let partitions = plan.scenario.workload.partitions;
         madsim::time::sleep(Duration::from_millis(100 + 10 * u64::from(partitions))).await;
-        for node in [BROKER, STORE] {
+        for node in [NodeName::Broker, NodeName::Store] {
             self.cluster.kill(node, &mut |_, _| Tear::LOSE_ALL);
         }
         read_durable(partitions, |node, file| {
@@ -152,7 +156,7 @@ impl Sim {
 
     /// Kills `node`, crashing its disk with a tear drawn from the disk generator, and records
     /// the crash.
-    fn crash(&self, node: &str, torn: bool, garble: bool) {
+    fn crash(&self, node: NodeName, torn: bool, garble: bool) {
         let report = {
             let mut rng = self.disk_rng.lock().unwrap_or_else(|e| e.into_inner());
             self.cluster.kill(node, &mut |_, unsynced| {
@@ -173,7 +177,7 @@ impl Sim {
     }
 
     /// Brings `node` back after `after`, unless the heal did first.
-    fn restart_later(&self, node: String, after: Duration, paused: bool) {
+    fn restart_later(&self, node: NodeName, after: Duration, paused: bool) {
         let sim = self.clone();
         madsim::task::spawn(async move {
             madsim::time::sleep(after).await;
@@ -181,12 +185,13 @@ impl Sim {
             if d.healed {
                 return;
             }
-            if paused && d.paused.remove(&node) {
-                sim.cluster.resume(&node);
-                sim.recorder.harness(&node, HarnessEvent::NodeResumed);
-            } else if !paused && d.crashed.remove(&node) {
-                sim.cluster.restart(&node);
-                sim.recorder.harness(&node, HarnessEvent::NodeRestarted);
+            let name = node.to_string();
+            if paused && d.paused.remove(&name).is_some() {
+                sim.cluster.resume(node);
+                sim.recorder.harness(node, HarnessEvent::NodeResumed);
+            } else if !paused && d.crashed.remove(&name).is_some() {
+                sim.cluster.restart(node);
+                sim.recorder.harness(node, HarnessEvent::NodeRestarted);
             }
         });
     }
@@ -199,35 +204,39 @@ async fn inject(plan: RunPlan, sim: Sim) {
     for entry in plan.schedule {
         madsim::time::sleep_until(start + Duration::from_millis(entry.at_ms)).await;
         sim.recorder.harness(
-            &entry.target,
+            entry.target,
             HarnessEvent::FaultStarted {
                 fault: entry.clone(),
             },
         );
-        let node = entry.target.clone();
+        // Node faults hit one node (a validated schedule says so); windows act in the shim.
+        let Some(node) = entry.target.node() else {
+            continue;
+        };
+        let name = node.to_string();
         let back_after = Duration::from_millis(entry.duration_ms);
         match entry.fault {
             Fault::Crash { torn, garble } => {
                 {
                     let mut d = sim.downed.lock().unwrap_or_else(|e| e.into_inner());
-                    if d.crashed.contains(&node) {
+                    if d.crashed.contains_key(&name) {
                         continue; // already down: the earlier crash's restart stands
                     }
-                    d.crashed.insert(node.clone());
-                    d.paused.remove(&node);
+                    d.crashed.insert(name.clone(), node);
+                    d.paused.remove(&name);
                 }
-                sim.crash(&node, torn, garble);
+                sim.crash(node, torn, garble);
                 sim.restart_later(node, back_after, false);
             }
             Fault::Pause => {
                 {
                     let mut d = sim.downed.lock().unwrap_or_else(|e| e.into_inner());
-                    if d.crashed.contains(&node) || !d.paused.insert(node.clone()) {
+                    if d.crashed.contains_key(&name) || d.paused.insert(name, node).is_some() {
                         continue;
                     }
                 }
-                sim.cluster.pause(&node);
-                sim.recorder.harness(&node, HarnessEvent::NodePaused);
+                sim.cluster.pause(node);
+                sim.recorder.harness(node, HarnessEvent::NodePaused);
                 sim.restart_later(node, back_after, true);
             }
             _ => {}
@@ -247,7 +256,7 @@ async fn await_liveness(recorder: &Recorder, plan: &RunPlan) -> Settled {
             seen = h.len();
         });
         if let Some(settled) = liveness.verdict(madsim::time::Instant::now() >= deadline) {
-            recorder.harness("harness", settled.event());
+            recorder.harness(Actor::Harness, settled.event());
             return settled;
         }
         madsim::time::sleep(Duration::from_millis(20)).await;

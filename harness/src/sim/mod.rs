@@ -16,7 +16,6 @@ use crate::check::{Anomaly, AnomalyKind};
 use crate::history::{Recorder, STEP_LIMIT_PANIC};
 use crate::world::outcome::{RunOutcome, Stats};
 use crate::world::plan::{generator, RunPlan, STREAM_NETWORK};
-use broker_under_test::cluster::{BROKER, CONSUMER, STORE};
 use drive::drive;
 use net::Network;
 use std::sync::atomic::Ordering;
@@ -63,7 +62,7 @@ fn run_here(plan: &RunPlan) -> RunOutcome {
     let names = spec
         .node_names()
         .into_iter()
-        .map(|name| (node_ip(&name), name))
+        .map(|name| (name.sim_addr().ip(), name))
         .collect();
     let network = Arc::new(Network::new(
         names,
@@ -104,22 +103,6 @@ fn sim_config() -> madsim::Config {
     config.net.packet_loss_rate = 0.0;
     config.net.send_latency = Duration::from_millis(1)..Duration::from_micros(1001);
     config
-}
-
-fn node_ip(name: &str) -> std::net::IpAddr {
-    use broker_under_test::cluster::{broker_addr, consumer_addr, producer_addr, store_addr};
-    match name {
-        BROKER => broker_addr().ip(),
-        STORE => store_addr().ip(),
-        CONSUMER => consumer_addr().ip(),
-        producer => {
-            let index = producer
-                .trim_start_matches("producer-")
-                .parse()
-                .expect("producer-<index>");
-            producer_addr(index).ip()
-        }
-    }
 }
 
 fn panic_anomaly(panic: &Box<dyn std::any::Any + Send>, sim_ms: u64) -> Anomaly {

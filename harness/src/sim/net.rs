@@ -7,10 +7,12 @@ use crate::schedule::FaultEntry;
 use crate::world::fate::Fates;
 use broker_under_test::codec::{Request, Response};
 use broker_under_test::transport::{Delivery, MessageKind, NetFaults};
+use broker_under_test::NodeName;
 use rand_chacha::ChaCha8Rng;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// One message as the HTML timeline draws it: who sent it when, what it carried, and what the
 /// network did with it. Kept beside the history (not in it), and only when asked for, so the
@@ -55,7 +57,7 @@ fn payments_of(kind: MessageKind, body: &[u8]) -> Vec<String> {
 }
 
 pub struct Network {
-    names: BTreeMap<IpAddr, String>,
+    names: BTreeMap<IpAddr, NodeName>,
     log: Option<Mutex<MessageLog>>,
     /// Decides every message's fate; counts messages and losses.
     pub fates: Fates,
@@ -65,7 +67,7 @@ pub struct Network {
 impl Network {
     /// `record_messages` keeps a [`MessageRecord`] per message for the HTML timeline.
     pub fn new(
-        names: BTreeMap<IpAddr, String>,
+        names: BTreeMap<IpAddr, NodeName>,
         schedule: &[FaultEntry],
         rng: ChaCha8Rng,
         recorder: Arc<Recorder>,
@@ -122,11 +124,14 @@ impl Network {
         self.fates.heal();
     }
 
-    fn name(&self, addr: SocketAddr) -> std::borrow::Cow<'_, str> {
-        match self.names.get(&addr.ip()) {
-            Some(name) => std::borrow::Cow::Borrowed(name.as_str()),
-            None => std::borrow::Cow::Owned(addr.ip().to_string()),
-        }
+    fn name(&self, addr: SocketAddr) -> Option<NodeName> {
+        self.names.get(&addr.ip()).copied()
+    }
+
+    /// A node's name for the message log, or its address if it is no node of the system.
+    fn label(&self, addr: SocketAddr) -> String {
+        self.name(addr)
+            .map_or_else(|| addr.ip().to_string(), |n| n.to_string())
     }
 }
 
@@ -208,8 +213,8 @@ impl NetFaults for Network {
             }
         };
         let record = MessageRecord {
-            from: self.name(src).into_owned(),
-            to: self.name(dst).into_owned(),
+            from: self.label(src),
+            to: self.label(dst),
             kind: if kind == MessageKind::Request {
                 "request"
             } else {
@@ -237,14 +242,17 @@ impl NetFaults for Network {
     ) -> Delivery {
         self.recorder.step();
         let now_ms = madsim::time::TimeHandle::current().elapsed().as_millis() as u64;
-        let (from, to) = (self.name(src), self.name(dst));
-        let fate = self.fates.decide(now_ms, &from, &to);
+        let (Some(from), Some(to)) = (self.name(src), self.name(dst)) else {
+            // Only the system's nodes talk on the simulated network; nothing else has a fate.
+            return Delivery::Deliver(Duration::ZERO);
+        };
+        let fate = self.fates.decide(now_ms, from, to);
         let message = || describe(kind, request_id, body);
         if let Some(cause) = fate.dropped {
             self.recorder.harness(
-                &to,
+                to,
                 HarnessEvent::MessageDropped {
-                    from: from.into_owned(),
+                    from,
                     message: message(),
                     cause: cause.name().to_string(),
                 },
@@ -262,9 +270,9 @@ impl NetFaults for Network {
         let delay = fate.delay;
         if !delay.is_zero() {
             self.recorder.harness(
-                &to,
+                to,
                 HarnessEvent::MessageDelayed {
-                    from: from.to_string(),
+                    from,
                     message: message(),
                     delay_us: delay.as_micros() as u64,
                 },
@@ -273,9 +281,9 @@ impl NetFaults for Network {
         let delivery = match fate.duplicate_gap {
             Some(gap) => {
                 self.recorder.harness(
-                    &to,
+                    to,
                     HarnessEvent::MessageDuplicated {
-                        from: from.into_owned(),
+                        from,
                         message: message(),
                     },
                 );

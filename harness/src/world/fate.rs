@@ -6,7 +6,8 @@
 //! draws per message are fixed (each active window in schedule order, then the second copy's
 //! gap), so the same arrivals give the same fates.
 
-use crate::schedule::{Fault, FaultEntry};
+use crate::schedule::{Fault, FaultEntry, Target};
+use broker_under_test::NodeName;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -86,7 +87,7 @@ impl Fates {
 
     /// Decides the fate of a message from `from` to `to` arriving at `now_ms` (milliseconds
     /// since the run started).
-    pub fn decide(&self, now_ms: u64, from: &str, to: &str) -> Fate {
+    pub fn decide(&self, now_ms: u64, from: NodeName, to: NodeName) -> Fate {
         self.messages.fetch_add(1, Ordering::Relaxed);
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if state.healed {
@@ -97,11 +98,12 @@ impl Fates {
         let mut duplicate = false;
         let mut delay_us = 0;
         for entry in self.windows.iter().filter(|e| e.active_at(now_ms)) {
-            let touches = entry.target == "*" || entry.target == from || entry.target == to;
+            let touches = entry.target.touches(from, to);
             match &entry.fault {
                 Fault::Partition { peer, two_way } => {
-                    let cut = (entry.target == from && *peer == to)
-                        || (*two_way && *peer == from && entry.target == to);
+                    let side = Target::Node;
+                    let cut = (entry.target == side(from) && *peer == to)
+                        || (*two_way && *peer == from && entry.target == side(to));
                     if cut {
                         dropped = Some(DropCause::Partition);
                     }
@@ -141,10 +143,15 @@ mod tests {
     use super::*;
     use rand::SeedableRng;
 
-    fn window(target: &str, fault: Fault) -> FaultEntry {
+    const BROKER: NodeName = NodeName::Broker;
+    const STORE: NodeName = NodeName::Store;
+    const CONSUMER: NodeName = NodeName::Consumer;
+    const PRODUCER_0: NodeName = NodeName::Producer(0);
+
+    fn window(target: Target, fault: Fault) -> FaultEntry {
         FaultEntry {
             at_ms: 10,
-            target: target.to_string(),
+            target,
             duration_ms: 100,
             fault,
         }
@@ -153,18 +160,18 @@ mod tests {
     #[test]
     fn partitions_cut_one_or_both_ways_only_while_open() {
         let one_way = window(
-            "broker",
+            BROKER.into(),
             Fault::Partition {
-                peer: "store".into(),
+                peer: STORE,
                 two_way: false,
             },
         );
         let fates = Fates::new(&[one_way], ChaCha8Rng::seed_from_u64(1));
         let cut = |now, from, to| fates.decide(now, from, to).dropped;
-        assert_eq!(cut(50, "broker", "store"), Some(DropCause::Partition));
-        assert_eq!(cut(50, "store", "broker"), None);
-        assert_eq!(cut(9, "broker", "store"), None);
-        assert_eq!(cut(110, "broker", "store"), None);
+        assert_eq!(cut(50, BROKER, STORE), Some(DropCause::Partition));
+        assert_eq!(cut(50, STORE, BROKER), None);
+        assert_eq!(cut(9, BROKER, STORE), None);
+        assert_eq!(cut(110, BROKER, STORE), None);
         assert_eq!(fates.dropped.load(Ordering::Relaxed), 1);
         assert_eq!(fates.messages.load(Ordering::Relaxed), 4);
     }
@@ -173,36 +180,36 @@ mod tests {
     fn certain_windows_lose_duplicate_and_delay_and_the_heal_ends_them() {
         let fates = Fates::new(
             &[
-                window("*", Fault::Duplicate { rate: 1.0 }),
-                window("producer-0", Fault::Delay { spread_ms: 5 }),
-                window("consumer", Fault::Loss { rate: 1.0 }),
+                window(Target::All, Fault::Duplicate { rate: 1.0 }),
+                window(PRODUCER_0.into(), Fault::Delay { spread_ms: 5 }),
+                window(CONSUMER.into(), Fault::Loss { rate: 1.0 }),
             ],
             ChaCha8Rng::seed_from_u64(2),
         );
-        let fate = fates.decide(20, "producer-0", "broker");
+        let fate = fates.decide(20, PRODUCER_0, BROKER);
         assert_eq!(fate.dropped, None);
         assert!(fate.duplicate_gap.is_some());
         assert!(fate.delay <= Duration::from_millis(5));
-        let lost = fates.decide(20, "broker", "consumer");
+        let lost = fates.decide(20, BROKER, CONSUMER);
         assert_eq!(
             (lost.dropped, lost.duplicate_gap),
             (Some(DropCause::Loss), None)
         );
         fates.heal();
-        assert_eq!(fates.decide(20, "broker", "consumer"), Fate::default());
+        assert_eq!(fates.decide(20, BROKER, CONSUMER), Fate::default());
     }
 
     #[test]
     fn the_same_arrivals_draw_the_same_fates() {
         let schedule = [
-            window("*", Fault::Loss { rate: 0.3 }),
-            window("*", Fault::Delay { spread_ms: 40 }),
-            window("broker", Fault::Duplicate { rate: 0.3 }),
+            window(Target::All, Fault::Loss { rate: 0.3 }),
+            window(Target::All, Fault::Delay { spread_ms: 40 }),
+            window(BROKER.into(), Fault::Duplicate { rate: 0.3 }),
         ];
         let run = || {
             let fates = Fates::new(&schedule, ChaCha8Rng::seed_from_u64(3));
             (0..200)
-                .map(|i| fates.decide(10 + i % 100, "producer-1", "broker"))
+                .map(|i| fates.decide(10 + i % 100, NodeName::Producer(1), BROKER))
                 .collect::<Vec<_>>()
         };
         let fates = run();

@@ -2,11 +2,10 @@
 //! history shows, the trace hash, pass or fail.
 
 use crate::check::{self, Anomaly, Durable};
-use crate::history::{trace_hash, Entry, HarnessEvent, What};
+use crate::history::{trace_hash, Entry, HarnessEvent, TraceHash, What};
 use crate::world::liveness::Settled;
 use crate::world::plan::RunPlan;
-use broker_under_test::cluster::{BROKER, CONSUMER, STORE};
-use broker_under_test::Event;
+use broker_under_test::{Bug, Event, NodeName, Probe};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -63,14 +62,14 @@ impl Stats {
 pub struct RunOutcome {
     pub scenario: String,
     pub seed: u64,
-    pub bugs: Vec<String>,
+    pub bugs: Vec<Bug>,
     pub verdict: Verdict,
     pub anomalies: Vec<Anomaly>,
     pub stats: Stats,
     pub sim_ms: u64,
-    pub trace_hash: String,
+    pub trace_hash: TraceHash,
     /// How often each probe (a rare path that matters) was hit.
-    pub probes: BTreeMap<String, u64>,
+    pub probes: BTreeMap<Probe, u64>,
     #[serde(skip)]
     pub history: Vec<Entry>,
     /// Every message, when the plan asked for them.
@@ -105,7 +104,7 @@ impl RunOutcome {
         history: Vec<Entry>,
         ended: Result<Ending, Anomaly>,
         mut stats: Stats,
-        probes: BTreeMap<String, u64>,
+        probes: BTreeMap<Probe, u64>,
         messages: Vec<crate::sim::net::MessageRecord>,
     ) -> RunOutcome {
         let anomalies = match ended {
@@ -126,7 +125,7 @@ impl RunOutcome {
         RunOutcome {
             scenario: plan.scenario.name.clone(),
             seed: plan.seed,
-            bugs: plan.bug_names(),
+            bugs: plan.bugs.iter().collect(),
             verdict: if anomalies.is_empty() {
                 Verdict::Pass
             } else {
@@ -159,10 +158,10 @@ fn count_history(history: &[Entry], stats: &mut Stats) {
                 stats.retries += u64::from(*attempt > 0);
             }
             What::Node(Event::DuplicateBatch { .. }) => stats.dedup_hits += 1,
-            What::Harness(HarnessEvent::NodeCrashed { .. }) => match entry.node.as_str() {
-                BROKER => stats.broker_crashes += 1,
-                STORE => stats.store_restarts += 1,
-                CONSUMER => stats.consumer_restarts += 1,
+            What::Harness(HarnessEvent::NodeCrashed { .. }) => match entry.node.node() {
+                Some(NodeName::Broker) => stats.broker_crashes += 1,
+                Some(NodeName::Store) => stats.store_restarts += 1,
+                Some(NodeName::Consumer) => stats.consumer_restarts += 1,
                 _ => stats.producer_restarts += 1,
             },
             _ => {}

@@ -51,10 +51,6 @@ impl RunPlan {
         }
     }
 
-    pub fn bug_names(&self) -> Vec<String> {
-        self.bugs.iter().map(|b| b.name().to_string()).collect()
-    }
-
     pub(crate) fn cluster_spec(&self) -> ClusterSpec {
         let w = &self.scenario.workload;
         let workload = Workload {

@@ -8,7 +8,7 @@ use crate::history::{HarnessEvent, What};
 use crate::schedule::Fault;
 use crate::sim::net::MessageRecord;
 use crate::world::{RunOutcome, RunPlan};
-use broker_under_test::cluster::{producer_name, BROKER, CONSUMER, STORE};
+use broker_under_test::NodeName;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
@@ -20,8 +20,9 @@ const LANE_GAP: f64 = 170.0;
 const LEFT: f64 = 150.0;
 const TOP: f64 = 40.0;
 
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
+fn esc(s: impl std::fmt::Display) -> String {
+    s.to_string()
+        .replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
@@ -91,8 +92,12 @@ fn message_class(record: &MessageRecord) -> &'static str {
 
 /// Renders the page. `replay` is the command a reader runs to reproduce the run.
 pub fn render(plan: &RunPlan, outcome: &RunOutcome, replay: &str) -> String {
-    let mut nodes = vec![BROKER.to_string(), STORE.to_string(), CONSUMER.to_string()];
-    nodes.extend((0..plan.scenario.workload.producers).map(producer_name));
+    let mut nodes = vec![
+        NodeName::Broker.to_string(),
+        NodeName::Store.to_string(),
+        NodeName::Consumer.to_string(),
+    ];
+    nodes.extend((0..plan.scenario.workload.producers).map(|i| NodeName::Producer(i).to_string()));
     let lane: BTreeMap<&str, f64> = nodes
         .iter()
         .enumerate()
@@ -145,14 +150,14 @@ pub fn render(plan: &RunPlan, outcome: &RunOutcome, replay: &str) -> String {
         );
         match &f.fault {
             Fault::Partition { peer, two_way } => {
-                let (a, b) = (x(&f.target), x(peer));
+                let (a, b) = (x(&f.target.to_string()), x(&peer.to_string()));
                 let _ = write!(
                     svg,
                     r#"<rect class="partition" x="{}" y="{y0}" width="{}" height="{}"><title>partition {} {} {} for {} ms</title></rect>"#,
                     a.min(b),
                     (a - b).abs().max(4.0),
                     (y1 - y0).max(2.0),
-                    esc(&f.target),
+                    esc(f.target),
                     if *two_way { "&lt;-&gt;" } else { "-&gt;" },
                     esc(peer),
                     f.duration_ms
@@ -162,9 +167,9 @@ pub fn render(plan: &RunPlan, outcome: &RunOutcome, replay: &str) -> String {
                 let _ = write!(
                     svg,
                     r#"<rect class="pause" x="{}" y="{y0}" width="24" height="{}"><title>{} paused for {} ms</title></rect>"#,
-                    x(&f.target) - 12.0,
+                    x(&f.target.to_string()) - 12.0,
                     (y1 - y0).max(2.0),
-                    esc(&f.target),
+                    esc(f.target),
                     f.duration_ms
                 );
             }
@@ -248,7 +253,7 @@ pub fn render(plan: &RunPlan, outcome: &RunOutcome, replay: &str) -> String {
     }
     // Crashes, restarts, and the traced payment's events on the lanes.
     for e in &outcome.history {
-        let (lx, y) = (x(&e.node), axis.at(e.at_us));
+        let (lx, y) = (x(&e.node.to_string()), axis.at(e.at_us));
         match &e.what {
             What::Harness(HarnessEvent::NodeCrashed { report }) => {
                 let lost = if report.bytes_lost > 0 {
@@ -259,7 +264,7 @@ pub fn render(plan: &RunPlan, outcome: &RunOutcome, replay: &str) -> String {
                 let _ = write!(
                     svg,
                     r#"<g class="crash" data-node="{n}"><text x="{tx}" y="{ty}">✖ crash{lost}</text><title>{n} lost power at {t:.3} ms: {lost_b} unsynced bytes lost, {torn} kept torn</title></g>"#,
-                    n = esc(&e.node),
+                    n = esc(e.node),
                     tx = lx - 8.0,
                     ty = y + 4.0,
                     t = e.at_us as f64 / 1000.0,
@@ -294,7 +299,7 @@ pub fn render(plan: &RunPlan, outcome: &RunOutcome, replay: &str) -> String {
                     let _ = write!(
                         svg,
                         r#"<circle class="trace-event" cx="{lx}" cy="{y}" r="5"><title>{}</title></circle>"#,
-                        esc(&crate::report::excerpt::line(e))
+                        esc(crate::report::excerpt::line(e))
                     );
                 }
             }
@@ -306,7 +311,7 @@ pub fn render(plan: &RunPlan, outcome: &RunOutcome, replay: &str) -> String {
         let _ = write!(
             svg,
             r#"<g class="anomaly" id="first-anomaly"><line x1="0" y1="{y}" x2="{width}" y2="{y}"/><text x="{tx}" y="{ty}">first anomaly: {}</text></g>"#,
-            esc(&a.to_string()),
+            esc(a),
             tx = LEFT,
             ty = y - 4.0
         );
@@ -328,7 +333,12 @@ fn page(
     let bugs = if outcome.bugs.is_empty() {
         "none".to_string()
     } else {
-        outcome.bugs.join(", ")
+        outcome
+            .bugs
+            .iter()
+            .map(|b| b.name())
+            .collect::<Vec<_>>()
+            .join(", ")
     };
     let mut anomalies = String::new();
     for (i, a) in outcome.anomalies.iter().take(30).enumerate() {
@@ -336,7 +346,7 @@ fn page(
             anomalies,
             r#"<li class="{}">{}</li>"#,
             if i == 0 { "first" } else { "" },
-            esc(&a.to_string())
+            esc(a)
         );
     }
     if outcome.anomalies.len() > 30 {

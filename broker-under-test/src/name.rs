@@ -1,0 +1,174 @@
+//! Node names: which node of the deployment an event, a fault or a verb is about.
+//!
+//! The string forms ("broker", "store", "consumer", "producer-3") are what histories, fault
+//! schedules, artifacts and the real-mode `--name` flag have always used; they must not change.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::str::FromStr;
+
+/// One node of the deployment. The order (broker, store, consumer, then producers by index) is
+/// the order nodes are listed and started in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum NodeName {
+    Broker,
+    Store,
+    Consumer,
+    Producer(u32),
+}
+
+/// Every node listens on this port in the simulation, each on its own address.
+const SIM_PORT: u16 = 9000;
+
+impl NodeName {
+    /// The node's address in the simulation: servers in 10.0.0.x, producers in 10.0.1.x.
+    pub fn sim_addr(self) -> SocketAddr {
+        let (a, b) = match self {
+            NodeName::Broker => (0, 1),
+            NodeName::Store => (0, 2),
+            NodeName::Consumer => (0, 3),
+            // ClusterSpec caps producers at 200, so the host part stays within 1..=200.
+            NodeName::Producer(index) => (1, 1 + index as u8),
+        };
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, a, b)), SIM_PORT)
+    }
+}
+
+impl fmt::Display for NodeName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NodeName::Broker => f.pad("broker"),
+            NodeName::Store => f.pad("store"),
+            NodeName::Consumer => f.pad("consumer"),
+            NodeName::Producer(index) => f.pad(&format!("producer-{index}")),
+        }
+    }
+}
+
+/// The error for a string that names no node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownNode(pub String);
+
+impl fmt::Display for UnknownNode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "unknown node '{}' (nodes are broker, store, consumer and producer-<index>)",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for UnknownNode {}
+
+impl FromStr for NodeName {
+    type Err = UnknownNode;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let unknown = || UnknownNode(s.to_string());
+        match s {
+            "broker" => Ok(NodeName::Broker),
+            "store" => Ok(NodeName::Store),
+            "consumer" => Ok(NodeName::Consumer),
+            _ => {
+                let digits = s.strip_prefix("producer-").ok_or_else(unknown)?;
+                let index: u32 = digits.parse().map_err(|_| unknown())?;
+                // Only the spelling Display gives ("producer-3", not "producer-03" or
+                // "producer-+3"): one node has one name, and it survives a round trip.
+                if index.to_string() != digits {
+                    return Err(unknown());
+                }
+                Ok(NodeName::Producer(index))
+            }
+        }
+    }
+}
+
+// As the name string, so that histories and schedules read as they always have.
+impl Serialize for NodeName {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for NodeName {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        crate::serde_str::deserialize(deserializer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_the_old_strings_and_round_trip() {
+        let nodes = [
+            (NodeName::Broker, "broker"),
+            (NodeName::Store, "store"),
+            (NodeName::Consumer, "consumer"),
+            (NodeName::Producer(0), "producer-0"),
+            (NodeName::Producer(17), "producer-17"),
+        ];
+        for (node, text) in nodes {
+            assert_eq!(node.to_string(), text);
+            assert_eq!(text.parse::<NodeName>(), Ok(node));
+            let json = serde_json::to_string(&node).unwrap();
+            assert_eq!(json, format!("\"{text}\""));
+            assert_eq!(serde_json::from_str::<NodeName>(&json).unwrap(), node);
+        }
+        for bad in [
+            "",
+            "harness",
+            "producer-",
+            "producer-x",
+            "producer-03",
+            "producer-+3",
+        ] {
+            assert!(bad.parse::<NodeName>().is_err(), "{bad}");
+        }
+        let err = serde_json::from_str::<NodeName>("\"zookeeper\"").unwrap_err();
+        assert!(
+            err.to_string().contains("unknown node 'zookeeper'"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn order_is_broker_store_consumer_then_producers_by_index() {
+        let mut nodes = vec![
+            NodeName::Producer(10),
+            NodeName::Consumer,
+            NodeName::Producer(2),
+            NodeName::Store,
+            NodeName::Broker,
+        ];
+        nodes.sort();
+        assert_eq!(
+            nodes,
+            [
+                NodeName::Broker,
+                NodeName::Store,
+                NodeName::Consumer,
+                NodeName::Producer(2),
+                NodeName::Producer(10),
+            ]
+        );
+    }
+
+    #[test]
+    fn simulation_addresses_are_the_deployment_plan() {
+        assert_eq!(NodeName::Broker.sim_addr().to_string(), "10.0.0.1:9000");
+        assert_eq!(NodeName::Store.sim_addr().to_string(), "10.0.0.2:9000");
+        assert_eq!(NodeName::Consumer.sim_addr().to_string(), "10.0.0.3:9000");
+        assert_eq!(
+            NodeName::Producer(0).sim_addr().to_string(),
+            "10.0.1.1:9000"
+        );
+        assert_eq!(
+            NodeName::Producer(199).sim_addr().to_string(),
+            "10.0.1.200:9000"
+        );
+    }
+}
