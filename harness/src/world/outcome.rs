@@ -74,7 +74,7 @@ pub struct RunOutcome {
     pub history: Vec<Entry>,
     /// Every message, when the plan asked for them.
     #[serde(skip)]
-    pub messages: Vec<crate::sim::net::MessageRecord>,
+    pub messages: Vec<crate::sim::messages::MessageRecord>,
 }
 
 impl RunOutcome {
@@ -92,7 +92,7 @@ impl RunOutcome {
         anomalies: Vec<Anomaly>,
         mut stats: Stats,
         probes: BTreeMap<String, u64>,
-        messages: Vec<crate::sim::net::MessageRecord>,
+        messages: Vec<crate::sim::messages::MessageRecord>,
     ) -> RunOutcome {
         count_history(&history, &mut stats);
         let sim_ms = history.last().map_or(0, |e| e.at_us / 1000);

@@ -6,7 +6,7 @@
 
 use crate::history::{HarnessEvent, What};
 use crate::schedule::Fault;
-use crate::sim::net::MessageRecord;
+use crate::sim::messages::{MessageClass, MessageRecord};
 use crate::world::{RunOutcome, RunPlan};
 use broker_under_test::cluster::{producer_name, BROKER, CONSUMER, STORE};
 use std::collections::{BTreeMap, BTreeSet};
@@ -65,27 +65,24 @@ impl TimeAxis {
     }
 }
 
+/// The arrow's colour class. A request and its answer share a colour family (fetch and
+/// fetched, apply and applied); the answers without a colour of their own are grey.
 fn message_class(record: &MessageRecord) -> &'static str {
-    let label = record.label.as_str();
-    if record.kind == "reply" {
-        if label.contains("produced") {
-            "k-ack"
-        } else if label.contains("records") {
-            "k-fetched"
-        } else if label.contains("applied") {
-            "k-applied"
-        } else {
-            "k-reply"
-        }
-    } else {
-        match label.split(' ').next().unwrap_or("") {
-            "produce" => "k-produce",
-            "fetch" => "k-fetch",
-            "commit" => "k-commit",
-            "apply" => "k-apply",
-            "init-producer-id" => "k-init",
-            _ => "k-other",
-        }
+    match record.class {
+        MessageClass::InitProducerId => "k-init",
+        MessageClass::Produce => "k-produce",
+        MessageClass::Fetch => "k-fetch",
+        MessageClass::OffsetCommit => "k-commit",
+        MessageClass::Apply => "k-apply",
+        MessageClass::OffsetFetch | MessageClass::MalformedRequest => "k-other",
+        MessageClass::Produced => "k-ack",
+        MessageClass::Fetched => "k-fetched",
+        MessageClass::Applied => "k-applied",
+        MessageClass::ProducerIdIssued
+        | MessageClass::OffsetCommitted
+        | MessageClass::OffsetFetched
+        | MessageClass::Error
+        | MessageClass::MalformedReply => "k-reply",
     }
 }
 
