@@ -43,6 +43,13 @@ fn a_failing_run_renders_lanes_the_anomaly_and_the_payments_path() {
         count(&html, " trace\"") >= 4,
         "the payment's messages (produce, ack, fetch, apply) are traced"
     );
+    // Each step of the payment's path is coloured by what the message is.
+    for class in ["k-produce", "k-ack", "k-fetched", "k-apply", "k-applied"] {
+        assert!(
+            html.contains(&format!(r##"class="msg {class} trace""##)),
+            "no traced {class} arrow"
+        );
+    }
     assert!(count(&html, r#"class="trace-event""#) >= 3);
     assert!(
         html.contains(&format!(" {payment} ")),

@@ -10,6 +10,7 @@
 //!    reads their durable state, not memory or the producers' word.
 
 mod drive;
+pub mod messages;
 pub mod net;
 
 use crate::check::{Anomaly, AnomalyKind};

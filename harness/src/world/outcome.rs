@@ -74,7 +74,7 @@ pub struct RunOutcome {
     pub history: Vec<Entry>,
     /// Every message, when the plan asked for them.
     #[serde(skip)]
-    pub messages: Vec<crate::sim::net::MessageRecord>,
+    pub messages: Vec<crate::sim::messages::MessageRecord>,
 }
 
 impl RunOutcome {
@@ -105,7 +105,7 @@ impl RunOutcome {
         ended: Result<Ending, Anomaly>,
         mut stats: Stats,
         probes: BTreeMap<Probe, u64>,
-        messages: Vec<crate::sim::net::MessageRecord>,
+        messages: Vec<crate::sim::messages::MessageRecord>,
     ) -> RunOutcome {
         let anomalies = match ended {
             Ok(ending) => {

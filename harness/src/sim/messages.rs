@@ -1,0 +1,339 @@
+//! The messages of a run as the HTML timeline draws them: who sent what to whom and when, its
+//! class and payments (decoded once, when it is sent), and what the network did with it. Kept
+//! beside the history, never in it, so recording messages changes no trace hash.
+
+use broker_under_test::codec::{DecodeError, Request, Response};
+use broker_under_test::transport::{Delivery, MessageKind};
+use broker_under_test::NodeName;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+
+/// What a message is, decided from its decoded body: the timeline colours an arrow by it.
+/// Finer than the transport's [`MessageKind`] (request or reply), which it implies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MessageClass {
+    InitProducerId,
+    Produce,
+    Fetch,
+    OffsetCommit,
+    OffsetFetch,
+    Apply,
+    /// A request whose body did not decode.
+    MalformedRequest,
+    /// The answer to `InitProducerId`: the new epoch and the last sequences appended.
+    ProducerIdIssued,
+    /// A produce acknowledged: the batch is durable.
+    Produced,
+    Fetched,
+    OffsetCommitted,
+    OffsetFetched,
+    Applied,
+    Error,
+    /// A reply whose body did not decode.
+    MalformedReply,
+}
+
+/// One message: who sent it when, what it carried, and what the network did with it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct MessageRecord {
+    pub from: NodeName,
+    pub to: NodeName,
+    pub class: MessageClass,
+    pub label: String,
+    /// Payment ids the message carries (a reply: those of its request, or the fetched ones).
+    pub payments: Vec<String>,
+    pub sent_us: u64,
+    /// When each delivered copy arrived at the receiver (two for a duplicate).
+    pub arrived_us: Vec<u64>,
+    /// Why it was lost, if the network lost it. No arrival and no cause: the receiver was down.
+    pub dropped: Option<String>,
+}
+
+/// A message on its way: the network's hooks see the same four values at send and at fate,
+/// and a reply names its request by them with the direction reversed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct InFlight {
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
+    pub reply: bool,
+    pub request_id: u64,
+}
+
+impl InFlight {
+    pub fn new(src: SocketAddr, dst: SocketAddr, kind: MessageKind, request_id: u64) -> InFlight {
+        InFlight {
+            src,
+            dst,
+            reply: kind == MessageKind::Reply,
+            request_id,
+        }
+    }
+
+    /// The request a reply answers.
+    fn request(self) -> InFlight {
+        InFlight {
+            src: self.dst,
+            dst: self.src,
+            reply: false,
+            request_id: self.request_id,
+        }
+    }
+}
+
+/// The messages of one run, in send order. The network's hooks run on madsim's one thread, but
+/// they take `&self`, hence the lock.
+#[derive(Default)]
+pub struct MessageLog(Mutex<Log>);
+
+#[derive(Default)]
+struct Log {
+    records: Vec<MessageRecord>,
+    /// The record of each message still to be told its fate; a retry with the same request id
+    /// replaces its predecessor, which has had its fate by then.
+    open: BTreeMap<InFlight, usize>,
+}
+
+impl MessageLog {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Log> {
+        // A panicking node is an anomaly the run reports; its records are still worth drawing.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records a message as it leaves `from` for `to`.
+    pub fn sent(&self, msg: InFlight, from: NodeName, to: NodeName, body: &[u8], now_us: u64) {
+        let kind = if msg.reply {
+            MessageKind::Reply
+        } else {
+            MessageKind::Request
+        };
+        let body = Body::decode(kind, body);
+        let mut log = self.lock();
+        let mut payments = body.payments();
+        // An ack or an apply reply does not repeat the payments, but the reader follows a
+        // payment through them too.
+        if msg.reply && payments.is_empty() {
+            if let Some(&i) = log.open.get(&msg.request()) {
+                payments = log.records[i].payments.clone();
+            }
+        }
+        let record = MessageRecord {
+            from,
+            to,
+            class: body.class(),
+            label: body.label(msg.request_id),
+            payments,
+            sent_us: now_us,
+            arrived_us: Vec::new(),
+            dropped: None,
+        };
+        let i = log.records.len();
+        log.records.push(record);
+        log.open.insert(msg, i);
+    }
+
+    /// Notes what the network did with a message recorded by [`MessageLog::sent`].
+    pub fn fate(&self, msg: InFlight, fate: Delivery, cause: Option<&str>, now_us: u64) {
+        let mut log = self.lock();
+        let Some(&i) = log.open.get(&msg) else { return };
+        let record = &mut log.records[i];
+        match fate {
+            Delivery::Drop => record.dropped = Some(cause.unwrap_or("loss").to_string()),
+            Delivery::Deliver(d) => record.arrived_us.push(now_us + d.as_micros() as u64),
+            Delivery::Duplicate(a, b) => {
+                record.arrived_us.push(now_us + a.as_micros() as u64);
+                record.arrived_us.push(now_us + b.as_micros() as u64);
+            }
+        }
+    }
+
+    /// The recorded messages, in send order.
+    pub fn take(&self) -> Vec<MessageRecord> {
+        std::mem::take(&mut self.lock().records)
+    }
+}
+
+/// A short human description of a message, for the history. Its text is part of the trace
+/// hash: changing it changes every hash.
+pub fn describe(kind: MessageKind, request_id: u64, body: &[u8]) -> String {
+    Body::decode(kind, body).label(request_id)
+}
+
+/// A message body decoded once for its class, label and payments.
+enum Body {
+    Request(Result<Request, DecodeError>),
+    Reply(Result<Response, DecodeError>),
+}
+
+impl Body {
+    fn decode(kind: MessageKind, bytes: &[u8]) -> Body {
+        match kind {
+            MessageKind::Request => Body::Request(Request::decode(bytes)),
+            MessageKind::Reply => Body::Reply(Response::decode(bytes)),
+        }
+    }
+
+    fn class(&self) -> MessageClass {
+        match self {
+            Body::Request(Ok(request)) => match request {
+                Request::InitProducerId { .. } => MessageClass::InitProducerId,
+                Request::Produce { .. } => MessageClass::Produce,
+                Request::Fetch { .. } => MessageClass::Fetch,
+                Request::OffsetCommit { .. } => MessageClass::OffsetCommit,
+                Request::OffsetFetch { .. } => MessageClass::OffsetFetch,
+                Request::Apply { .. } => MessageClass::Apply,
+            },
+            Body::Request(Err(_)) => MessageClass::MalformedRequest,
+            Body::Reply(Ok(response)) => match response {
+                Response::InitProducerId { .. } => MessageClass::ProducerIdIssued,
+                Response::Produced { .. } => MessageClass::Produced,
+                Response::Fetched { .. } => MessageClass::Fetched,
+                Response::OffsetCommitted => MessageClass::OffsetCommitted,
+                Response::OffsetFetched { .. } => MessageClass::OffsetFetched,
+                Response::Applied { .. } => MessageClass::Applied,
+                Response::Error(_) => MessageClass::Error,
+            },
+            Body::Reply(Err(_)) => MessageClass::MalformedReply,
+        }
+    }
+
+    /// The payment ids the body itself carries.
+    fn payments(&self) -> Vec<String> {
+        match self {
+            Body::Request(Ok(Request::Produce { records, .. })) => {
+                records.iter().map(|p| p.id.clone()).collect()
+            }
+            Body::Request(Ok(Request::Apply { payment, .. })) => vec![payment.id.clone()],
+            Body::Reply(Ok(Response::Fetched { records, .. })) => {
+                records.iter().map(|r| r.payment.id.clone()).collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    fn label(&self, request_id: u64) -> String {
+        match self {
+            Body::Request(Ok(request)) => request_label(request),
+            Body::Request(Err(_)) => format!("malformed request #{request_id}"),
+            Body::Reply(Ok(response)) => format!("reply #{request_id}: {}", reply_label(response)),
+            Body::Reply(Err(_)) => format!("malformed reply #{request_id}"),
+        }
+    }
+}
+
+fn request_label(request: &Request) -> String {
+    match request {
+        Request::InitProducerId { producer_key, boot } => {
+            format!("init-producer-id {producer_key} boot={boot}")
+        }
+        Request::Produce {
+            partition,
+            epoch,
+            base_seq,
+            records,
+            ..
+        } => format!(
+            "produce partition={partition} epoch={epoch} seq={base_seq}+{}",
+            records.len()
+        ),
+        Request::Fetch {
+            partition, offset, ..
+        } => format!("fetch partition={partition} offset={offset}"),
+        Request::OffsetCommit {
+            partition, offset, ..
+        } => format!("commit partition={partition} offset={offset}"),
+        Request::OffsetFetch { partition, .. } => format!("offset-fetch partition={partition}"),
+        Request::Apply { payment, .. } => format!("apply {}", payment.id),
+    }
+}
+
+/// The part of a reply's label after its request id. The replies without detail are named as
+/// their variant (once printed with `Debug`; kept so that no trace hash changes).
+fn reply_label(response: &Response) -> String {
+    match response {
+        Response::Produced { base_offset } => format!("produced offset={base_offset}"),
+        Response::Fetched { records, .. } => format!("{} records", records.len()),
+        Response::Applied { duplicate } => format!("applied duplicate={duplicate}"),
+        Response::Error(code) => format!("error {code}"),
+        Response::InitProducerId { .. } => "InitProducerId".to_string(),
+        Response::OffsetCommitted => "OffsetCommitted".to_string(),
+        Response::OffsetFetched { .. } => "OffsetFetched".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use broker_under_test::codec::{ErrorCode, Payment};
+    use std::time::Duration;
+
+    fn addr(last: u8) -> SocketAddr {
+        SocketAddr::from(([10, 0, 0, last], 1))
+    }
+
+    #[test]
+    fn a_reply_carries_its_requests_payments_and_its_own_class() {
+        let log = MessageLog::default();
+        let request = InFlight::new(addr(1), addr(2), MessageKind::Request, 7);
+        let produce = Request::Produce {
+            partition: 0,
+            producer_id: 1,
+            epoch: 0,
+            base_seq: 3,
+            records: vec![Payment::generate(0, 3, 4), Payment::generate(0, 4, 4)],
+        };
+        log.sent(
+            request,
+            NodeName::Producer(0),
+            NodeName::Broker,
+            &produce.encode(),
+            1_000,
+        );
+        log.fate(request, Delivery::Drop, Some("partition"), 1_000);
+        let reply = InFlight::new(addr(2), addr(1), MessageKind::Reply, 7);
+        let ack = Response::Produced { base_offset: 12 };
+        log.sent(
+            reply,
+            NodeName::Broker,
+            NodeName::Producer(0),
+            &ack.encode(),
+            2_000,
+        );
+        let twice = Delivery::Duplicate(Duration::from_micros(5), Duration::from_micros(9));
+        log.fate(reply, twice, None, 2_000);
+        let records = log.take();
+        assert_eq!(records[0].class, MessageClass::Produce);
+        assert_eq!(records[0].label, "produce partition=0 epoch=0 seq=3+2");
+        assert_eq!(records[0].dropped.as_deref(), Some("partition"));
+        assert_eq!(records[1].class, MessageClass::Produced);
+        assert_eq!(records[1].label, "reply #7: produced offset=12");
+        assert_eq!(records[1].payments, ["p-0-3", "p-0-4"]);
+        assert_eq!(records[1].arrived_us, [2_005, 2_009]);
+        assert!(log.take().is_empty());
+    }
+
+    #[test]
+    fn undecodable_bodies_and_plain_replies_are_classed_and_labelled() {
+        let class = |kind, bytes: &[u8]| Body::decode(kind, bytes).class();
+        assert_eq!(
+            class(MessageKind::Request, b"\xff"),
+            MessageClass::MalformedRequest
+        );
+        assert_eq!(
+            class(MessageKind::Reply, b"\xff"),
+            MessageClass::MalformedReply
+        );
+        let error = Response::Error(ErrorCode::ProducerFenced).encode();
+        assert_eq!(class(MessageKind::Reply, &error), MessageClass::Error);
+        let committed = Response::OffsetCommitted.encode();
+        assert_eq!(
+            describe(MessageKind::Reply, 4, &committed),
+            "reply #4: OffsetCommitted"
+        );
+        assert_eq!(
+            serde_json::to_value(MessageClass::ProducerIdIssued).unwrap(),
+            "producer-id-issued"
+        );
+    }
+}
