@@ -6,7 +6,7 @@ use crate::history::{trace_hash, Entry, HarnessEvent, What};
 use crate::world::plan::RunPlan;
 use broker_under_test::cluster::{BROKER, CONSUMER, STORE};
 use broker_under_test::Event;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -17,7 +17,7 @@ pub enum Verdict {
 }
 
 /// Counters over one run (summed over seeds by `explore`).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stats {
     pub payments: u64,
     pub log_records: u64,
