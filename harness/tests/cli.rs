@@ -1,6 +1,8 @@
 //! The command line as scripts and people use it: failure artifacts that replay, shrink and
 //! show; sharded sweeps; and bad input that gets a message naming the problem and exit status 2.
 
+use broker_under_test::Bug;
+use harness::scenario::Scenario;
 use std::path::Path;
 use std::process::Command;
 
@@ -259,11 +261,40 @@ fn shards_cover_the_range_once_and_their_aggregates_merge_into_the_whole() {
     let merged_cli = json(&merged_cli);
     assert_eq!(merged_cli["aggregate_hash"], whole["aggregate_hash"]);
     assert_eq!(merged_cli["seeds_run"], 9);
+    assert_eq!(whole["schema_version"], 1);
+    assert_eq!(merged_cli["schema_version"], 1);
     let one_job = harness(
         &["explore", "--seeds", "0..9", "--json", "--jobs", "1"],
         dir.path(),
     );
     assert_eq!(json(&one_job)["aggregate_hash"], whole["aggregate_hash"]);
+}
+
+#[test]
+fn help_and_list_name_the_catalogue_scenarios_and_the_planted_bugs() {
+    let dir = tempfile::tempdir().unwrap();
+    let help = harness(&["explore", "--help"], dir.path());
+    assert_eq!(help.code, 0);
+    let scenarios: Vec<String> = Scenario::catalogue().into_iter().map(|s| s.name).collect();
+    let bugs: Vec<&str> = Bug::ALL.iter().map(|b| b.name()).collect();
+    for name in scenarios
+        .iter()
+        .map(String::as_str)
+        .chain(bugs.iter().copied())
+    {
+        assert!(help.stdout.contains(name), "explore --help lacks {name}");
+    }
+    let names = |args: &[&str], field: &str| -> Vec<String> {
+        let listed = json(&harness(args, dir.path()));
+        let listed = listed.as_array().expect("a list");
+        assert!(listed.iter().all(|e| e["schema_version"] == 1));
+        listed
+            .iter()
+            .map(|e| e[field].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(names(&["list", "--json"], "scenario"), scenarios);
+    assert_eq!(names(&["list", "--bugs", "--json"], "bug"), bugs);
 }
 
 /// Bad input: a message that names the problem, exit status 2, never a panic.
@@ -446,6 +477,16 @@ fn bad_input_is_named_and_exits_2() {
         "faults.store_crash.count",
     );
     rejects(&["merge", "good.json"], d, "good.json lacks");
+    let other = harness(
+        &["explore", "--seeds", "0..4", "--shard", "2/2", "--json"],
+        d,
+    );
+    std::fs::write(d.join("other.json"), &other.stdout).unwrap();
+    rejects(
+        &["merge", "shard.json", "other.json"],
+        d,
+        "not shards of one sweep",
+    );
     // Nothing already recorded is lost: the good artifact is untouched by the failed commands.
     assert_eq!(std::fs::read_to_string(d.join("good.json")).unwrap(), good);
 }

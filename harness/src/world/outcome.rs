@@ -6,7 +6,7 @@ use crate::history::{trace_hash, Entry, HarnessEvent, TraceHash, What};
 use crate::world::liveness::Settled;
 use crate::world::plan::RunPlan;
 use broker_under_test::{Bug, Event, NodeName, Probe};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -17,7 +17,7 @@ pub enum Verdict {
 }
 
 /// Counters over one run (summed over seeds by `explore`).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stats {
     pub payments: u64,
     pub log_records: u64,

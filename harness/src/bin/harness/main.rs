@@ -1,0 +1,35 @@
+//! The `harness` command: parses the arguments, hands them to the subcommand, and turns its
+//! result into the exit status of DESIGN.md's contract: 0 success; 1 an invariant was violated
+//! (`replay`: the failure reproduced); 2 bad usage or bad input; 3 an internal error.
+
+mod args;
+mod cmd;
+
+use args::{Cli, Command};
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    // Like any Unix filter: when the reader goes away (`harness explore | head`), stop quietly
+    // instead of panicking on a broken pipe. Rust ignores SIGPIPE by default.
+    // SAFETY: restoring a signal's default disposition at start-up, before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+    let result = match Cli::parse().command {
+        Command::List(a) => cmd::list::list(a),
+        Command::Run(a) => cmd::run::run(a),
+        Command::Explore(a) => cmd::explore::explore(a),
+        Command::Replay(a) => cmd::replay::replay(a),
+        Command::Shrink(a) => cmd::shrink::shrink(a),
+        Command::Show(a) => cmd::show::show(a),
+        Command::Merge(a) => cmd::merge::merge(a),
+        Command::Bugs(a) => cmd::bugs::bugs(a),
+        Command::Bench(a) => cmd::bench::bench(a),
+        Command::Real(a) => cmd::real::real(a),
+    };
+    result.unwrap_or_else(|failure| {
+        eprintln!("harness: {failure}");
+        failure.exit_code()
+    })
+}
