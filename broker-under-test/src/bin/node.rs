@@ -84,6 +84,15 @@ mod real_main {
     }
 
     pub fn main() -> i32 {
+        // Logs are for a person watching the processes; off unless RUST_LOG asks. They go to
+        // stderr, never into the events file the harness judges.
+        if std::env::var_os("RUST_LOG").is_some() {
+            tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .init();
+        }
         match run() {
             Ok(()) => 0,
             Err(message) => {
