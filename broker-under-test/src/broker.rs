@@ -158,6 +158,14 @@ impl Broker {
             if rebuild.batches_replayed > 0 {
                 ctx.probe(Probe::ProducerStateReplayedFromLog);
             }
+            tracing::debug!(
+                partition,
+                log_end = log.log_end(),
+                truncated_bytes = recovery.truncated_bytes,
+                snapshot_offset = ?rebuild.snapshot_offset,
+                batches_replayed = rebuild.batches_replayed,
+                "log recovered"
+            );
             ctx.record(Event::LogRecovered {
                 partition,
                 log_end: log.log_end(),
@@ -255,6 +263,14 @@ impl Broker {
                         .await?;
                 }
                 let p = outcome.producer;
+                tracing::debug!(
+                    producer_key = %producer_key,
+                    producer_id = p.producer_id,
+                    epoch = p.epoch,
+                    boot,
+                    retried = !outcome.changed,
+                    "InitProducerId answered"
+                );
                 ctx.record(Event::EpochBumped {
                     producer_key,
                     producer_id: p.producer_id,
@@ -323,6 +339,12 @@ impl Broker {
         if let Err(code) = self.registry.check_epoch(producer_id, epoch) {
             if code == ErrorCode::ProducerFenced {
                 ctx.probe(Probe::ZombieFenced);
+                tracing::debug!(
+                    partition,
+                    producer_id,
+                    epoch,
+                    "produce of an older epoch fenced"
+                );
             }
             return reject(code);
         }
@@ -334,10 +356,18 @@ impl Broker {
         match check {
             SeqCheck::OutOfOrder { expected } => {
                 ctx.probe(Probe::OutOfOrderRejected);
+                tracing::debug!(partition, producer_id, base_seq, expected, "sequence gap");
                 reject(ErrorCode::OutOfOrderSequence { expected })
             }
             SeqCheck::Duplicate { base_offset } => {
                 ctx.probe(Probe::DuplicateBatchAnswered);
+                tracing::debug!(
+                    partition,
+                    producer_id,
+                    base_seq,
+                    base_offset,
+                    "duplicate batch answered with its original offset"
+                );
                 ctx.record(Event::DuplicateBatch {
                     partition,
                     producer_id,
@@ -378,6 +408,15 @@ impl Broker {
         self.tables[p].record(producer_id, epoch, base_seq, count, base_offset);
         self.dirty[p] = true;
         self.batches_since_snapshot[p] += 1;
+        tracing::trace!(
+            partition,
+            producer_id,
+            epoch,
+            base_seq,
+            base_offset,
+            count,
+            "batch appended"
+        );
         ctx.record(Event::BatchAppended {
             partition,
             producer_id,

@@ -39,6 +39,11 @@ pub async fn run_consumer(ctx: NodeCtx, cfg: ConsumerConfig) -> Result<(), NodeE
         if offset > 0 {
             ctx.probe(Probe::ConsumerResumedFromCommit);
         }
+        tracing::debug!(
+            partition,
+            offset,
+            "consumer resumed from the committed offset"
+        );
         ctx.record(Event::ConsumerResumed { partition, offset });
         positions.push(offset);
     }
@@ -117,6 +122,7 @@ async fn commit(ctx: &NodeCtx, cfg: &ConsumerConfig, partition: u32, offset: u64
         offset,
     };
     if let Response::OffsetCommitted = call_until_answered(ctx, cfg, cfg.broker, &request).await {
+        tracing::trace!(partition, offset, "offset committed");
         ctx.record(Event::OffsetCommitted { partition, offset });
     }
 }

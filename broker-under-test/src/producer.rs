@@ -303,6 +303,13 @@ async fn recover(ctx: &NodeCtx) -> Result<(Outbox, u64), NodeError> {
     let boot = outbox.boot + 1;
     storage.append(OUTBOX_FILE, &encode_boot(boot)).await?;
     storage.sync(OUTBOX_FILE).await?;
+    tracing::debug!(
+        boot,
+        outboxed = outbox.payments.len(),
+        batches = outbox.batches.len(),
+        torn_bytes,
+        "outbox recovered"
+    );
     ctx.record(Event::ProducerStarted {
         boot,
         outboxed: outbox.payments.len() as u32,
@@ -404,6 +411,7 @@ async fn init_producer_id(
                 epoch,
                 last_seqs,
             }) => {
+                tracing::debug!(producer_id, epoch, ?last_seqs, "producer initialized");
                 ctx.record(Event::ProducerInitialized {
                     producer_id,
                     epoch,
@@ -412,6 +420,7 @@ async fn init_producer_id(
                 return Some((producer_id, epoch, last_seqs));
             }
             Ok(Response::Error(ErrorCode::ProducerFenced)) => {
+                tracing::debug!(boot, "InitProducerId fenced: a newer incarnation took over");
                 ctx.record(Event::ProducerFenced { epoch: 0 });
                 return None;
             }
@@ -565,6 +574,13 @@ async fn send_until_acked(shared: Arc<Shared>, mut batch: SendBatch, index: u64)
             Err(e) => e.to_string(),
         };
         let timed_out = error == CallError::Timeout.to_string();
+        tracing::debug!(
+            partition = batch.partition,
+            base_seq = batch.base_seq,
+            attempt,
+            %error,
+            "produce failed; will retry"
+        );
         shared.ctx.record(Event::ProduceFailed {
             partition: batch.partition,
             base_seq: batch.base_seq,
@@ -594,6 +610,10 @@ fn acknowledged(shared: &Shared, batch: &SendBatch, index: u64, base_offset: u64
 
 /// A newer incarnation owns the producer id: this one stops sending, and `run_producer` ends.
 fn fence(shared: &Shared) {
+    tracing::debug!(
+        epoch = shared.epoch,
+        "fenced: a newer incarnation took over"
+    );
     shared.ctx.record(Event::ProducerFenced {
         epoch: shared.epoch,
     });

@@ -84,6 +84,7 @@ pub async fn run_store(ctx: NodeCtx) -> Result<(), NodeError> {
             }
         })
     });
+    tracing::debug!(rows = rows.len(), truncated_bytes, "store recovered");
     ctx.record(Event::StoreRecovered {
         rows: rows.len() as u32,
         truncated_bytes,
@@ -116,6 +117,7 @@ pub async fn run_store(ctx: NodeCtx) -> Result<(), NodeError> {
                     });
                 } else {
                     ctx.probe(Probe::StoreDedupHit);
+                    tracing::debug!(payment = %payment.id, "re-delivered payment already applied");
                     ctx.record(Event::StoreApplied {
                         payment: payment.id,
                         partition,

@@ -27,153 +27,199 @@ mod real_main {
     use broker_under_test::producer::{run_producer, ProducerConfig};
     use broker_under_test::real::{FileStorage, JsonLinesObserver, UdpTransport};
     use broker_under_test::store::run_store;
-    use broker_under_test::{Bug, Bugs, NodeName};
-    use std::collections::BTreeMap;
+    use broker_under_test::{Bug, NodeName};
+    use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+    use clap::{Parser, ValueEnum};
     use std::net::SocketAddr;
     use std::path::PathBuf;
     use std::sync::Arc;
     use std::time::Duration;
 
-    const USAGE: &str = "usage: node --role broker|store|consumer|producer --name NAME --listen 127.0.0.1:PORT \
-        --data-dir DIR --events FILE --incarnation N --run-for-ms MS [--broker ADDR] [--store ADDR] \
-        [--partitions N] [--index I --payments N --customers C --payment-interval-ms MS --max-batch N] \
-        [--seed S] [--bug NAME]...";
-
+    /// One role of the system under test as a real process, on loopback, for a bounded time.
+    // A flag given twice keeps its last value, as the hand-rolled parser before clap did.
+    #[derive(Parser, Debug)]
+    #[command(name = "node", args_override_self = true)]
     struct Args {
-        values: BTreeMap<String, String>,
-        bugs: Bugs,
+        /// The role this process plays.
+        #[arg(long, value_enum)]
+        role: Role,
+        /// The node's name (broker, store, consumer, producer-<index>); it stamps every event.
+        #[arg(long)]
+        name: NodeName,
+        /// The UDP address to listen on (loopback only), e.g. 127.0.0.1:7001.
+        #[arg(long)]
+        listen: SocketAddr,
+        /// The directory of this node's durable files; created if missing.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The file every event is appended to, one JSON line each.
+        #[arg(long)]
+        events: PathBuf,
+        /// This start's number: must differ between starts of the same node, so that a late
+        /// reply to a dead incarnation is never taken for a reply to this one.
+        #[arg(long)]
+        incarnation: u64,
+        /// The process exits by itself after this many milliseconds.
+        #[arg(long)]
+        run_for_ms: u64,
+        /// The number of log partitions.
+        #[arg(long, default_value_t = 3)]
+        partitions: u32,
+        /// Seeds the producer's retry jitter (with its boot number).
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// A planted bug to switch on (repeatable).
+        #[arg(long = "bug", value_name = "BUG", value_parser = bug_parser())]
+        bugs: Vec<Bug>,
+        /// The broker's address (consumer and producer).
+        #[arg(long, required_if_eq_any([("role", "consumer"), ("role", "producer")]))]
+        broker: Option<SocketAddr>,
+        /// The store's address (consumer).
+        #[arg(long, required_if_eq("role", "consumer"))]
+        store: Option<SocketAddr>,
+        /// The producer's number: its payments are p-<index>-<n> (producer).
+        #[arg(long, required_if_eq("role", "producer"))]
+        index: Option<u32>,
+        /// How many payments the producer makes in all (producer).
+        #[arg(long, required_if_eq("role", "producer"))]
+        payments: Option<u32>,
+        /// How many distinct customer keys the payments spread over (producer).
+        #[arg(long, default_value_t = 12)]
+        customers: u32,
+        /// Milliseconds between two new payments (producer).
+        #[arg(long, default_value_t = 5)]
+        payment_interval_ms: u64,
+        /// The most payments in one batch (producer).
+        #[arg(long, default_value_t = 8)]
+        max_batch: u32,
     }
 
-    impl Args {
-        fn parse() -> Result<Args, String> {
-            let mut values = BTreeMap::new();
-            let mut bugs = Bugs::NONE;
-            let mut args = std::env::args().skip(1);
-            while let Some(flag) = args.next() {
-                let key = flag
-                    .strip_prefix("--")
-                    .ok_or_else(|| format!("unexpected argument '{flag}'"))?;
-                let value = args
-                    .next()
-                    .ok_or_else(|| format!("--{key} needs a value"))?;
-                if key == "bug" {
-                    bugs = bugs.with(value.parse::<Bug>().map_err(|e| e.to_string())?);
-                } else {
-                    values.insert(key.to_string(), value);
-                }
-            }
-            Ok(Args { values, bugs })
-        }
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+    enum Role {
+        /// The partition logs, producer state and consumer offsets.
+        Broker,
+        /// The payment store, deduplicating by payment id.
+        Store,
+        /// Fetches from the broker, applies to the store, commits offsets.
+        Consumer,
+        /// Makes payments into its outbox and sends them to the broker.
+        Producer,
+    }
 
-        fn get<T: std::str::FromStr>(&self, key: &str) -> Result<T, String> {
-            let raw = self
-                .values
-                .get(key)
-                .ok_or_else(|| format!("--{key} is required"))?;
-            raw.parse()
-                .map_err(|_| format!("--{key} '{raw}' is not valid"))
-        }
-
-        fn or<T: std::str::FromStr>(&self, key: &str, default: T) -> Result<T, String> {
-            if self.values.contains_key(key) {
-                self.get(key)
-            } else {
-                Ok(default)
-            }
-        }
+    /// `--bug` accepts exactly the catalogue's names, each listed with its description.
+    fn bug_parser() -> impl TypedValueParser<Value = Bug> {
+        PossibleValuesParser::new(
+            Bug::ALL.map(|bug| PossibleValue::new(bug.name()).help(bug.description())),
+        )
+        .map(|name| {
+            name.parse::<Bug>()
+                .expect("the parser admits only catalogue names")
+        })
     }
 
     pub fn main() -> i32 {
-        match run() {
+        // Bad flags: clap prints the error and the usage, and exits with status 2.
+        let args = Args::parse();
+        // Logs are for a person watching the processes; off unless RUST_LOG asks. They go to
+        // stderr, never into the events file the harness judges.
+        if std::env::var_os("RUST_LOG").is_some() {
+            tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .init();
+        }
+        let _node = tracing::info_span!("node", name = %args.name).entered();
+        match run(args) {
             Ok(()) => 0,
             Err(message) => {
-                eprintln!("node: {message}\n{USAGE}");
+                eprintln!("node: {message}");
                 2
             }
         }
     }
 
-    fn run() -> Result<(), String> {
-        let args = Args::parse()?;
-        let role: String = args.get("role")?;
-        let name: NodeName = args.get("name")?;
-        let listen: SocketAddr = args.get("listen")?;
-        if !listen.ip().is_loopback() {
-            return Err(format!("--listen {listen}: nodes listen on loopback only"));
+    fn run(args: Args) -> Result<(), String> {
+        if !args.listen.ip().is_loopback() {
+            return Err(format!(
+                "--listen {}: nodes listen on loopback only",
+                args.listen
+            ));
         }
-        let data_dir: PathBuf = args.get("data-dir")?;
-        let events: PathBuf = args.get("events")?;
-        let incarnation: u64 = args.get("incarnation")?;
-        let run_for = Duration::from_millis(args.get("run-for-ms")?);
-        let partitions: u32 = args.or("partitions", 3)?;
-        let retry = RetryPolicy::default();
+        let run_for = Duration::from_millis(args.run_for_ms);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| e.to_string())?;
         runtime.block_on(async move {
-            let transport = UdpTransport::bind(listen, incarnation)
-                .await
-                .map_err(|e| format!("bind {listen}: {e}"))?;
-            let ctx = NodeCtx {
-                name,
-                transport: Arc::new(transport),
-                storage: Arc::new(FileStorage::new(data_dir).map_err(|e| e.to_string())?),
-                observer: Arc::new(JsonLinesObserver::open(&events).map_err(|e| e.to_string())?),
-                bugs: args.bugs,
-            };
-            let role_main = async {
-                match role.as_str() {
-                    "broker" => {
-                        run_broker(
-                            ctx,
-                            BrokerConfig {
-                                partitions,
-                                ..BrokerConfig::default()
-                            },
-                        )
-                        .await
-                    }
-                    "store" => run_store(ctx).await,
-                    "consumer" => {
-                        let cfg = ConsumerConfig {
-                            group: "payments".to_string(),
-                            partitions,
-                            broker: args.get("broker")?,
-                            store: args.get("store")?,
-                            fetch_max_records: 32,
-                            poll_interval: Duration::from_millis(20),
-                            retry,
-                        };
-                        run_consumer(ctx, cfg).await
-                    }
-                    "producer" => {
-                        let cfg = ProducerConfig {
-                            index: args.get("index")?,
-                            payments: args.get("payments")?,
-                            customers: args.or("customers", 12)?,
-                            payment_interval: Duration::from_millis(
-                                args.or("payment-interval-ms", 5)?,
-                            ),
-                            partitions,
-                            broker: args.get("broker")?,
-                            max_batch_records: args.or("max-batch", 8)?,
-                            max_in_flight: 5,
-                            linger: Duration::from_millis(5),
-                            retry,
-                            seed: args.or("seed", 0)?,
-                        };
-                        run_producer(ctx, cfg).await
-                    }
-                    other => return Err(format!("unknown role '{other}'")),
-                }
-                .map_err(|e| e.to_string())
-            };
+            let ctx = node_ctx(&args).await?;
             // Every process stops by itself: a bounded run, whatever the driver does.
-            match tokio::time::timeout(run_for, role_main).await {
+            match tokio::time::timeout(run_for, run_role(ctx, &args)).await {
                 Ok(result) => result,
                 Err(_) => Ok(()),
             }
         })
+    }
+
+    async fn node_ctx(args: &Args) -> Result<NodeCtx, String> {
+        let transport = UdpTransport::bind(args.listen, args.incarnation)
+            .await
+            .map_err(|e| format!("bind {}: {e}", args.listen))?;
+        Ok(NodeCtx {
+            name: args.name,
+            transport: Arc::new(transport),
+            storage: Arc::new(FileStorage::new(args.data_dir.clone()).map_err(|e| e.to_string())?),
+            observer: Arc::new(JsonLinesObserver::open(&args.events).map_err(|e| e.to_string())?),
+            bugs: args.bugs.iter().copied().collect(),
+        })
+    }
+
+    async fn run_role(ctx: NodeCtx, args: &Args) -> Result<(), String> {
+        match args.role {
+            Role::Broker => {
+                let cfg = BrokerConfig {
+                    partitions: args.partitions,
+                    ..BrokerConfig::default()
+                };
+                run_broker(ctx, cfg).await
+            }
+            Role::Store => run_store(ctx).await,
+            Role::Consumer => run_consumer(ctx, consumer_config(args)?).await,
+            Role::Producer => run_producer(ctx, producer_config(args)?).await,
+        }
+        .map_err(|e| e.to_string())
+    }
+
+    fn consumer_config(args: &Args) -> Result<ConsumerConfig, String> {
+        Ok(ConsumerConfig {
+            group: "payments".to_string(),
+            partitions: args.partitions,
+            broker: required(args.broker, "broker")?,
+            store: required(args.store, "store")?,
+            fetch_max_records: 32,
+            poll_interval: Duration::from_millis(20),
+            retry: RetryPolicy::default(),
+        })
+    }
+
+    fn producer_config(args: &Args) -> Result<ProducerConfig, String> {
+        Ok(ProducerConfig {
+            index: required(args.index, "index")?,
+            payments: required(args.payments, "payments")?,
+            customers: args.customers,
+            payment_interval: Duration::from_millis(args.payment_interval_ms),
+            partitions: args.partitions,
+            broker: required(args.broker, "broker")?,
+            max_batch_records: args.max_batch,
+            max_in_flight: 5,
+            linger: Duration::from_millis(5),
+            retry: RetryPolicy::default(),
+            seed: args.seed,
+        })
+    }
+
+    /// A role's flag; clap already insists on it for that role, so this error is a backstop.
+    fn required<T>(value: Option<T>, flag: &str) -> Result<T, String> {
+        value.ok_or_else(|| format!("--{flag} is required for this role"))
     }
 }

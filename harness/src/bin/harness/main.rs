@@ -16,6 +16,15 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    // Node logs are for a person chasing a run; off unless RUST_LOG asks. They go to stderr and
+    // never into the history, so they change no trace hash.
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init();
+    }
     let result = match Cli::parse().command {
         Command::List(a) => cmd::list::list(a),
         Command::Run(a) => cmd::run::run(a),
