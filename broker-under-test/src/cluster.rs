@@ -106,7 +106,6 @@ enum Role {
 
 struct Node {
     id: NodeId,
-    addr: SocketAddr,
     disk: SimDisk,
 }
 
@@ -167,7 +166,6 @@ impl Cluster {
                 name,
                 Node {
                     id: node.id(),
-                    addr,
                     disk,
                 },
             );
@@ -184,18 +182,6 @@ impl Cluster {
     /// The deployed nodes, in `NodeName` order.
     pub fn node_names(&self) -> impl Iterator<Item = NodeName> + '_ {
         self.nodes.keys().copied()
-    }
-
-    pub fn addr(&self, name: NodeName) -> SocketAddr {
-        self.node(name).addr
-    }
-
-    /// The node whose address is `addr`, if any.
-    pub fn name_of(&self, addr: SocketAddr) -> Option<NodeName> {
-        self.nodes
-            .iter()
-            .find(|(_, n)| n.addr.ip() == addr.ip())
-            .map(|(name, _)| *name)
     }
 
     pub fn disk(&self, name: NodeName) -> &SimDisk {
@@ -229,10 +215,6 @@ impl Cluster {
 
     pub fn resume(&self, name: NodeName) {
         self.handle.resume(self.node(name).id);
-    }
-
-    pub fn node_id(&self, name: NodeName) -> NodeId {
-        self.node(name).id
     }
 }
 
