@@ -1,0 +1,174 @@
+//! The review's counters, each counted from the recorded history in the words of the domain:
+//! payments retried, batches the broker deduplicated, deliveries the store absorbed, unsynced
+//! bytes lost and restarts per node.
+
+use crate::history::{Entry, HarnessEvent, What};
+use broker_under_test::{Event, NodeName};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+/// A producer's batch as the history names it: the producer, the partition, the base sequence.
+/// Batches are never re-formed, so the key holds across retries and producer restarts.
+pub(super) type BatchKey = (NodeName, u32, u32);
+
+/// What a reviewer judges a run by. Counted over the workload and the faults (up to the final
+/// recovery, whose crashes belong to the check, not to the scenario's faults).
+#[derive(Debug, Default)]
+pub(super) struct Counters {
+    payments_outboxed: BTreeSet<String>,
+    produce_sends: u64,
+    produce_retries: u64,
+    payments_retried: BTreeSet<String>,
+    batches_deduplicated: u64,
+    store_deliveries: u64,
+    store_redeliveries: u64,
+    store_absorbed: u64,
+    bytes_lost: BTreeMap<NodeName, u64>,
+    restarts: BTreeMap<NodeName, u64>,
+    pauses: BTreeMap<NodeName, u64>,
+    messages_dropped: u64,
+    messages_duplicated: u64,
+    messages_delayed: u64,
+}
+
+impl Counters {
+    pub(super) fn from_history(history: &[Entry]) -> Counters {
+        let mut counters = Counters::default();
+        let mut batches: BTreeMap<BatchKey, Vec<String>> = BTreeMap::new();
+        let mut applied: BTreeSet<String> = BTreeSet::new();
+        for entry in history {
+            if matches!(entry.what, What::Harness(HarnessEvent::FinalRecovery)) {
+                break;
+            }
+            let node = entry.node.node();
+            match &entry.what {
+                What::Node(event) => {
+                    counters.node_event(node, event, &mut batches, &mut applied);
+                }
+                What::Harness(event) => counters.harness_event(node, event),
+            }
+        }
+        counters
+    }
+
+    fn node_event(
+        &mut self,
+        node: Option<NodeName>,
+        event: &Event,
+        batches: &mut BTreeMap<BatchKey, Vec<String>>,
+        applied: &mut BTreeSet<String>,
+    ) {
+        match (node, event) {
+            (_, Event::Outboxed { payment }) => {
+                self.payments_outboxed.insert(payment.id.clone());
+            }
+            (
+                Some(producer),
+                Event::BatchPersisted {
+                    partition,
+                    base_seq,
+                    payments,
+                },
+            ) => {
+                batches.insert((producer, *partition, *base_seq), payments.clone());
+            }
+            (
+                Some(producer),
+                Event::ProduceSent {
+                    partition,
+                    base_seq,
+                    attempt,
+                    ..
+                },
+            ) => {
+                self.produce_sends += 1;
+                if *attempt > 0 {
+                    self.produce_retries += 1;
+                    let batch = batches.get(&(producer, *partition, *base_seq));
+                    self.payments_retried
+                        .extend(batch.into_iter().flatten().cloned());
+                }
+            }
+            (_, Event::DuplicateBatch { .. }) => self.batches_deduplicated += 1,
+            (
+                _,
+                Event::StoreApplied {
+                    payment, duplicate, ..
+                },
+            ) => {
+                self.store_deliveries += 1;
+                // A payment the store saw before came again: re-delivered, whether the store
+                // absorbed it (its dedup) or applied it once more (a store-duplicate anomaly).
+                self.store_redeliveries += u64::from(!applied.insert(payment.clone()));
+                self.store_absorbed += u64::from(*duplicate);
+            }
+            _ => {}
+        }
+    }
+
+    fn harness_event(&mut self, node: Option<NodeName>, event: &HarnessEvent) {
+        match (node, event) {
+            (Some(node), HarnessEvent::NodeCrashed { report }) => {
+                *self.bytes_lost.entry(node).or_default() += report.bytes_lost;
+            }
+            (Some(node), HarnessEvent::NodeRestarted) => {
+                *self.restarts.entry(node).or_default() += 1;
+            }
+            (Some(node), HarnessEvent::NodePaused) => *self.pauses.entry(node).or_default() += 1,
+            (_, HarnessEvent::MessageDropped { .. }) => self.messages_dropped += 1,
+            (_, HarnessEvent::MessageDuplicated { .. }) => self.messages_duplicated += 1,
+            (_, HarnessEvent::MessageDelayed { .. }) => self.messages_delayed += 1,
+            _ => {}
+        }
+    }
+}
+
+/// `broker 2, store 1`, or `none`: per node, in name order, leaving out the zeros.
+fn per_node(counts: &BTreeMap<NodeName, u64>) -> String {
+    let parts: Vec<String> = counts
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(node, n)| format!("{node} {n}"))
+        .collect();
+    if parts.is_empty() {
+        "none".to_string()
+    } else {
+        parts.join(", ")
+    }
+}
+
+impl fmt::Display for Counters {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let rows: [(&str, String); 13] = [
+            (
+                "payments outboxed",
+                self.payments_outboxed.len().to_string(),
+            ),
+            ("payments retried", self.payments_retried.len().to_string()),
+            ("produce sends", self.produce_sends.to_string()),
+            ("produce retries", self.produce_retries.to_string()),
+            (
+                "batches deduplicated by the broker",
+                self.batches_deduplicated.to_string(),
+            ),
+            ("deliveries to the store", self.store_deliveries.to_string()),
+            (
+                "re-delivered to the store",
+                self.store_redeliveries.to_string(),
+            ),
+            ("absorbed by the store", self.store_absorbed.to_string()),
+            ("unsynced bytes lost", per_node(&self.bytes_lost)),
+            ("restarts", per_node(&self.restarts)),
+            ("pauses", per_node(&self.pauses)),
+            ("messages dropped", self.messages_dropped.to_string()),
+            (
+                "messages duplicated, delayed",
+                format!("{}, {}", self.messages_duplicated, self.messages_delayed),
+            ),
+        ];
+        for (name, value) in rows {
+            writeln!(f, "  {name:<36} {value}")?;
+        }
+        Ok(())
+    }
+}
