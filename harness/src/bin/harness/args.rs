@@ -71,6 +71,10 @@ pub struct RunArgs {
     /// Writes the run's failure artifact (scenario, seed, bugs, schedule, anomalies) to FILE.
     #[arg(long, value_name = "FILE")]
     pub artifact: Option<PathBuf>,
+    /// Prints only the review format that `tests/snapshots.rs` stores: schedule, verdict,
+    /// anomalies, counters, one payment's life, trace hash last.
+    #[arg(long, conflicts_with = "json")]
+    pub review: bool,
 }
 
 #[derive(Args)]

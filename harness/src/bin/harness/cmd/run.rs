@@ -4,7 +4,7 @@ use super::{bad, print_json, print_text, verdict_code, write_html, write_trace, 
 use crate::args::RunArgs;
 use harness::artifact::Artifact;
 use harness::report::json::RunReport;
-use harness::report::text;
+use harness::report::{review, text};
 use harness::scenario::Scenario;
 use harness::sim;
 use harness::world::RunPlan;
@@ -16,7 +16,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
     plan.record_messages = args.outputs.html.is_some();
     plan.scenario_arg = args.scenario;
     let json = args.json.json;
-    if !json {
+    if !json && !args.review {
         print_text(|out| text::plan(out, &plan));
     }
     let outcome = sim::run(&plan);
@@ -36,6 +36,9 @@ pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
     }
     if json {
         print_json(&RunReport::new(&outcome))?;
+    } else if args.review {
+        // Only the review, so that it can be saved and diffed like a snapshot.
+        print!("{}", review::render(&plan, &outcome));
     } else {
         print_text(|out| text::outcome(out, &outcome));
         if !outcome.passed() {
