@@ -1,67 +1,115 @@
-//! Scenario outcomes as insta snapshots in `snapshots/`: a behaviour change shows up as a diff
-//! for `cargo insta review`. Stored: verdict, anomalies, stats and trace hash over a few pinned
-//! seeds, and for each planted bug the anomalies of its first failing standard seed; nothing
-//! that varies between machines (no wall time, no paths).
+//! Scenario outcomes as insta snapshots in `snapshots/`, in the review format
+//! (`harness::report::review`): one test case per scenario file and pinned seed, and one per
+//! planted bug, so a mismatch in one case never hides another and `cargo insta review` shows
+//! every change at once. Cases come from the files in `scenarios/` at run time: a new scenario
+//! file gets its snapshots without new code. Nothing here varies between machines.
 
 use broker_under_test::{Bug, Bugs};
+use harness::report::review;
 use harness::scenario::Scenario;
-use harness::sim::run;
 use harness::world::RunPlan;
-use serde_json::json;
-use std::collections::BTreeMap;
+use libtest_mimic::{Arguments, Failed, Trial};
+use std::path::{Path, PathBuf};
 
 /// The seeds every scenario snapshot pins.
 const PINNED_SEEDS: [u64; 3] = [0, 1, 2];
 
+/// How many standard seeds a planted bug's first failure is looked for in.
+const BUG_SEEDS: u64 = 20;
+
+fn main() {
+    let args = Arguments::from_args();
+    let mut trials = scenario_trials();
+    trials.extend(Bug::ALL.into_iter().map(bug_trial));
+    trials.push(Trial::test(
+        "cli/run-review-prints-the-review",
+        run_review_prints_the_review,
+    ));
+    libtest_mimic::run(&args, trials).exit();
+}
+
 fn settings() -> insta::Settings {
     let mut settings = insta::Settings::clone_current();
-    settings.set_snapshot_path("../../snapshots");
+    settings.set_snapshot_path(Path::new(env!("CARGO_MANIFEST_DIR")).join("../snapshots"));
     settings.set_prepend_module_to_snapshot(false);
+    settings.set_omit_expression(true);
     settings
 }
 
-#[test]
-fn scenario_outcomes_over_pinned_seeds() {
-    for scenario in Scenario::catalogue() {
-        let outcomes: Vec<_> = PINNED_SEEDS
-            .iter()
-            .map(|&seed| {
-                let outcome = run(&RunPlan::new(scenario.clone(), seed, Bugs::NONE));
-                json!({
-                    "seed": seed,
-                    "verdict": outcome.verdict,
-                    "anomalies": outcome.anomalies,
-                    "stats": outcome.stats,
-                    "sim_ms": outcome.sim_ms,
-                    "trace_hash": outcome.trace_hash,
-                })
-            })
-            .collect();
-        settings()
-            .bind(|| insta::assert_json_snapshot!(format!("scenario-{}", scenario.name), outcomes));
-    }
+/// Every `*.toml` in `scenarios/`, in name order.
+fn scenario_files() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|entry| entry.expect("a readable scenarios/ entry").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "toml"))
+        .collect();
+    files.sort();
+    files
 }
 
-#[test]
-fn planted_bug_first_failures() {
-    let standard = Scenario::resolve("standard").unwrap();
-    for bug in Bug::ALL {
-        let outcome = (0..20)
-            .map(|seed| run(&RunPlan::new(standard.clone(), seed, Bugs::NONE.with(bug))))
-            .find(|o| !o.passed())
-            .unwrap_or_else(|| panic!("{bug} undetected over 20 standard seeds"));
-        let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
-        for a in &outcome.anomalies {
-            *kinds.entry(a.kind.name()).or_default() += 1;
+fn scenario_trials() -> Vec<Trial> {
+    let mut trials = Vec::new();
+    for file in scenario_files() {
+        let stem = file.file_stem().unwrap().to_string_lossy().into_owned();
+        for seed in PINNED_SEEDS {
+            let file = file.clone();
+            let name = format!("scenario-{stem}-seed-{seed}");
+            trials.push(Trial::test(
+                format!("scenario/{stem}/seed-{seed}"),
+                move || {
+                    let scenario = Scenario::resolve(&file.to_string_lossy()).map_err(fail)?;
+                    let review = review::of_run(&RunPlan::new(scenario, seed, Bugs::NONE));
+                    settings().bind(|| insta::assert_snapshot!(name, review));
+                    Ok(())
+                },
+            ));
         }
-        let summary = json!({
-            "bug": bug.name(),
-            "scenario": "standard",
-            "first_failing_seed": outcome.seed,
-            "anomaly_counts": kinds,
-            "first_anomalies": outcome.anomalies.iter().take(5).collect::<Vec<_>>(),
-            "trace_hash": outcome.trace_hash,
-        });
-        settings().bind(|| insta::assert_json_snapshot!(format!("bug-{}", bug.name()), summary));
     }
+    trials
+}
+
+/// The review of the planted bug's first failing standard seed.
+fn bug_trial(bug: Bug) -> Trial {
+    Trial::test(format!("bug/{}", bug.name()), move || {
+        let standard = Scenario::resolve("standard").map_err(fail)?;
+        let plan = (0..BUG_SEEDS)
+            .map(|seed| RunPlan::new(standard.clone(), seed, Bugs::NONE.with(bug)))
+            .find(|plan| !harness::sim::run(plan).passed())
+            .ok_or_else(|| format!("{bug} undetected over {BUG_SEEDS} standard seeds"))?;
+        let review = review::of_run(&plan);
+        settings().bind(|| insta::assert_snapshot!(format!("bug-{}", bug.name()), review));
+        Ok(())
+    })
+}
+
+fn fail(e: impl std::fmt::Display) -> Failed {
+    e.to_string().into()
+}
+
+/// `harness run --review` prints exactly what a snapshot stores, so users can review their own
+/// scenario files in the same format.
+fn run_review_prints_the_review() -> Result<(), Failed> {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args([
+            "run",
+            "--scenario",
+            "producer-restarts",
+            "--seed",
+            "1",
+            "--review",
+        ])
+        .output()
+        .map_err(fail)?;
+    let plan = RunPlan::new(
+        Scenario::resolve("producer-restarts").map_err(fail)?,
+        1,
+        Bugs::NONE,
+    );
+    let expected = review::of_run(&plan);
+    let printed = String::from_utf8_lossy(&output.stdout);
+    if printed != expected {
+        return Err(format!("run --review printed:\n{printed}\nexpected:\n{expected}").into());
+    }
+    Ok(())
 }
