@@ -172,3 +172,87 @@ impl fmt::Display for Counters {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::Actor;
+    use broker_under_test::storage::CrashReport;
+
+    fn at(at_us: u64, node: NodeName, event: Event) -> Entry {
+        Entry {
+            at_us,
+            node: Actor::Node(node),
+            what: What::Node(event),
+        }
+    }
+
+    fn crash(at_us: u64, node: NodeName, bytes_lost: u64) -> Entry {
+        let report = CrashReport {
+            bytes_lost,
+            ..CrashReport::default()
+        };
+        Entry {
+            at_us,
+            node: Actor::Node(node),
+            what: What::Harness(HarnessEvent::NodeCrashed { report }),
+        }
+    }
+
+    fn applied(at_us: u64, payment: &str, duplicate: bool) -> Entry {
+        let payment = payment.to_string();
+        let event = Event::StoreApplied {
+            payment,
+            partition: 0,
+            offset: 0,
+            duplicate,
+        };
+        at(at_us, NodeName::Store, event)
+    }
+
+    #[test]
+    fn counts_retried_payments_redeliveries_and_losses_before_the_final_recovery_only() {
+        let producer = NodeName::Producer(0);
+        let payments = vec!["p-0-0".to_string(), "p-0-1".to_string()];
+        let sent = |at_us, attempt| {
+            let event = Event::ProduceSent {
+                partition: 0,
+                epoch: 0,
+                base_seq: 0,
+                count: 2,
+                attempt,
+            };
+            at(at_us, producer, event)
+        };
+        let history = vec![
+            at(
+                1,
+                producer,
+                Event::BatchPersisted {
+                    partition: 0,
+                    base_seq: 0,
+                    payments,
+                },
+            ),
+            sent(2, 0),
+            crash(3, NodeName::Broker, 40),
+            sent(4, 1),
+            applied(5, "p-0-0", false),
+            applied(6, "p-0-0", true),
+            Entry {
+                at_us: 7,
+                node: Actor::Harness,
+                what: What::Harness(HarnessEvent::FinalRecovery),
+            },
+            // The check's own crash: not a fault of the scenario.
+            crash(8, NodeName::Broker, 99),
+        ];
+        let counters = Counters::from_history(&history);
+        assert_eq!(counters.payments_retried.len(), 2);
+        assert_eq!((counters.produce_sends, counters.produce_retries), (2, 1));
+        assert_eq!(counters.store_deliveries, 2);
+        assert_eq!(counters.store_redeliveries, 1);
+        assert_eq!(counters.store_absorbed, 1);
+        assert_eq!(counters.bytes_lost.get(&NodeName::Broker), Some(&40));
+    }
+}
