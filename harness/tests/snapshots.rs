@@ -1,4 +1,4 @@
-//! Scenario outcomes as insta snapshots in `snapshots/`, in the review format
+//! Scenario outcomes as insta snapshots in `tests/snapshots/`, in the review format
 //! (`harness::report::review`): one test case per scenario file and pinned seed, and one per
 //! planted bug, so a mismatch in one case never hides another and `cargo insta review` shows
 //! every change at once. Cases come from the files in `scenarios/` at run time: a new scenario
@@ -28,9 +28,11 @@ fn main() {
     libtest_mimic::run(&args, trials).exit();
 }
 
+/// Inside the package, not at the workspace root: `cargo insta review` looks for pending
+/// snapshots only under each package's directory.
 fn settings() -> insta::Settings {
     let mut settings = insta::Settings::clone_current();
-    settings.set_snapshot_path(Path::new(env!("CARGO_MANIFEST_DIR")).join("../snapshots"));
+    settings.set_snapshot_path(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots"));
     settings.set_prepend_module_to_snapshot(false);
     settings.set_omit_expression(true);
     settings
