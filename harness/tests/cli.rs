@@ -476,7 +476,11 @@ fn bad_input_is_named_and_exits_2() {
         d,
         "faults.store_crash.count",
     );
-    rejects(&["merge", "good.json"], d, "good.json lacks");
+    rejects(
+        &["merge", "good.json"],
+        d,
+        "good.json is not a valid explore --json report",
+    );
     let other = harness(
         &["explore", "--seeds", "0..4", "--shard", "2/2", "--json"],
         d,
@@ -485,7 +489,7 @@ fn bad_input_is_named_and_exits_2() {
     rejects(
         &["merge", "shard.json", "other.json"],
         d,
-        "not shards of one sweep",
+        "not a shard of the same sweep as shard.json: its seed range differs",
     );
     // Nothing already recorded is lost: the good artifact is untouched by the failed commands.
     assert_eq!(std::fs::read_to_string(d.join("good.json")).unwrap(), good);

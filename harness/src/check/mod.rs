@@ -55,6 +55,7 @@ impl fmt::Display for AnomalyKind {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Anomaly {
     pub kind: AnomalyKind,
     /// The payment it concerns, if one.

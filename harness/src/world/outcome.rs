@@ -18,6 +18,7 @@ pub enum Verdict {
 
 /// Counters over one run (summed over seeds by `explore`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Stats {
     pub payments: u64,
     pub log_records: u64,
