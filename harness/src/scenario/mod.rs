@@ -194,7 +194,8 @@ impl Scenario {
     pub fn validate(&self) -> Result<(), String> {
         validate::workload(&self.name, &self.workload)?;
         validate::faults(&self.faults)?;
-        validate::limits(&self.limits)
+        validate::limits(&self.limits)?;
+        validate::budget(&self.workload, &self.faults, &self.limits)
     }
 }
 
