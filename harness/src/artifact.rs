@@ -8,7 +8,41 @@ use crate::schedule::{Fault, FaultEntry, Target};
 use crate::world::{RunOutcome, RunPlan};
 use broker_under_test::{Bug, NodeName};
 use serde::{Deserialize, Serialize};
+use std::io::Read;
 use std::path::{Path, PathBuf};
+
+/// The largest input file the harness reads (scenario, artifact, report). Real ones are a few
+/// kilobytes, a big sweep's report a few megabytes; a path to `/dev/zero` or a runaway file is
+/// refused after reading this much, not read until memory runs out.
+pub const MAX_INPUT_BYTES: u64 = 64 << 20;
+
+/// Reads a whole input file of at most `MAX_INPUT_BYTES`, as UTF-8; the error names `what` and
+/// the file.
+pub fn read_input(path: &Path, what: &str) -> Result<String, String> {
+    let shown = path.display();
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot read {what} {shown}: {e}"))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_INPUT_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read {what} {shown}: {e}"))?;
+    if bytes.len() as u64 > MAX_INPUT_BYTES {
+        return Err(format!(
+            "{what} {shown} is larger than {MAX_INPUT_BYTES} bytes: not a {what}"
+        ));
+    }
+    String::from_utf8(bytes).map_err(|_| format!("{what} {shown} is not UTF-8 text"))
+}
+
+/// Quotes a word for a POSIX shell when it needs it, so a printed command runs as printed
+/// whatever the path holds (spaces, quotes, `$`, newlines).
+pub fn shell_quote(word: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c);
+    if !word.is_empty() && word.chars().all(plain) {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -65,14 +99,29 @@ impl Artifact {
     /// Reads and validates an artifact file.
     pub fn load(path: &Path) -> Result<Artifact, ArtifactError> {
         let shown = path.display();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ArtifactError(format!("cannot read artifact {shown}: {e}")))?;
+        let text = read_input(path, "artifact").map_err(ArtifactError)?;
         let artifact: Artifact = serde_json::from_str(&text)
             .map_err(|e| ArtifactError(format!("artifact {shown} is not a valid artifact: {e}")))?;
-        artifact
-            .validate()
+        // serde cannot deny unknown fields in a flattened fault entry; compare with what the
+        // parsed entries write back instead.
+        let value: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| ArtifactError(format!("artifact {shown}: {e}")))?;
+        let strict = strict_entries(&value, &artifact.fault_schedule);
+        strict
+            .and_then(|()| artifact.validate())
             .map_err(|e| ArtifactError(format!("artifact {shown}: {e}")))?;
         Ok(artifact)
+    }
+
+    /// Another harness version wrote it: its schedule still replays, but the run may differ.
+    pub fn version_warning(&self) -> Option<String> {
+        let ours = env!("CARGO_PKG_VERSION");
+        (self.harness_version != ours).then(|| {
+            format!(
+                "warning: the artifact was written by harness {}, this is {ours}; the replay may differ",
+                self.harness_version
+            )
+        })
     }
 
     fn validate(&self) -> Result<(), String> {
@@ -131,15 +180,24 @@ impl Artifact {
         Ok(())
     }
 
-    /// Writes the artifact as pretty JSON.
+    /// Writes the artifact as pretty JSON, atomically: into a temporary file in the same
+    /// directory, then renamed over `path`, so an interrupted write never leaves a truncated
+    /// artifact.
     pub fn save(&self, path: &Path) -> Result<(), ArtifactError> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| ArtifactError(format!("cannot create {}: {e}", dir.display())))?;
-        }
-        let text = serde_json::to_string_pretty(self).expect("artifacts serialize");
-        std::fs::write(path, text + "\n")
-            .map_err(|e| ArtifactError(format!("cannot write artifact {}: {e}", path.display())))
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir)
+            .map_err(|e| ArtifactError(format!("cannot create {}: {e}", dir.display())))?;
+        let text = serde_json::to_string_pretty(self).expect("artifacts serialize") + "\n";
+        let fail = |e: std::io::Error| {
+            ArtifactError(format!("cannot write artifact {}: {e}", path.display()))
+        };
+        let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(fail)?;
+        std::io::Write::write_all(&mut temp, text.as_bytes()).map_err(fail)?;
+        temp.persist(path).map_err(|e| fail(e.error))?;
+        Ok(())
     }
 
     /// Where `explore` files the artifact of a failing seed: one name per scenario, seed and
@@ -153,7 +211,29 @@ impl Artifact {
         dir.join(name + ".json")
     }
 
+    /// The command that replays the artifact at `path`, shell-quoted.
     pub fn replay_command(path: &Path) -> String {
-        format!("harness replay {}", path.display())
+        format!(
+            "harness replay {}",
+            shell_quote(&path.display().to_string())
+        )
     }
+}
+
+/// Every key of every entry of the file's `fault_schedule` must be one the parsed entry writes
+/// back: a misspelt parameter is an error, not a silent default.
+fn strict_entries(value: &serde_json::Value, parsed: &[FaultEntry]) -> Result<(), String> {
+    let Some(entries) = value.get("fault_schedule").and_then(|v| v.as_array()) else {
+        return Ok(());
+    };
+    for (i, (raw, entry)) in entries.iter().zip(parsed).enumerate() {
+        let known = serde_json::to_value(entry).map_err(|e| e.to_string())?;
+        let (Some(raw), Some(known)) = (raw.as_object(), known.as_object()) else {
+            continue;
+        };
+        if let Some(key) = raw.keys().find(|k| !known.contains_key(*k)) {
+            return Err(format!("fault_schedule[{i}]: unknown field '{key}'"));
+        }
+    }
+    Ok(())
 }

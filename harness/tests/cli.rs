@@ -476,7 +476,11 @@ fn bad_input_is_named_and_exits_2() {
         d,
         "faults.store_crash.count",
     );
-    rejects(&["merge", "good.json"], d, "good.json lacks");
+    rejects(
+        &["merge", "good.json"],
+        d,
+        "good.json is not a valid explore --json report",
+    );
     let other = harness(
         &["explore", "--seeds", "0..4", "--shard", "2/2", "--json"],
         d,
@@ -485,8 +489,62 @@ fn bad_input_is_named_and_exits_2() {
     rejects(
         &["merge", "shard.json", "other.json"],
         d,
-        "not shards of one sweep",
+        "not a shard of the same sweep as shard.json: its seed range differs",
     );
     // Nothing already recorded is lost: the good artifact is untouched by the failed commands.
     assert_eq!(std::fs::read_to_string(d.join("good.json")).unwrap(), good);
+}
+
+#[test]
+fn no_output_overwrites_the_input_artifact_and_commands_are_shell_quoted() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let sub = d.join("a dir");
+    std::fs::create_dir(&sub).unwrap();
+    let made = harness(
+        &[
+            "run",
+            "--scenario",
+            "standard",
+            "--seed",
+            "0",
+            "--bug",
+            "store-no-dedup",
+            "--artifact",
+            "a dir/it's.json",
+        ],
+        d,
+    );
+    assert_eq!(made.code, 1, "{}", made.stderr);
+    assert!(
+        made.stdout.contains(r"harness replay 'a dir/it'\''s.json'"),
+        "{}",
+        made.stdout
+    );
+    let artifact = sub.join("it's.json");
+    let before = std::fs::read_to_string(&artifact).unwrap();
+    let path = "a dir/it's.json";
+    rejects(
+        &["replay", path, "--trace", path],
+        d,
+        "is the input artifact",
+    );
+    rejects(
+        &["replay", path, "--html", path],
+        d,
+        "is the input artifact",
+    );
+    rejects(&["shrink", path, "--out", path], d, "is the input artifact");
+    rejects(
+        &["explore", "--failures", path],
+        d,
+        "cannot write failures into",
+    );
+    assert_eq!(std::fs::read_to_string(&artifact).unwrap(), before);
+    // Control characters from a file reach the terminal escaped.
+    let evil = before.replacen("\"detail\": \"", "\"detail\": \"\\u001b[2J", 1);
+    std::fs::write(d.join("evil.json"), evil).unwrap();
+    let shown = harness(&["show", "evil.json"], d);
+    assert_eq!(shown.code, 0, "{}", shown.stderr);
+    assert!(!shown.stdout.contains('\u{1b}') && shown.stdout.contains(r"\u{1b}[2J"));
 }

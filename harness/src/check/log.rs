@@ -101,6 +101,32 @@ pub(super) fn ack_mismatch(facts: &Facts) -> Vec<Anomaly> {
     out
 }
 
+/// `ack-mismatch` from the history alone: one payment acknowledged at two different places
+/// of the log. Acknowledgements follow syncs, so at least one of them is a duplicate or a lie.
+pub(super) fn acked_twice(facts: &Facts) -> Vec<Anomaly> {
+    let mut first: std::collections::BTreeMap<&str, (u32, u64)> = Default::default();
+    let mut out = Vec::new();
+    for ack in &facts.acks {
+        for (i, id) in ack.payments.iter().enumerate() {
+            let here = (ack.partition, ack.base_offset + i as u64);
+            let there = *first.entry(id.as_str()).or_insert(here);
+            if there != here {
+                let detail = format!(
+                    "acknowledged at partition {} offset {} and at partition {} offset {}",
+                    there.0, there.1, here.0, here.1
+                );
+                out.push(Anomaly::new(
+                    AnomalyKind::AckMismatch,
+                    Some(id),
+                    ack.at_us,
+                    detail,
+                ));
+            }
+        }
+    }
+    out
+}
+
 /// `phantom`: a record in the log or a row in the store that no producer outboxed, or whose
 /// content differs from what was outboxed.
 pub(super) fn phantom(facts: &Facts, durable: &Durable) -> Vec<Anomaly> {

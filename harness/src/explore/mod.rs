@@ -9,4 +9,7 @@ pub mod shrink;
 pub mod sweep;
 
 pub use aggregate::{aggregate, merge_aggregates};
-pub use sweep::{probe_table, sweep, SeedResult, Sweep, SweepReport};
+pub use sweep::{
+    probe_table, sweep, sweep_with, FailureSummary, SeedResult, Sweep, SweepHooks, SweepReport,
+    MAX_SWEEP_RUNS,
+};

@@ -11,9 +11,15 @@ use crate::world::plan::RunPlan;
 use broker_under_test::{Bugs, Probe};
 use std::collections::BTreeMap;
 use std::ops::Range;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
+
+/// The most runs one sweep may make. Every run's index must fit a `u64` with room for each
+/// worker's overshoot, and a sweep keeps a few hundred bytes per seed run; at about 200 runs a
+/// second this bound is already centuries of work, so nothing reasonable is refused.
+pub const MAX_SWEEP_RUNS: u64 = 1 << 40;
 
 /// A validated sweep.
 #[derive(Clone, Debug)]
@@ -39,8 +45,31 @@ pub struct SeedResult {
     pub wall_us: u64,
     pub stats: Stats,
     pub probes: BTreeMap<Probe, u64>,
-    /// The full outcome, for failures only.
-    pub failure: Option<RunOutcome>,
+    /// What a sweep keeps of a failure: a summary, never the whole history, so memory stays
+    /// flat however many seeds fail.
+    pub failure: Option<FailureSummary>,
+}
+
+/// A failing seed as a sweep keeps it; the artifact holds the rest.
+#[derive(Clone, Debug)]
+pub struct FailureSummary {
+    pub scenario: String,
+    pub seed: u64,
+    pub anomalies: Vec<crate::check::Anomaly>,
+    pub trace_hash: TraceHash,
+    /// Where its artifact was written, when the sweep writes them.
+    pub artifact: Option<PathBuf>,
+}
+
+/// What a caller may add to a sweep: persisting each failure as it is found, and a flag that
+/// stops the sweep early (Ctrl-C).
+#[derive(Default)]
+pub struct SweepHooks<'a> {
+    /// Called on the worker thread with each failing run; returns the artifact written, or an
+    /// error naming the file, which stops the sweep.
+    pub on_failure: OnFailure<'a>,
+    /// When set, workers take no more seeds and the report is marked incomplete.
+    pub stop: Option<&'a AtomicBool>,
 }
 
 #[derive(Clone, Debug)]
@@ -49,7 +78,12 @@ pub struct SweepReport {
     pub passed: u64,
     pub failed: u64,
     /// Failures in (scenario, seed) order.
-    pub failures: Vec<RunOutcome>,
+    pub failures: Vec<FailureSummary>,
+    /// The sweep was stopped (Ctrl-C, or a failure artifact could not be written) before it
+    /// covered its range: the counts are of the seeds that ran, not of the range.
+    pub incomplete: bool,
+    /// The first artifact that could not be written.
+    pub write_error: Option<String>,
     pub stats: Stats,
     /// Probe hits summed over the seeds.
     pub probes: BTreeMap<Probe, u64>,
@@ -72,9 +106,39 @@ impl Sweep {
         }
     }
 
-    /// How many (scenario, seed) runs the sweep makes.
+    /// How many (scenario, seed) runs the sweep makes. Checked: a sweep that `check` would
+    /// refuse panics here (an internal error, exit 3) rather than wrapping into a small count
+    /// and passing without running anything.
     pub fn len(&self) -> u64 {
-        self.scenarios.len() as u64 * self.seeds_per_scenario()
+        (self.scenarios.len() as u64)
+            .checked_mul(self.seeds_per_scenario())
+            .expect("a sweep's size is checked before it runs")
+    }
+
+    /// Refuses a sweep that would run nothing or more than `MAX_SWEEP_RUNS`; returns its size.
+    pub fn check(&self) -> Result<u64, String> {
+        let range = format!("{}..{}", self.seeds.start, self.seeds.end);
+        if self.seeds.is_empty() {
+            return Err(format!("seed range {range} is empty"));
+        }
+        if self.scenarios.is_empty() {
+            return Err("the sweep has no scenario".to_string());
+        }
+        let per = self.seeds_per_scenario();
+        if let (0, Some((k, n))) = (per, self.shard) {
+            return Err(format!(
+                "shard {k}/{n} of seeds {range} receives no seeds (the range has fewer than {k})"
+            ));
+        }
+        (self.scenarios.len() as u64)
+            .checked_mul(per)
+            .filter(|&runs| runs <= MAX_SWEEP_RUNS)
+            .ok_or_else(|| {
+                format!(
+                    "seeds {range} over {} scenarios is too large a sweep: at most {MAX_SWEEP_RUNS} runs",
+                    self.scenarios.len()
+                )
+            })
     }
 
     pub fn is_empty(&self) -> bool {
@@ -100,42 +164,87 @@ impl Sweep {
 /// that failure: the seeds other workers ran past it are dropped, so counts and the aggregate
 /// hash do not depend on the number of jobs. `progress(done, total)` is called after every seed.
 pub fn sweep(s: &Sweep, progress: &(dyn Fn(u64, u64) + Sync)) -> SweepReport {
+    sweep_with(s, progress, &SweepHooks::default())
+}
+
+/// `sweep`, with each failure handed to `hooks.on_failure` as soon as it is found (so an
+/// interrupted sweep loses no finished failure) and `hooks.stop` checked before every seed.
+pub fn sweep_with(
+    s: &Sweep,
+    progress: &(dyn Fn(u64, u64) + Sync),
+    hooks: &SweepHooks,
+) -> SweepReport {
     let started = Instant::now();
     let total = s.len();
     let next = AtomicU64::new(0);
     let lowest_failure = AtomicU64::new(u64::MAX);
     let done = AtomicU64::new(0);
+    let halted = AtomicBool::new(false);
+    let write_error: Mutex<Option<String>> = Mutex::new(None);
     let results: Mutex<BTreeMap<u64, SeedResult>> = Mutex::new(BTreeMap::new());
+    let stopped =
+        || halted.load(Ordering::Relaxed) || hooks.stop.is_some_and(|f| f.load(Ordering::Relaxed));
     std::thread::scope(|scope| {
         for _ in 0..s.jobs.max(1) {
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                if i >= total || (!s.keep_going && i > lowest_failure.load(Ordering::Relaxed)) {
+                if i >= total
+                    || stopped()
+                    || (!s.keep_going && i > lowest_failure.load(Ordering::Relaxed))
+                {
                     return;
                 }
                 let (scenario, seed) = s.item(i);
-                let result = run_seed(s, &s.scenarios[scenario], seed);
-                if result.failure.is_some() {
+                let mut result = run_seed(s, &s.scenarios[scenario], seed, hooks.on_failure);
+                if let Some(Err(e)) = result.1.take() {
+                    halted.store(true, Ordering::Relaxed);
+                    lock(&write_error).get_or_insert(e);
+                }
+                if result.0.failure.is_some() {
                     lowest_failure.fetch_min(i, Ordering::Relaxed);
                 }
-                results
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(i, result);
+                lock(&results).insert(i, result.0);
                 progress(done.fetch_add(1, Ordering::Relaxed) + 1, total);
             });
         }
     });
     let mut results = results.into_inner().unwrap_or_else(|e| e.into_inner());
+    let incomplete = stopped() && results.len() as u64 != total;
     if !s.keep_going {
         let cutoff = lowest_failure.load(Ordering::Relaxed);
-        results.retain(|i, _| *i <= cutoff);
+        drop_past(&mut results, cutoff);
     }
+    let mut report = summarise(&results, started);
+    report.incomplete = incomplete;
+    report.write_error = write_error.into_inner().unwrap_or_else(|e| e.into_inner());
+    report
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Drops the seeds run past the lowest failure, and the artifacts written for them, so neither
+/// the report nor the failures directory depends on the number of jobs.
+fn drop_past(results: &mut BTreeMap<u64, SeedResult>, cutoff: u64) {
+    for (_, dropped) in results.split_off(&cutoff.saturating_add(1)) {
+        if let Some(path) = dropped.failure.and_then(|f| f.artifact) {
+            // A failure past the reported one; its artifact would be an orphan. Removing it
+            // is best effort: a leftover file is harmless.
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// The report over the seeds kept, in (scenario, seed) order.
+fn summarise(results: &BTreeMap<u64, SeedResult>, started: Instant) -> SweepReport {
     let mut report = SweepReport {
         seeds_run: results.len() as u64,
         passed: 0,
         failed: 0,
         failures: Vec::new(),
+        incomplete: false,
+        write_error: None,
         stats: Stats::default(),
         probes: BTreeMap::new(),
         aggregate_hash: aggregate(
@@ -152,9 +261,9 @@ pub fn sweep(s: &Sweep, progress: &(dyn Fn(u64, u64) + Sync)) -> SweepReport {
             *report.probes.entry(*probe).or_default() += hits;
         }
         match &r.failure {
-            Some(outcome) => {
+            Some(summary) => {
                 report.failed += 1;
-                report.failures.push(outcome.clone());
+                report.failures.push(summary.clone());
             }
             None => report.passed += 1,
         }
@@ -169,7 +278,16 @@ pub fn sweep(s: &Sweep, progress: &(dyn Fn(u64, u64) + Sync)) -> SweepReport {
     report
 }
 
-fn run_seed(s: &Sweep, scenario: &Scenario, seed: u64) -> SeedResult {
+type OnFailure<'a> = Option<&'a (dyn Fn(&RunPlan, &RunOutcome) -> Result<PathBuf, String> + Sync)>;
+
+/// One seed's run, summarised; a failure is handed to `on_failure` (its result returned beside)
+/// and then only its summary kept.
+fn run_seed(
+    s: &Sweep,
+    scenario: &Scenario,
+    seed: u64,
+    on_failure: OnFailure,
+) -> (SeedResult, Option<Result<PathBuf, String>>) {
     let started = Instant::now();
     let mut plan = RunPlan::new(scenario.clone(), seed, s.bugs);
     plan.plant_nondeterminism = s.plant_nondeterminism;
@@ -181,15 +299,26 @@ fn run_seed(s: &Sweep, scenario: &Scenario, seed: u64) -> SeedResult {
             outcome.verdict = Verdict::Fail;
         }
     }
-    SeedResult {
+    let written = (!outcome.passed())
+        .then(|| on_failure.map(|write| write(&plan, &outcome)))
+        .flatten();
+    let failure = (!outcome.passed()).then(|| FailureSummary {
+        scenario: scenario.name.clone(),
+        seed,
+        anomalies: std::mem::take(&mut outcome.anomalies),
+        trace_hash: outcome.trace_hash,
+        artifact: written.as_ref().and_then(|w| w.as_ref().ok().cloned()),
+    });
+    let result = SeedResult {
         scenario: scenario.name.clone(),
         seed,
         trace_hash: outcome.trace_hash,
         wall_us: started.elapsed().as_micros() as u64,
-        stats: outcome.stats.clone(),
-        probes: outcome.probes.clone(),
-        failure: (!outcome.passed()).then_some(outcome),
-    }
+        stats: std::mem::take(&mut outcome.stats),
+        probes: std::mem::take(&mut outcome.probes),
+        failure,
+    };
+    (result, written)
 }
 
 /// Every probe with its hits in a sweep, in catalogue order; never-hit probes have 0.
@@ -244,5 +373,31 @@ mod tests {
         };
         assert_eq!(huge.len(), 14_285_714_286);
         assert_eq!(huge.item(huge.len() - 1).1, 99_999_999_996);
+    }
+
+    #[test]
+    fn a_sweep_too_large_or_empty_is_refused_not_wrapped() {
+        let sweep = |scenarios: Vec<Scenario>, seeds, shard| Sweep {
+            scenarios,
+            seeds,
+            shard,
+            bugs: Bugs::NONE,
+            jobs: 1,
+            keep_going: true,
+            check_determinism: false,
+            plant_nondeterminism: false,
+        };
+        // 8 scenarios x 2^62 seeds wraps a u64 to 0: it used to run nothing and pass.
+        let all = sweep(Scenario::catalogue(), 0..1 << 62, None);
+        assert!(all.check().unwrap_err().contains("too large a sweep"));
+        let max = sweep(Scenario::catalogue(), 0..u64::MAX, Some((1, 1)));
+        assert!(max.check().is_err());
+        let standard = || vec![Scenario::resolve("standard").unwrap()];
+        let empty = sweep(standard(), 0..2, Some((3, 4)));
+        assert_eq!(
+            empty.check().unwrap_err(),
+            "shard 3/4 of seeds 0..2 receives no seeds (the range has fewer than 3)"
+        );
+        assert_eq!(sweep(standard(), 0..2, Some((2, 4))).check(), Ok(1));
     }
 }

@@ -12,7 +12,6 @@ use crate::world::{RunOutcome, Stats, Verdict};
 use broker_under_test::Bug;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 
 /// The version of every report's layout. Raise it when a field is renamed, removed or changes
 /// its shape, so that a script can refuse a report it does not understand; adding a field
@@ -71,14 +70,25 @@ pub struct RealReport<'a> {
     pub wall_ms: u64,
 }
 
-/// `explore --json`; also what `merge` reads back, so it deserializes too.
+/// `explore --json`; also what `merge` reads back, so it deserializes too, strictly: an unknown
+/// or ill-typed field is an error, never ignored. It carries its provenance (version, the
+/// scenarios, the whole range, the shard, bugs and settings) so `merge` can prove its inputs are
+/// the shards of one sweep.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ExploreReport {
-    /// Reports written before the field existed have version 1's layout, so they still merge.
-    #[serde(default = "first_version")]
     pub schema_version: u32,
+    /// The harness that ran the shard; shards of different versions do not compose.
+    pub harness_version: String,
     /// The scenario's name, or `all`.
     pub scenario: String,
+    /// Every scenario swept, by name.
+    pub scenarios: Vec<String>,
+    /// The planted bugs switched on, by name.
+    pub bugs: Vec<String>,
+    pub check_determinism: bool,
+    /// The sweep was interrupted before it covered its share of the range.
+    pub incomplete: bool,
     /// Hits of every probe in the catalogue, summed over the seeds, including those never hit.
     pub probes: BTreeMap<String, u64>,
     pub probes_never_hit: Vec<String>,
@@ -97,12 +107,9 @@ pub struct ExploreReport {
     pub wall_ms: u64,
 }
 
-fn first_version() -> u32 {
-    1
-}
-
 /// One failing seed of a sweep and where its artifact went.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FailureReport {
     pub scenario: String,
     pub seed: u64,
@@ -113,23 +120,32 @@ pub struct FailureReport {
 }
 
 impl ExploreReport {
-    /// `artifacts` are the files written for `report.failures`, in the same order.
-    pub fn new(s: &Sweep, report: &SweepReport, artifacts: &[PathBuf]) -> ExploreReport {
+    pub fn new(s: &Sweep, report: &SweepReport) -> ExploreReport {
         let failures = report
             .failures
             .iter()
-            .zip(artifacts)
-            .map(|(f, path)| FailureReport {
+            .map(|f| FailureReport {
                 scenario: f.scenario.clone(),
                 seed: f.seed,
                 anomalies: f.anomalies.clone(),
-                artifact: path.display().to_string(),
-                replay: Artifact::replay_command(path),
+                artifact: f
+                    .artifact
+                    .as_ref()
+                    .map_or(String::new(), |p| p.display().to_string()),
+                replay: f
+                    .artifact
+                    .as_deref()
+                    .map_or(String::new(), Artifact::replay_command),
             })
             .collect();
         let table = probe_table(report);
         ExploreReport {
             schema_version: SCHEMA_VERSION,
+            harness_version: env!("CARGO_PKG_VERSION").to_string(),
+            scenarios: s.scenarios.iter().map(|sc| sc.name.clone()).collect(),
+            bugs: s.bugs.iter().map(|b| b.name().to_string()).collect(),
+            check_determinism: s.check_determinism,
+            incomplete: report.incomplete,
             scenario: match s.scenarios.as_slice() {
                 [one] => one.name.clone(),
                 _ => "all".to_string(),
@@ -161,7 +177,7 @@ impl ExploreReport {
     pub fn parse(text: &str, origin: &str) -> Result<ExploreReport, String> {
         let report: ExploreReport = serde_json::from_str(text).map_err(|e| {
             if e.is_data() {
-                format!("report {origin} lacks the fields of explore --json output: {e}")
+                format!("report {origin} is not a valid explore --json report: {e}")
             } else {
                 format!("report {origin} is not explore --json output: {e}")
             }
@@ -189,28 +205,34 @@ pub struct MergeReport {
 }
 
 impl MergeReport {
-    /// Merges `(origin, report)` pairs. They must be disjoint shards of one sweep (same
-    /// scenario and seeds): the aggregates merge by XOR, which would cancel a shard given
-    /// twice.
+    /// Merges `(origin, report)` pairs, having proved that they are exactly the shards of one
+    /// sweep: the same version and settings, each complete, none given twice, none missing. The
+    /// aggregates merge by XOR, which would cancel a shard given twice, and a shard that stopped
+    /// at its first failure covers an unknown part of its range.
     pub fn merge(reports: &[(String, ExploreReport)]) -> Result<MergeReport, String> {
-        let Some((_, first)) = reports.first() else {
+        let Some((first_origin, first)) = reports.first() else {
             return Err("no reports to merge".to_string());
         };
-        if reports
-            .iter()
-            .any(|(_, r)| (&r.scenario, &r.seeds) != (&first.scenario, &first.seeds))
-        {
-            return Err(
-                "the reports are not shards of one sweep (scenario and seeds differ)".to_string(),
-            );
+        for (origin, r) in reports {
+            if let Some(field) = differing_setting(first, r) {
+                return Err(format!(
+                    "report {origin} is not a shard of the same sweep as {first_origin}: its {field} differs"
+                ));
+            }
+            check_complete(origin, r)?;
         }
         check_disjoint(reports)?;
-        let sum = |field: fn(&ExploreReport) -> u64| reports.iter().map(|(_, r)| field(r)).sum();
+        let sum = |field: fn(&ExploreReport) -> u64| {
+            reports
+                .iter()
+                .try_fold(0u64, |acc, (_, r)| acc.checked_add(field(r)))
+                .ok_or_else(|| "the reports' counts overflow".to_string())
+        };
         Ok(MergeReport {
             schema_version: SCHEMA_VERSION,
-            seeds_run: sum(|r| r.seeds_run),
-            passed: sum(|r| r.passed),
-            failed: sum(|r| r.failed),
+            seeds_run: sum(|r| r.seeds_run)?,
+            passed: sum(|r| r.passed)?,
+            failed: sum(|r| r.failed)?,
             failures: reports
                 .iter()
                 .flat_map(|(_, r)| r.failures.iter().cloned())
@@ -222,25 +244,113 @@ impl MergeReport {
     }
 }
 
-/// Shards are disjoint when they split the range the same way (one N) into distinct parts; a
-/// whole-range report overlaps any other.
+/// The first setting in which `r` differs from `first`, by name.
+fn differing_setting(first: &ExploreReport, r: &ExploreReport) -> Option<&'static str> {
+    let settings: [(&str, bool); 7] = [
+        (
+            "harness_version",
+            first.harness_version == r.harness_version,
+        ),
+        (
+            "scenario",
+            (&first.scenario, &first.scenarios) == (&r.scenario, &r.scenarios),
+        ),
+        ("seed range", first.seeds == r.seeds),
+        ("bugs", first.bugs == r.bugs),
+        ("keep_going", first.keep_going == r.keep_going),
+        (
+            "check_determinism",
+            first.check_determinism == r.check_determinism,
+        ),
+        (
+            "shard count",
+            parse_shard(&first.shard).map(|s| s.1) == parse_shard(&r.shard).map(|s| s.1),
+        ),
+    ];
+    settings.into_iter().find(|s| !s.1).map(|s| s.0)
+}
+
+/// A report whose counts cover its whole shard: not interrupted, not stopped at a failure, and
+/// with counts that add up to the seeds its shard of the range holds.
+fn check_complete(origin: &str, r: &ExploreReport) -> Result<(), String> {
+    if r.incomplete {
+        return Err(format!(
+            "report {origin} is of an interrupted sweep: it covers only part of its shard"
+        ));
+    }
+    if !r.keep_going && r.failed > 0 {
+        return Err(format!(
+            "report {origin} stopped at its first failure (no --keep-going): its counts and \
+             aggregate cover an unknown part of its shard; run the shards with --keep-going"
+        ));
+    }
+    let (k, n) = parse_shard(&r.shard).map_err(|e| format!("report {origin}: {e}"))?;
+    let expected = shard_size(&r.seeds, k, n)
+        .and_then(|per| per.checked_mul(r.scenarios.len() as u64))
+        .ok_or_else(|| format!("report {origin} has a malformed seed range '{}'", r.seeds))?;
+    let counted = r.passed.checked_add(r.failed);
+    if counted != Some(r.seeds_run)
+        || r.seeds_run != expected
+        || r.failures.len() as u64 != r.failed
+    {
+        return Err(format!(
+            "report {origin}: its counts (seeds_run {}, passed {}, failed {}, {} failures listed) \
+             do not cover its shard, which holds {expected} runs",
+            r.seeds_run,
+            r.passed,
+            r.failed,
+            r.failures.len()
+        ));
+    }
+    Ok(())
+}
+
+/// `K/N` as numbers; the whole range is 1/1.
+fn parse_shard(shard: &Option<String>) -> Result<(u64, u64), String> {
+    let Some(text) = shard else {
+        return Ok((1, 1));
+    };
+    text.split_once('/')
+        .and_then(|(k, n)| Some((k.parse::<u64>().ok()?, n.parse::<u64>().ok()?)))
+        .filter(|&(k, n)| 1 <= k && k <= n)
+        .ok_or_else(|| format!("malformed shard '{text}'"))
+}
+
+/// How many seeds of the range `A..B` shard `k/n` holds, or `None` for a malformed range.
+fn shard_size(seeds: &str, k: u64, n: u64) -> Option<u64> {
+    let (a, b) = seeds.split_once("..")?;
+    let (a, b) = (a.parse::<u64>().ok()?, b.parse::<u64>().ok()?);
+    let len = b.checked_sub(a)?;
+    Some(if len > k - 1 {
+        (len - (k - 1)).div_ceil(n)
+    } else {
+        0
+    })
+}
+
+/// Shards are disjoint when they split the range the same way (one N) into distinct parts, and
+/// complete when every part from 1 to N is there.
 fn check_disjoint(reports: &[(String, ExploreReport)]) -> Result<(), String> {
     let mut seen = BTreeSet::new();
+    let mut n = 1;
     for (origin, r) in reports {
         let shard = r.shard.as_deref().unwrap_or("whole range");
-        let (k, n) = match &r.shard {
-            None => (1, 1),
-            Some(text) => text
-                .split_once('/')
-                .and_then(|(k, n)| Some((k.parse::<u64>().ok()?, n.parse::<u64>().ok()?)))
-                .ok_or_else(|| format!("report {origin} has a malformed shard '{text}'"))?,
-        };
-        let same_split = seen.iter().all(|&(_, other_n)| other_n == n);
-        if !same_split || !seen.insert((k, n)) {
+        let (k, this_n) = parse_shard(&r.shard).map_err(|e| format!("report {origin}: {e}"))?;
+        n = this_n;
+        if !seen.insert(k) {
             return Err(format!("report {origin} ({shard}) overlaps another report"));
         }
     }
-    Ok(())
+    let missing: Vec<String> = (1..=n)
+        .filter(|k| !seen.contains(k))
+        .take(20)
+        .map(|k| format!("{k}/{n}"))
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("shards missing: {}", missing.join(", ")))
+    }
 }
 
 /// `bugs --json`, one per planted bug: how its hunt went.
@@ -315,16 +425,29 @@ mod tests {
     fn shard(shard: Option<&str>, hash: &str, failed: u64) -> ExploreReport {
         ExploreReport {
             schema_version: SCHEMA_VERSION,
+            harness_version: "0.1.0".to_string(),
             scenario: "standard".to_string(),
+            scenarios: vec!["standard".to_string()],
+            bugs: Vec::new(),
+            check_determinism: false,
+            incomplete: false,
             probes: BTreeMap::new(),
             probes_never_hit: Vec::new(),
-            seeds: "0..9".to_string(),
+            seeds: "0..6".to_string(),
             shard: shard.map(str::to_string),
-            keep_going: false,
+            keep_going: true,
             seeds_run: 3,
             passed: 3 - failed,
             failed,
-            failures: Vec::new(),
+            failures: (0..failed)
+                .map(|seed| FailureReport {
+                    scenario: "standard".to_string(),
+                    seed,
+                    anomalies: Vec::new(),
+                    artifact: String::new(),
+                    replay: String::new(),
+                })
+                .collect(),
             stats: Stats::default(),
             aggregate_hash: hash.to_string(),
             wall_ms: 1,
@@ -351,22 +474,40 @@ mod tests {
     }
 
     #[test]
-    fn overlapping_or_foreign_reports_are_refused() {
+    fn overlapping_foreign_partial_or_missing_shards_are_refused() {
         let h = "0".repeat(32);
         let refused = |reports| MergeReport::merge(&named(reports)).unwrap_err();
         let twice = refused(vec![shard(Some("1/2"), &h, 0), shard(Some("1/2"), &h, 0)]);
         assert_eq!(twice, "report r1.json (1/2) overlaps another report");
         let whole = refused(vec![shard(Some("1/2"), &h, 0), shard(None, &h, 0)]);
-        assert_eq!(
-            whole,
-            "report r1.json (whole range) overlaps another report"
+        assert!(whole.contains("its shard count differs"), "{whole}");
+        let missing = refused(vec![shard(Some("2/2"), &h, 0)]);
+        assert_eq!(missing, "shards missing: 1/2");
+        let differs = |change: fn(&mut ExploreReport), what: &str| {
+            let mut other = shard(Some("2/2"), &h, 0);
+            change(&mut other);
+            let e = refused(vec![shard(Some("1/2"), &h, 0), other]);
+            assert!(e.contains(&format!("its {what} differs")), "{e}");
+        };
+        differs(|r| r.seeds = "0..7".to_string(), "seed range");
+        differs(
+            |r| r.harness_version = "9.9.9".to_string(),
+            "harness_version",
         );
-        let other_split = refused(vec![shard(Some("1/2"), &h, 0), shard(Some("2/3"), &h, 0)]);
-        assert_eq!(other_split, "report r1.json (2/3) overlaps another report");
-        let mut other_seeds = shard(Some("2/2"), &h, 0);
-        other_seeds.seeds = "0..10".to_string();
-        let foreign = refused(vec![shard(Some("1/2"), &h, 0), other_seeds]);
-        assert!(foreign.contains("not shards of one sweep"), "{foreign}");
+        differs(|r| r.bugs = vec!["no-dedup".to_string()], "bugs");
+        differs(|r| r.keep_going = false, "keep_going");
+        let mut stopped = (shard(Some("1/2"), &h, 1), shard(Some("2/2"), &h, 0));
+        (stopped.0.keep_going, stopped.1.keep_going) = (false, false);
+        let e = refused(vec![stopped.0, stopped.1]);
+        assert!(e.contains("stopped at its first failure"), "{e}");
+        let mut short = shard(Some("2/2"), &h, 0);
+        (short.seeds_run, short.passed) = (2, 2);
+        let e = refused(vec![shard(Some("1/2"), &h, 0), short]);
+        assert!(e.contains("do not cover its shard"), "{e}");
+        let mut cut = shard(Some("2/2"), &h, 0);
+        cut.incomplete = true;
+        let e = refused(vec![shard(Some("1/2"), &h, 0), cut]);
+        assert!(e.contains("interrupted"), "{e}");
     }
 
     #[test]
@@ -377,9 +518,12 @@ mod tests {
         let not_json = ExploreReport::parse("{", "r.json").unwrap_err();
         assert!(not_json.starts_with("report r.json is not explore --json output"));
         let other = ExploreReport::parse(r#"{"seed": 3}"#, "r.json").unwrap_err();
-        assert!(other.starts_with("report r.json lacks"), "{other}");
-        let unversioned = text.replace("\"schema_version\":1,", "");
-        assert_eq!(ExploreReport::parse(&unversioned, "r.json"), Ok(report));
+        assert!(other.starts_with("report r.json is not a valid"), "{other}");
+        let extra = text.replace("\"wall_ms\"", "\"extra\":1,\"wall_ms\"");
+        let extra = ExploreReport::parse(&extra, "r.json").unwrap_err();
+        assert!(extra.contains("unknown field `extra`"), "{extra}");
+        let negative = text.replace("\"seeds_run\":3", "\"seeds_run\":-3");
+        assert!(ExploreReport::parse(&negative, "r.json").is_err());
         let newer = text.replace("\"schema_version\":1", "\"schema_version\":2");
         let newer = ExploreReport::parse(&newer, "r.json").unwrap_err();
         assert!(newer.contains("schema_version 2"), "{newer}");

@@ -16,12 +16,26 @@ use crate::world::{RunOutcome, RunPlan, Verdict};
 use broker_under_test::{Bug, Bugs};
 use std::collections::BTreeMap;
 use std::fmt::{self, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Renders with one of this module's functions into a `String`, which cannot fail to take it.
 pub fn render(f: impl FnOnce(&mut String) -> fmt::Result) -> String {
     let mut out = String::new();
     f(&mut out).expect("writing into a String does not fail");
+    out
+}
+
+/// Text from a file, safe for a terminal: control characters other than newlines (escape
+/// sequences, carriage returns, bells) are written as `\u{..}` escapes.
+pub fn escape_controls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() && c != '\n' {
+            out.push_str(&c.escape_unicode().to_string());
+        } else {
+            out.push(c);
+        }
+    }
     out
 }
 
@@ -196,27 +210,32 @@ pub fn real_header(
 }
 
 /// A sweep's totals, probes and aggregate hash, then its first failure with the command that
-/// replays it. `artifacts` are the files written for `report.failures`, in order.
-pub fn sweep(
-    out: &mut impl Write,
-    s: &Sweep,
-    report: &SweepReport,
-    artifacts: &[PathBuf],
-) -> fmt::Result {
+/// replays it. An interrupted sweep says so first: its counts are not the range's.
+pub fn sweep(out: &mut impl Write, s: &Sweep, report: &SweepReport) -> fmt::Result {
+    if report.incomplete {
+        writeln!(
+            out,
+            "INCOMPLETE: the sweep was stopped after {} seeds; this report covers only those",
+            report.seeds_run
+        )?;
+    }
     sweep_totals(out, s, report)?;
     sweep_probes(out, report)?;
     writeln!(out, "aggregate_hash {}", report.aggregate_hash)?;
-    let (Some(first), Some(path)) = (report.failures.first(), artifacts.first()) else {
+    let Some(first) = report.failures.first() else {
         return Ok(());
     };
     writeln!(out, "FAIL {} seed {}", first.scenario, first.seed)?;
     anomalies(out, &first.anomalies)?;
+    let Some(path) = &first.artifact else {
+        return Ok(());
+    };
     writeln!(out, "replay with: {}", Artifact::replay_command(path))?;
-    if artifacts.len() > 1 {
+    if report.failures.len() > 1 {
         writeln!(
             out,
             "({} more failure artifacts in {})",
-            artifacts.len() - 1,
+            report.failures.len() - 1,
             path.parent().unwrap_or(Path::new(".")).display()
         )?;
     }

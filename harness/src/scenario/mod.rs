@@ -158,9 +158,7 @@ impl Scenario {
         }
         let path = Path::new(name_or_path);
         if path.exists() {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                ScenarioError(format!("cannot read scenario file {name_or_path}: {e}"))
-            })?;
+            let text = crate::artifact::read_input(path, "scenario file").map_err(ScenarioError)?;
             return Scenario::parse(&text, name_or_path);
         }
         let names: Vec<&str> = CATALOGUE.iter().map(|(n, _)| *n).collect();
@@ -196,7 +194,8 @@ impl Scenario {
     pub fn validate(&self) -> Result<(), String> {
         validate::workload(&self.name, &self.workload)?;
         validate::faults(&self.faults)?;
-        validate::limits(&self.limits)
+        validate::limits(&self.limits)?;
+        validate::budget(&self.workload, &self.faults, &self.limits)
     }
 }
 

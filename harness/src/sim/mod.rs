@@ -121,10 +121,16 @@ fn panic_anomaly(panic: &Box<dyn std::any::Any + Send>, sim_ms: u64) -> Anomaly 
     } else {
         AnomalyKind::Panic
     };
+    // The simulated time it stopped at says how far the run got; at_ms carries it too, but
+    // a reader of the detail alone should not have to guess.
+    let detail = match kind {
+        AnomalyKind::StepLimit => format!("at {sim_ms} ms of simulated time: {message}"),
+        _ => message,
+    };
     Anomaly {
         kind,
         payment: None,
         at_ms: sim_ms,
-        detail: message,
+        detail,
     }
 }

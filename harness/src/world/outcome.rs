@@ -1,7 +1,7 @@
 //! A run's verdict, assembled the same way for both worlds: the anomalies, the counters the
 //! history shows, the trace hash, pass or fail.
 
-use crate::check::{self, Anomaly, Durable};
+use crate::check::{self, Anomaly, AnomalyKind, Durable};
 use crate::history::{trace_hash, Entry, HarnessEvent, TraceHash, What};
 use crate::world::liveness::Settled;
 use crate::world::plan::RunPlan;
@@ -18,6 +18,7 @@ pub enum Verdict {
 
 /// Counters over one run (summed over seeds by `explore`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Stats {
     pub payments: u64,
     pub log_records: u64,
@@ -114,6 +115,13 @@ impl RunOutcome {
                 stats.log_records = ending.durable.records().count() as u64;
                 stats.store_rows = ending.durable.rows.len() as u64;
                 stats.unsynced_writes_lost = ending.unsynced_writes_lost;
+                anomalies
+            }
+            // A step limit cuts the run short, not its history: what that history already
+            // proves is still reported beside it (a limit must not hide a violation).
+            Err(stopped) if stopped.kind == AnomalyKind::StepLimit => {
+                let mut anomalies = check::check_history(&history);
+                anomalies.push(stopped);
                 anomalies
             }
             Err(stopped) => vec![stopped],

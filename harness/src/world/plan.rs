@@ -76,7 +76,8 @@ impl RunPlan {
     pub fn replay_command(&self) -> String {
         let mut cmd = format!(
             "harness run --scenario {} --seed {}",
-            self.scenario_arg, self.seed
+            crate::artifact::shell_quote(&self.scenario_arg),
+            self.seed
         );
         for bug in self.bugs.iter() {
             cmd.push_str(&format!(" --bug {bug}"));

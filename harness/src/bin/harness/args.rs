@@ -230,8 +230,8 @@ impl BugArgs {
 
 #[derive(Args)]
 pub struct JobsArg {
-    /// Worker threads (default: the number of cores).
-    #[arg(long, value_name = "J", value_parser = at_least_one::<usize>)]
+    /// Worker threads (default: the number of cores), at most 256.
+    #[arg(long, value_name = "J", value_parser = parse_jobs)]
     pub jobs: Option<usize>,
 }
 
@@ -283,6 +283,18 @@ fn at_least_one<T: std::str::FromStr + PartialOrd + From<u8>>(s: &str) -> Result
         Ok(_) => Err("must be at least 1".to_string()),
         Err(_) => Err(format!("'{s}' is not a whole number")),
     }
+}
+
+/// The most worker threads: each run also takes a thread of its own with its stack, so a huge
+/// `--jobs` would fail to spawn threads rather than go faster.
+const MAX_JOBS: usize = 256;
+
+fn parse_jobs(s: &str) -> Result<usize, String> {
+    let jobs = at_least_one::<usize>(s)?;
+    if jobs > MAX_JOBS {
+        return Err(format!("{jobs} jobs is too many: at most {MAX_JOBS}"));
+    }
+    Ok(jobs)
 }
 
 fn parse_seeds(s: &str) -> Result<Range<u64>, String> {

@@ -25,7 +25,23 @@ fn main() -> ExitCode {
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .init();
     }
-    let result = match Cli::parse().command {
+    let cli = Cli::parse();
+    install_panic_hook();
+    let result = std::panic::catch_unwind(|| dispatch(cli)).unwrap_or_else(|payload| {
+        let what = PANICKED
+            .get()
+            .cloned()
+            .unwrap_or_else(|| describe(&*payload));
+        Err(cmd::Failure::Internal(what))
+    });
+    result.unwrap_or_else(|failure| {
+        eprintln!("harness: {failure}");
+        failure.exit_code()
+    })
+}
+
+fn dispatch(cli: Cli) -> Result<ExitCode, cmd::Failure> {
+    match cli.command {
         Command::List(a) => cmd::list::list(a),
         Command::Run(a) => cmd::run::run(a),
         Command::Explore(a) => cmd::explore::explore(a),
@@ -36,9 +52,28 @@ fn main() -> ExitCode {
         Command::Bugs(a) => cmd::bugs::bugs(a),
         Command::Bench(a) => cmd::bench::bench(a),
         Command::Real(a) => cmd::real::real(a),
-    };
-    result.unwrap_or_else(|failure| {
-        eprintln!("harness: {failure}");
-        failure.exit_code()
-    })
+    }
+}
+
+/// The first panic outside a simulated run (those are anomalies, reported by `sim`): where it
+/// happened and what it said, for the one line `main` prints before exiting 3.
+static PANICKED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Replaces the default hook's multi-line report (and a worker's panic reaching `main` only as
+/// "a scoped thread panicked") with the first panic's own message, kept for `main`.
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let place = info
+            .location()
+            .map_or(String::new(), |l| format!(" at {}:{}", l.file(), l.line()));
+        let _ = PANICKED.set(format!("panic{place}: {}", describe(info.payload())));
+    }));
+}
+
+fn describe(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "a panic without a message".to_string())
 }

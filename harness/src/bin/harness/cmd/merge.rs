@@ -2,6 +2,7 @@
 
 use super::{bad, print_json, print_text, verdict_code, Failure};
 use crate::args::MergeArgs;
+use harness::artifact::read_input;
 use harness::report::json::{ExploreReport, MergeReport};
 use harness::report::text;
 use std::process::ExitCode;
@@ -10,8 +11,7 @@ pub fn merge(args: MergeArgs) -> Result<ExitCode, Failure> {
     let mut reports = Vec::new();
     for path in &args.reports {
         let origin = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| bad(format!("cannot read report {origin}: {e}")))?;
+        let text = read_input(path, "report").map_err(bad)?;
         let report = ExploreReport::parse(&text, &origin).map_err(bad)?;
         reports.push((origin, report));
     }

@@ -4,6 +4,7 @@
 pub mod bench;
 pub mod bugs;
 pub mod explore;
+pub mod interrupt;
 pub mod list;
 pub mod merge;
 pub mod real;
@@ -63,9 +64,15 @@ pub fn verdict_code(passed: bool) -> ExitCode {
     }
 }
 
-/// Prints text rendered by one of `harness::report::text`'s functions.
+/// Prints text rendered by one of `harness::report::text`'s functions. A failed write to
+/// standard output (a full disk, a closed descriptor) is an internal error, exit status 3, by
+/// the panic that `main` catches.
 pub fn print_text(render: impl FnOnce(&mut String) -> fmt::Result) {
-    print!("{}", harness::report::text::render(render));
+    let text = harness::report::text::render(render);
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        panic!("cannot write to standard output: {e}");
+    }
 }
 
 /// Prints a `--json` report with its keys sorted, as reports have always been printed, so two
@@ -73,8 +80,10 @@ pub fn print_text(render: impl FnOnce(&mut String) -> fmt::Result) {
 pub fn print_json(report: &impl Serialize) -> Result<(), Failure> {
     let value = serde_json::to_value(report).map_err(internal)?;
     let text = serde_json::to_string_pretty(&value).map_err(internal)?;
-    println!("{text}");
-    Ok(())
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{text}")
+        .and_then(|()| out.flush())
+        .map_err(|e| internal(format!("cannot write to standard output: {e}")))
 }
 
 /// A progress bar on stderr when a person watches it; hidden otherwise, and under `--json`.
@@ -84,6 +93,44 @@ pub fn progress_bar(shown: bool, make: impl FnOnce() -> ProgressBar) -> Progress
     } else {
         ProgressBar::hidden()
     }
+}
+
+/// Checks an output file before any work starts: its directory exists, it is not a directory,
+/// and it is not the input (`replay a.json --trace a.json` would destroy the evidence).
+pub fn check_output(path: &Path, input: Option<&Path>) -> Result<(), Failure> {
+    let shown = path.display();
+    if path.is_dir() {
+        return Err(bad(format!("output {shown} is a directory")));
+    }
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        return Err(bad(format!(
+            "output {shown}: directory {} does not exist",
+            dir.display()
+        )));
+    }
+    let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    if input.is_some_and(|input| same(path, input)) {
+        return Err(bad(format!(
+            "output {shown} is the input artifact; it would be overwritten"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks `--failures DIR` before a sweep: it is (or can be made) a directory we can write in.
+pub fn check_output_dir(dir: &Path) -> Result<(), Failure> {
+    let fail =
+        |e: std::io::Error| bad(format!("cannot write failures into {}: {e}", dir.display()));
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    tempfile::NamedTempFile::new_in(dir).map_err(fail)?;
+    Ok(())
 }
 
 /// `--html FILE`: the run's timeline page.

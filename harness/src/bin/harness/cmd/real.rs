@@ -51,7 +51,29 @@ pub fn run_real(
     };
     std::fs::create_dir_all(&dir)
         .map_err(|e| bad(format!("cannot create {}: {e}", dir.display())))?;
+    if node_bin.exists() {
+        check_node_runs(node_bin)?;
+    }
     let started = Instant::now();
     let outcome = harness::real::run_real(plan, node_bin, &dir).map_err(bad)?;
     Ok((outcome, started.elapsed()))
+}
+
+/// A node binary that does not even run (`node --help` fails) would make every node die at
+/// once and the run end in a liveness verdict about the broker; say what failed instead
+/// (exit status 3: the harness's own tooling is broken, not the system under test).
+fn check_node_runs(node_bin: &Path) -> Result<(), Failure> {
+    let shown = node_bin.display();
+    let out = std::process::Command::new(node_bin)
+        .arg("--help")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| internal(format!("node binary {shown} does not run: {e}")))?;
+    if !out.status.success() {
+        return Err(internal(format!(
+            "node binary {shown} does not run: `{shown} --help` exited with {}",
+            out.status
+        )));
+    }
+    Ok(())
 }

@@ -1,6 +1,8 @@
 //! `harness replay`: an artifact's exact schedule run again, compared with what it recorded.
 
-use super::{bad, print_json, print_text, verdict_code, write_html, write_trace, Failure};
+use super::{
+    bad, check_output, print_json, print_text, verdict_code, write_html, write_trace, Failure,
+};
 use crate::args::ReplayArgs;
 use harness::artifact::Artifact;
 use harness::report::json::ReplayReport;
@@ -11,6 +13,15 @@ use std::process::ExitCode;
 pub fn replay(args: ReplayArgs) -> Result<ExitCode, Failure> {
     let path = &args.artifact;
     let artifact = Artifact::load(path).map_err(bad)?;
+    for out in [&args.outputs.trace, &args.outputs.html]
+        .into_iter()
+        .flatten()
+    {
+        check_output(out, Some(path))?;
+    }
+    if let Some(warning) = artifact.version_warning() {
+        eprintln!("{warning}");
+    }
     let mut plan = artifact.plan();
     plan.record_messages = args.outputs.html.is_some();
     let json = args.json.json;

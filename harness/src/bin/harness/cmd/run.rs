@@ -1,6 +1,8 @@
 //! `harness run`: one seed of one scenario, judged, with the command that reproduces a failure.
 
-use super::{bad, print_json, print_text, verdict_code, write_html, write_trace, Failure};
+use super::{
+    bad, check_output, print_json, print_text, verdict_code, write_html, write_trace, Failure,
+};
 use crate::args::RunArgs;
 use harness::artifact::Artifact;
 use harness::report::json::RunReport;
@@ -12,6 +14,12 @@ use std::process::ExitCode;
 
 pub fn run(args: RunArgs) -> Result<ExitCode, Failure> {
     let resolved = Scenario::resolve(&args.scenario).map_err(bad)?;
+    for path in [&args.outputs.trace, &args.outputs.html, &args.artifact]
+        .into_iter()
+        .flatten()
+    {
+        check_output(path, None)?;
+    }
     let mut plan = RunPlan::new(resolved, args.seed, args.bugs.set());
     plan.record_messages = args.outputs.html.is_some();
     plan.scenario_arg = args.scenario;

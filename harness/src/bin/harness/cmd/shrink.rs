@@ -1,7 +1,7 @@
 //! `harness shrink`: an artifact's fault schedule minimised while an anomaly of its first
 //! anomaly's kind remains, written as a new artifact.
 
-use super::{bad, print_text, progress_bar, Failure};
+use super::{bad, check_output, print_text, progress_bar, Failure};
 use crate::args::ShrinkArgs;
 use harness::artifact::Artifact;
 use harness::explore::shrink;
@@ -22,6 +22,10 @@ pub fn shrink(args: ShrinkArgs) -> Result<ExitCode, Failure> {
     let out = args
         .out
         .unwrap_or_else(|| path.with_extension("shrunk.json"));
+    check_output(&out, Some(path))?;
+    if let Some(warning) = artifact.version_warning() {
+        eprintln!("{warning}");
+    }
     print_text(|o| text::shrink_header(o, path, &plan, kind));
     let bar = progress_bar(true, ProgressBar::new_spinner);
     let shrunk = shrink::shrink(&plan, kind, &|runs, faults| {
