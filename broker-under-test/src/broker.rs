@@ -12,7 +12,8 @@
 
 use crate::bugs::Bug;
 use crate::codec::{
-    frame, single_frame, DecodeError, ErrorCode, Reader, Request, Response, Writer,
+    batch_body_len, frame, single_frame, DecodeError, ErrorCode, FetchedRecord, Reader, Request,
+    Response, Writer, FRAME_BODY_LEN_MAX,
 };
 use crate::log::PartitionLog;
 use crate::node::{NodeCtx, NodeError};
@@ -35,6 +36,9 @@ pub fn snapshot_file(partition: u32) -> String {
 /// The largest number of records one fetch returns.
 const FETCH_RECORDS_MAX: u32 = 500;
 
+/// The most payment bytes one fetch returns (at least one record, whatever its size).
+const FETCH_BYTES_MAX: u64 = 1 << 20;
+
 /// The most requests handled under one group commit.
 const GROUP_COMMIT_MAX: usize = 64;
 
@@ -45,6 +49,8 @@ pub struct BrokerConfig {
     pub snapshot_every_batches: u32,
     /// With `ack-before-sync`, how often the background flusher syncs the logs.
     pub lazy_flush_interval: Duration,
+    /// The sequence every producer's first batch starts at; producers use the same value.
+    pub first_seq: u32,
 }
 
 impl Default for BrokerConfig {
@@ -53,6 +59,7 @@ impl Default for BrokerConfig {
             partitions: 3,
             snapshot_every_batches: 8,
             lazy_flush_interval: Duration::from_millis(50),
+            first_seq: 0,
         }
     }
 }
@@ -145,12 +152,13 @@ impl Broker {
             let snapshot = storage.read(&snapshot_file(partition)).await?;
             let (table, rebuild) = if ctx.bug(Bug::ProducerStateNotRebuilt) {
                 (
-                    SequenceTable::trusting_unknown_producers(window),
+                    SequenceTable::trusting_unknown_producers(window).starting_at(cfg.first_seq),
                     Default::default(),
                 )
             } else {
                 let trust = ctx.bug(Bug::SnapshotAheadOfLog);
-                SequenceTable::rebuild(Some(&snapshot), log.batches(), window, trust)
+                let first_seq = cfg.first_seq;
+                SequenceTable::rebuild(Some(&snapshot), log.batches(), window, first_seq, trust)
             };
             if rebuild.snapshot_offset.is_some() {
                 ctx.probe(Probe::SnapshotUsed);
@@ -221,7 +229,7 @@ impl Broker {
             } => match self.logs.get(partition as usize) {
                 None => Response::Error(ErrorCode::UnknownPartition),
                 Some(log) => Response::Fetched {
-                    records: log.read(offset, max_records.min(FETCH_RECORDS_MAX) as usize),
+                    records: fetch_within(log, offset, max_records),
                     log_end: log.log_end(),
                 },
             },
@@ -336,6 +344,14 @@ impl Broker {
             });
             Ok(Response::Error(error))
         };
+        // A batch that cannot be framed cannot be read back after a crash: refuse it before
+        // anything is written (the planted `oversized-batch-accepted` does not).
+        if batch_body_len(&records) > FRAME_BODY_LEN_MAX as u64
+            && !ctx.bug(Bug::OversizedBatchAccepted)
+        {
+            tracing::debug!(partition, producer_id, base_seq, count, "batch too large");
+            return reject(ErrorCode::RecordTooLarge);
+        }
         if let Err(code) = self.registry.check_epoch(producer_id, epoch) {
             if code == ErrorCode::ProducerFenced {
                 ctx.probe(Probe::ZombieFenced);
@@ -360,32 +376,44 @@ impl Broker {
                 reject(ErrorCode::OutOfOrderSequence { expected })
             }
             SeqCheck::Duplicate { base_offset } => {
-                ctx.probe(Probe::DuplicateBatchAnswered);
-                tracing::debug!(
-                    partition,
-                    producer_id,
-                    base_seq,
-                    base_offset,
-                    "duplicate batch answered with its original offset"
-                );
-                ctx.record(Event::DuplicateBatch {
-                    partition,
-                    producer_id,
-                    base_seq,
-                    base_offset,
-                });
-                if ctx.bug(Bug::DuplicateGetsLogEndOffset) {
-                    return Ok(Response::Produced {
-                        base_offset: self.logs[p].log_end(),
-                    });
-                }
-                Ok(Response::Produced { base_offset })
+                Ok(self.duplicate(ctx, partition, producer_id, base_seq, base_offset))
             }
             SeqCheck::Append => {
                 self.append(ctx, partition, producer_id, epoch, base_seq, records)
                     .await
             }
         }
+    }
+
+    /// Answers a retried batch that matched a retained one, with its original offset.
+    fn duplicate(
+        &self,
+        ctx: &NodeCtx,
+        partition: u32,
+        producer_id: u64,
+        base_seq: u32,
+        base_offset: u64,
+    ) -> Response {
+        ctx.probe(Probe::DuplicateBatchAnswered);
+        tracing::debug!(
+            partition,
+            producer_id,
+            base_seq,
+            base_offset,
+            "duplicate batch answered with its original offset"
+        );
+        ctx.record(Event::DuplicateBatch {
+            partition,
+            producer_id,
+            base_seq,
+            base_offset,
+        });
+        if ctx.bug(Bug::DuplicateGetsLogEndOffset) {
+            return Response::Produced {
+                base_offset: self.logs[partition as usize].log_end(),
+            };
+        }
+        Response::Produced { base_offset }
     }
 
     /// Appends a batch that passed the epoch and sequence checks. It is synced at the end of
@@ -464,6 +492,24 @@ impl Broker {
         ctx.record(Event::SnapshotWritten { partition, offset });
         Ok(())
     }
+}
+
+/// Up to `max_records` records from `offset`, cut (after the first) once their payments pass
+/// [`FETCH_BYTES_MAX`], so a fetch of large payments stays one frame's worth, like Kafka's
+/// `fetch.max.bytes`. Small payments never reach the cut.
+fn fetch_within(log: &PartitionLog, offset: u64, max_records: u32) -> Vec<FetchedRecord> {
+    let mut records = log.read(offset, max_records.min(FETCH_RECORDS_MAX) as usize);
+    let mut bytes = 0;
+    let keep = records
+        .iter()
+        .take_while(|r| {
+            let first = bytes == 0;
+            bytes += r.payment.encoded_len();
+            first || bytes <= FETCH_BYTES_MAX
+        })
+        .count();
+    records.truncate(keep);
+    records
 }
 
 fn encode_offsets(offsets: &BTreeMap<(String, u32), u64>) -> Vec<u8> {

@@ -60,11 +60,17 @@ pub enum Bug {
     /// The store acknowledges an apply before its row is synced (a non-durable commit at the
     /// sink). Exposed by a store crash after the consumer has committed past the payment.
     StoreAckBeforeSync,
+    /// The broker accepts a batch larger than its log's frame limit: it writes it as one frame,
+    /// syncs and acknowledges it, and the next recovery takes the oversized frame for garbage
+    /// and cuts the log there, losing it and every acknowledged batch after it (Kafka refuses
+    /// such a batch up front with RECORD_TOO_LARGE; KAFKA-3995 is the producer side, splitting
+    /// the batch). Exposed by large payments and a broker crash.
+    OversizedBatchAccepted,
 }
 
 impl Bug {
     /// Every planted bug, in catalogue order.
-    pub const ALL: [Bug; 12] = [
+    pub const ALL: [Bug; 13] = [
         Bug::NoDedup,
         Bug::DedupWindow1,
         Bug::AckBeforeSync,
@@ -77,6 +83,7 @@ impl Bug {
         Bug::TornTailKept,
         Bug::CommitSkipsOne,
         Bug::StoreAckBeforeSync,
+        Bug::OversizedBatchAccepted,
     ];
 
     pub fn name(self) -> &'static str {
@@ -93,6 +100,7 @@ impl Bug {
             Bug::TornTailKept => "torn-tail-kept",
             Bug::CommitSkipsOne => "commit-skips-one",
             Bug::StoreAckBeforeSync => "store-ack-before-sync",
+            Bug::OversizedBatchAccepted => "oversized-batch-accepted",
         }
     }
 
@@ -111,6 +119,7 @@ impl Bug {
             Bug::TornTailKept => "log recovery leaves a torn tail in place; exposed by a torn broker crash and more appends",
             Bug::CommitSkipsOne => "consumer commits one past the next offset; exposed by a consumer restart",
             Bug::StoreAckBeforeSync => "store acks an apply before syncing it; exposed by a store crash",
+            Bug::OversizedBatchAccepted => "broker accepts a batch over its frame limit, which recovery then cuts; exposed by large payments and a broker crash",
         }
     }
 }

@@ -11,7 +11,7 @@ use crate::consumer::{run_consumer, ConsumerConfig};
 use crate::name::NodeName;
 use crate::node::{NodeCtx, NodeError, RetryPolicy};
 use crate::observe::Observer;
-use crate::producer::{run_producer, ProducerConfig};
+use crate::producer::{run_producer, PaymentSizes, ProducerConfig};
 use crate::storage::{CrashReport, DiskLatency, SimDisk, Tear};
 use crate::store::run_store;
 use crate::transport::{NetFaults, SimTransport};
@@ -43,6 +43,10 @@ pub struct Workload {
     pub payment_interval: Duration,
     pub max_batch_records: u32,
     pub seed: u64,
+    /// Where producers' sequences start (0 by default; near `u32::MAX` to cross the wrap).
+    pub first_seq: u32,
+    /// Payment sizes; `None`: the small, same-sized payments of `Payment::generate`.
+    pub payment_sizes: Option<PaymentSizes>,
 }
 
 impl ClusterSpec {
@@ -65,11 +69,14 @@ impl ClusterSpec {
                 linger: Duration::from_millis(5),
                 retry,
                 seed: workload.seed,
+                first_seq: workload.first_seq,
+                payment_sizes: workload.payment_sizes,
             })
             .collect();
         ClusterSpec {
             broker: BrokerConfig {
                 partitions: workload.partitions,
+                first_seq: workload.first_seq,
                 ..BrokerConfig::default()
             },
             producers,

@@ -14,6 +14,15 @@ pub struct Payment {
     pub id: String,
     pub amount: u64,
     pub customer: String,
+    /// Filler bytes carried after the fields (a memo, an attachment), to give payments a size.
+    /// Zero by default, and then neither the encoding nor the history's JSON mentions it, so
+    /// workloads without sizes produce the very bytes they always did.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub padding: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl Payment {
@@ -24,7 +33,29 @@ impl Payment {
             id: format!("p-{producer}-{n}"),
             amount: 100 + mix,
             customer: format!("c-{}", (n * 13 + producer * 7) % customers.max(1)),
+            padding: 0,
         }
+    }
+
+    /// This payment padded so that its encoding is `bytes` long (or as short as it gets).
+    pub fn with_encoded_len(mut self, bytes: u64) -> Payment {
+        self.padding = 0;
+        let bare = self.encoded_len();
+        // Padding costs its 4-byte length on top of the filler itself.
+        if let Some(filler) = bytes.checked_sub(bare + 4).filter(|&f| f > 0) {
+            self.padding = u32::try_from(filler).unwrap_or(u32::MAX);
+        }
+        self
+    }
+
+    /// The length of this payment's encoding, without building it.
+    pub fn encoded_len(&self) -> u64 {
+        let padding = if self.padding == 0 {
+            0
+        } else {
+            4 + u64::from(self.padding)
+        };
+        (2 + self.id.len() + 8 + 2 + self.customer.len()) as u64 + padding
     }
 
     /// The partition this payment belongs to: a stable hash of its customer key, so one
@@ -108,10 +139,25 @@ impl Writer {
             }
         }
     }
+    /// A payment: id, amount, customer, then, only if it has padding, its length and filler.
+    /// The padding is flagged by the top bit of the id's length (ids are short), so a payment
+    /// without padding encodes exactly as before padding existed.
     pub fn payment(&mut self, p: &Payment) {
-        self.str(&p.id);
+        debug_assert!(p.id.len() < usize::from(PADDED_FLAG), "ids are short");
+        if p.padding == 0 {
+            self.str(&p.id);
+        } else {
+            self.buf
+                .extend_from_slice(&(p.id.len() as u16 | PADDED_FLAG).to_le_bytes());
+            self.buf.extend_from_slice(p.id.as_bytes());
+        }
         self.u64(p.amount);
         self.str(&p.customer);
+        if p.padding != 0 {
+            self.u32(p.padding);
+            self.buf
+                .resize(self.buf.len() + p.padding as usize, PADDING_BYTE);
+        }
     }
 }
 
@@ -173,10 +219,26 @@ impl<'a> Reader<'a> {
         }
     }
     pub fn payment(&mut self) -> Result<Payment, DecodeError> {
+        let id_len = self.u16()?;
+        let padded = id_len & PADDED_FLAG != 0;
+        let id = self.take(usize::from(id_len & !PADDED_FLAG))?;
+        let id = String::from_utf8(id.to_vec()).map_err(|_| DecodeError::BadUtf8)?;
+        let (amount, customer) = (self.u64()?, self.str()?);
+        let padding = if padded { self.u32()? } else { 0 };
+        // Only the canonical form decodes, so that whatever decodes re-encodes to its bytes:
+        // a flagged payment has padding, and the filler is nothing but the filler byte.
+        if padded && padding == 0 {
+            return Err(DecodeError::UnknownTag(0));
+        }
+        let filler = self.take(padding as usize)?;
+        if let Some(&b) = filler.iter().find(|&&b| b != PADDING_BYTE) {
+            return Err(DecodeError::UnknownTag(b));
+        }
         Ok(Payment {
-            id: self.str()?,
-            amount: self.u64()?,
-            customer: self.str()?,
+            id,
+            amount,
+            customer,
+            padding,
         })
     }
     /// Reads a count of items, each at least `min_item_len` bytes, refusing counts the remaining
@@ -199,6 +261,11 @@ impl<'a> Reader<'a> {
 /// The smallest encoded payment: two empty strings and an amount.
 const PAYMENT_LEN_MIN: usize = 2 + 8 + 2;
 
+/// The bit of a payment id's length that says padding follows the customer.
+const PADDED_FLAG: u16 = 0x8000;
+/// What padding is made of.
+const PADDING_BYTE: u8 = b'.';
+
 /// Errors the broker and store answer with. Codes are stable on the wire.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ErrorCode {
@@ -214,6 +281,9 @@ pub enum ErrorCode {
     UnknownProducer,
     /// The node's storage failed (its incarnation is dying).
     StorageFailure,
+    /// The batch (or row) is larger than a frame may be, so it could never be read back:
+    /// refused before anything is written (Kafka's RECORD_TOO_LARGE / MESSAGE_TOO_LARGE).
+    RecordTooLarge,
 }
 
 impl ErrorCode {
@@ -228,6 +298,7 @@ impl ErrorCode {
             ErrorCode::ProducerFenced => w.u8(4),
             ErrorCode::UnknownProducer => w.u8(5),
             ErrorCode::StorageFailure => w.u8(6),
+            ErrorCode::RecordTooLarge => w.u8(7),
         }
     }
 
@@ -239,6 +310,7 @@ impl ErrorCode {
             4 => ErrorCode::ProducerFenced,
             5 => ErrorCode::UnknownProducer,
             6 => ErrorCode::StorageFailure,
+            7 => ErrorCode::RecordTooLarge,
             t => return Err(DecodeError::UnknownTag(t)),
         })
     }
@@ -255,6 +327,7 @@ impl fmt::Display for ErrorCode {
             ErrorCode::ProducerFenced => write!(f, "producer fenced"),
             ErrorCode::UnknownProducer => write!(f, "unknown producer"),
             ErrorCode::StorageFailure => write!(f, "storage failure"),
+            ErrorCode::RecordTooLarge => write!(f, "record too large"),
         }
     }
 }
@@ -539,6 +612,20 @@ pub const FRAME_HEADER_LEN: usize = 8;
 /// The largest frame body any node writes; a larger length field is garbage.
 pub const FRAME_BODY_LEN_MAX: usize = 1 << 20;
 
+/// The encoded length of a log batch of `records` (see `log::StoredBatch::encode`): base
+/// offset, producer id, epoch, base sequence, count, then the records. A batch whose length is
+/// over [`FRAME_BODY_LEN_MAX`] cannot be framed, so it cannot be stored.
+pub fn batch_body_len(records: &[Payment]) -> u64 {
+    8 + 8 + 4 + 4 + 4 + records.iter().map(Payment::encoded_len).sum::<u64>()
+}
+
+/// Sequence numbers are `u32` and wrap around (like Kafka's, which wrap at `i32::MAX`); they
+/// compare as serial numbers (RFC 1982): `a` is after `b` when it is less than half the circle
+/// ahead. Every window of sequences in use is tiny next to 2^31, so the order is total there.
+pub fn seq_after(a: u32, b: u32) -> bool {
+    a != b && a.wrapping_sub(b) < 1 << 31
+}
+
 /// Wraps `body` as `[len][crc32(body)][body]`, the unit of every durable file.
 pub fn frame(body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(FRAME_HEADER_LEN + body.len());
@@ -603,13 +690,18 @@ mod tests {
     use proptest::prelude::*;
 
     fn payment() -> impl Strategy<Value = Payment> {
-        ("[a-z0-9-]{0,12}", any::<u64>(), "[a-z0-9-]{0,8}").prop_map(|(id, amount, customer)| {
-            Payment {
+        (
+            "[a-z0-9-]{0,12}",
+            any::<u64>(),
+            "[a-z0-9-]{0,8}",
+            prop_oneof![Just(0u32), 1..40u32],
+        )
+            .prop_map(|(id, amount, customer, padding)| Payment {
                 id,
                 amount,
                 customer,
-            }
-        })
+                padding,
+            })
     }
 
     fn error_code() -> impl Strategy<Value = ErrorCode> {
@@ -620,6 +712,7 @@ mod tests {
             Just(ErrorCode::ProducerFenced),
             Just(ErrorCode::UnknownProducer),
             Just(ErrorCode::StorageFailure),
+            Just(ErrorCode::RecordTooLarge),
         ]
     }
 

@@ -24,9 +24,9 @@ impl StoredBatch {
         self.records.len() as u32
     }
 
-    /// The sequence of the batch's last record.
+    /// The sequence of the batch's last record; sequences wrap around (`codec::seq_after`).
     pub fn last_seq(&self) -> u32 {
-        self.base_seq + self.count().saturating_sub(1)
+        self.base_seq.wrapping_add(self.count().saturating_sub(1))
     }
 
     /// The offset just past the batch.

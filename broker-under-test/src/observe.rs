@@ -66,6 +66,16 @@ pub enum Event {
         base_seq: u32,
         payments: Vec<String>,
     },
+    /// The payment is too large for any batch: refused before it was owed (its refusal is
+    /// synced into the outbox in its place). `bytes` is its encoded size.
+    PaymentRefused { payment: String, bytes: u64 },
+    /// The broker refused the batch at `base_seq` as too large; it is replaced, durably, by
+    /// consecutive parts of `parts` payments each, over the same sequences.
+    BatchSplit {
+        partition: u32,
+        base_seq: u32,
+        parts: Vec<u32>,
+    },
     /// This producer incarnation learnt it is a zombie and stopped.
     ProducerFenced { epoch: u32 },
 

@@ -26,7 +26,8 @@
 
 use crate::bugs::Bug;
 use crate::codec::{
-    frame, scan_frames, DecodeError, ErrorCode, Payment, Reader, Request, Response, Tail, Writer,
+    batch_body_len, frame, scan_frames, seq_after, DecodeError, ErrorCode, Payment, Reader,
+    Request, Response, Tail, Writer, FRAME_BODY_LEN_MAX,
 };
 use crate::node::{CallFailure, NodeCtx, NodeError, RetryPolicy};
 use crate::observe::{Event, Probe};
@@ -63,6 +64,52 @@ pub struct ProducerConfig {
     pub retry: RetryPolicy,
     /// Seeds the retry jitter, together with the boot number.
     pub seed: u64,
+    /// The sequence the producer's first batch on each partition starts at; the broker is
+    /// configured with the same value.
+    pub first_seq: u32,
+    /// How large payments are; `None`: as `Payment::generate` makes them (about 26 bytes).
+    pub payment_sizes: Option<PaymentSizes>,
+}
+
+/// The encoded sizes of a workload's payments: a range, spread uniformly or over its binary
+/// orders of magnitude. A payment's size is a pure function of (seed, producer, index), drawn
+/// from no generator stream, so a restarted producer re-creates byte-identical payments and
+/// workloads without sizes draw nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PaymentSizes {
+    pub min_bytes: u64,
+    pub max_bytes: u64,
+    /// Uniform over orders of magnitude rather than over bytes: most payments small, a few
+    /// near the top of the range.
+    pub log_uniform: bool,
+}
+
+impl PaymentSizes {
+    /// The encoded size of payment `n` of `producer`.
+    pub fn bytes(&self, seed: u64, producer: u32, n: u32) -> u64 {
+        let (lo, hi) = (
+            self.min_bytes.min(self.max_bytes),
+            self.max_bytes.max(self.min_bytes),
+        );
+        let h = splitmix64(seed ^ (u64::from(producer) << 32 | u64::from(n)));
+        if !self.log_uniform {
+            return lo + h % (hi - lo + 1);
+        }
+        // An order of magnitude [2^e, 2^(e+1)) uniformly among those the range touches, then a
+        // size uniformly within it (clipped to the range). Integers only: no float rounding
+        // that could differ between machines.
+        let (e_lo, e_hi) = (lo.max(1).ilog2(), hi.max(1).ilog2());
+        let e = e_lo + (h % u64::from(e_hi - e_lo + 1)) as u32;
+        let (from, to) = ((1u64 << e).max(lo), ((1u64 << e) * 2 - 1).min(hi));
+        from + splitmix64(h) % (to - from + 1)
+    }
+}
+
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 impl ProducerConfig {
@@ -80,8 +127,11 @@ pub struct PersistedBatch {
 }
 
 impl PersistedBatch {
+    /// The sequence of the batch's last payment; sequences wrap around.
     pub fn last_seq(&self) -> u32 {
-        self.base_seq + self.payments.len() as u32 - 1
+        self.base_seq
+            .wrapping_add(self.payments.len() as u32)
+            .wrapping_sub(1)
     }
 }
 
@@ -90,8 +140,11 @@ impl PersistedBatch {
 pub struct Outbox {
     /// The highest boot number recorded (0: never started).
     pub boot: u64,
-    /// Outboxed payments; payment `n` is at index `n`.
+    /// Outboxed payments; payment `n` is at index `n`. A refused payment holds its place
+    /// with its id alone.
     pub payments: Vec<Payment>,
+    /// Payments refused as too large to send: never owed, never batched.
+    pub refused: std::collections::BTreeSet<u32>,
     pub batches: Vec<PersistedBatch>,
     /// Length of the valid prefix of the file.
     pub valid_len: usize,
@@ -101,6 +154,28 @@ pub struct Outbox {
 const ENTRY_BOOT: u8 = 1;
 const ENTRY_PAYMENT: u8 = 2;
 const ENTRY_BATCH: u8 = 3;
+/// Payment `n` is refused: too large for any batch.
+const ENTRY_REFUSED: u8 = 4;
+/// The batch at (partition, base sequence) is replaced by consecutive parts of these sizes.
+const ENTRY_SPLIT: u8 = 5;
+
+fn encode_refused(n: u32, id: &str) -> Vec<u8> {
+    let mut w = Writer::default();
+    w.u8(ENTRY_REFUSED);
+    w.u32(n);
+    w.str(id);
+    frame(&w.buf)
+}
+
+fn encode_split(partition: u32, base_seq: u32, parts: &[u32]) -> Vec<u8> {
+    let mut w = Writer::default();
+    w.u8(ENTRY_SPLIT);
+    w.u32(partition);
+    w.u32(base_seq);
+    w.u32(parts.len() as u32);
+    parts.iter().for_each(|n| w.u32(*n));
+    frame(&w.buf)
+}
 
 fn encode_boot(boot: u64) -> Vec<u8> {
     let mut w = Writer::default();
@@ -152,13 +227,27 @@ fn apply_entry(outbox: &mut Outbox, body: &[u8]) -> Result<(), DecodeError> {
     let mut r = Reader::new(body);
     match r.u8()? {
         ENTRY_BOOT => outbox.boot = outbox.boot.max(r.u64()?),
-        ENTRY_PAYMENT => {
+        ENTRY_PAYMENT | ENTRY_REFUSED => {
+            let refused = body[0] == ENTRY_REFUSED;
             let n = r.u32()?;
-            let payment = r.payment()?;
+            let payment = if refused {
+                placeholder(r.str()?)
+            } else {
+                r.payment()?
+            };
             if n as usize != outbox.payments.len() {
                 return Err(DecodeError::TooLarge(u64::from(n)));
             }
+            if refused {
+                outbox.refused.insert(n);
+            }
             outbox.payments.push(payment);
+        }
+        ENTRY_SPLIT => {
+            let (partition, base_seq) = (r.u32()?, r.u32()?);
+            let n = r.count(4)?;
+            let parts = (0..n).map(|_| r.u32()).collect::<Result<Vec<_>, _>>()?;
+            split_batch(outbox, partition, base_seq, &parts)?;
         }
         ENTRY_BATCH => {
             let (partition, base_seq) = (r.u32()?, r.u32()?);
@@ -180,6 +269,50 @@ fn apply_entry(outbox: &mut Outbox, body: &[u8]) -> Result<(), DecodeError> {
         t => return Err(DecodeError::UnknownTag(t)),
     }
     r.finish()
+}
+
+/// What stands for a refused payment in the outbox: its id, nothing to send.
+fn placeholder(id: String) -> Payment {
+    Payment {
+        id,
+        amount: 0,
+        customer: String::new(),
+        padding: 0,
+    }
+}
+
+/// Replaces the persisted batch at (partition, base_seq) by consecutive parts of the given
+/// sizes, with consecutive sequences. Parts that do not add up to the batch are corrupt.
+fn split_batch(
+    outbox: &mut Outbox,
+    partition: u32,
+    base_seq: u32,
+    parts: &[u32],
+) -> Result<(), DecodeError> {
+    let bad = DecodeError::TooLarge(parts.len() as u64);
+    let at = outbox
+        .batches
+        .iter()
+        .rposition(|b| b.partition == partition && b.base_seq == base_seq)
+        .ok_or(bad.clone())?;
+    let whole = outbox.batches[at].payments.clone();
+    let total: u64 = parts.iter().map(|&n| u64::from(n)).sum();
+    if parts.len() < 2 || parts.contains(&0) || total != whole.len() as u64 {
+        return Err(bad);
+    }
+    let (mut seq, mut from) = (base_seq, 0);
+    let pieces = parts.iter().map(|&n| {
+        let piece = PersistedBatch {
+            partition,
+            base_seq: seq,
+            payments: whole[from..from + n as usize].to_vec(),
+        };
+        (seq, from) = (seq.wrapping_add(n), from + n as usize);
+        piece
+    });
+    let pieces: Vec<PersistedBatch> = pieces.collect();
+    outbox.batches.splice(at..=at, pieces);
+    Ok(())
 }
 
 /// A batch ready to send: where it goes and what it carries.
@@ -334,7 +467,7 @@ fn resume(
         payments: outbox.payments.clone(),
         pending: vec![VecDeque::new(); partitions],
         resend: (0..partitions).map(|_| VecDeque::new()).collect(),
-        next_seq: vec![0; partitions],
+        next_seq: vec![cfg.first_seq; partitions],
         windows: (0..partitions).map(|_| Window::default()).collect(),
         rng: ChaCha8Rng::seed_from_u64(cfg.seed ^ boot.rotate_left(32) ^ u64::from(cfg.index)),
     };
@@ -348,12 +481,14 @@ fn resume(
             .payments
             .iter()
             .for_each(|&n| batched[n as usize] = true);
-        inner.next_seq[p] = inner.next_seq[p].max(batch.last_seq() + 1);
+        // A partition's batches are persisted in sequence order, so the last one decides the
+        // next sequence; the comparison with the broker's last sequence is wrap-aware.
+        inner.next_seq[p] = batch.last_seq().wrapping_add(1);
         let in_log = last_seqs
             .get(p)
             .copied()
             .flatten()
-            .is_some_and(|last| batch.last_seq() <= last);
+            .is_some_and(|last| !seq_after(batch.last_seq(), last));
         if in_log {
             let payments = batch
                 .payments
@@ -376,7 +511,7 @@ fn resume(
         }
     }
     for (n, payment) in outbox.payments.iter().enumerate() {
-        if !batched[n] {
+        if !batched[n] && !outbox.refused.contains(&(n as u32)) {
             inner.pending[payment.partition(cfg.partitions) as usize].push_back(n as u32);
             // A payment whose write survived the crash unsynced (a torn tail that held whole
             // frames) was made durable by the boot sync in `recover`: from now on it is owed.
@@ -439,7 +574,15 @@ async fn generate_payments(shared: &Arc<Shared>) -> Result<(), NodeError> {
     let mut n = shared.inner().payments.len() as u32;
     while n < cfg.payments && !shared.is_fenced() {
         madsim::time::sleep(cfg.payment_interval).await;
-        let payment = Payment::generate(cfg.index, n, cfg.customers);
+        let mut payment = Payment::generate(cfg.index, n, cfg.customers);
+        if let Some(sizes) = cfg.payment_sizes {
+            payment = payment.with_encoded_len(sizes.bytes(cfg.seed, cfg.index, n));
+        }
+        if batch_body_len(std::slice::from_ref(&payment)) > FRAME_BODY_LEN_MAX as u64 {
+            refuse(shared, n, payment).await?;
+            n += 1;
+            continue;
+        }
         storage
             .append(OUTBOX_FILE, &encode_payment(n, &payment))
             .await?;
@@ -456,6 +599,25 @@ async fn generate_payments(shared: &Arc<Shared>) -> Result<(), NodeError> {
         shared.wake[partition as usize].notify_one();
         n += 1;
     }
+    Ok(())
+}
+
+/// Refuses payment `n`, which no batch can carry (Kafka's client refuses such a record in
+/// `send()`, before it has a sequence): the refusal is synced into the outbox in its place,
+/// so the payment is never owed and no sequence is spent on it.
+async fn refuse(shared: &Shared, n: u32, payment: Payment) -> Result<(), NodeError> {
+    let storage = shared.ctx.storage.clone();
+    storage
+        .append(OUTBOX_FILE, &encode_refused(n, &payment.id))
+        .await?;
+    storage.sync(OUTBOX_FILE).await?;
+    let bytes = payment.encoded_len();
+    tracing::debug!(payment = %payment.id, bytes, "payment refused: too large for any batch");
+    shared.ctx.record(Event::PaymentRefused {
+        payment: payment.id.clone(),
+        bytes,
+    });
+    shared.inner().payments.push(placeholder(payment.id));
     Ok(())
 }
 
@@ -491,7 +653,7 @@ async fn partition_sender(shared: Arc<Shared>, partition: u32) {
                     let take = inner.pending[p].len().min(cfg.max_batch_records as usize);
                     let payments: Vec<u32> = inner.pending[p].drain(..take).collect();
                     let base_seq = inner.next_seq[p];
-                    inner.next_seq[p] += payments.len() as u32;
+                    inner.next_seq[p] = base_seq.wrapping_add(payments.len() as u32);
                     PersistedBatch {
                         partition,
                         base_seq,
@@ -527,8 +689,41 @@ async fn partition_sender(shared: Arc<Shared>, partition: u32) {
     }
 }
 
-/// Sends one batch until the broker acknowledges it (or this incarnation is fenced).
-async fn send_until_acked(shared: Arc<Shared>, mut batch: SendBatch, index: u64) {
+/// How sending one batch ended.
+enum Sent {
+    Acked(u64),
+    /// The broker refused the batch as larger than it can store.
+    TooLarge,
+    /// This incarnation is fenced (or dying): stop.
+    Stopped,
+}
+
+/// Sends one batch until the broker acknowledges it (or this incarnation is fenced). A batch
+/// the broker refuses as too large is split into parts that fit, sent one after the other;
+/// the window moves past the batch when its last part is acknowledged.
+async fn send_until_acked(shared: Arc<Shared>, batch: SendBatch, index: u64) {
+    let mut parts = VecDeque::from([batch]);
+    while let Some(mut part) = parts.pop_front() {
+        match send_part(&shared, &mut part).await {
+            Sent::Acked(base_offset) => {
+                record_ack(&shared, &part, base_offset);
+                if parts.is_empty() {
+                    let p = part.partition as usize;
+                    shared.inner().windows[p].ack(index);
+                    shared.wake[p].notify_one();
+                }
+            }
+            Sent::TooLarge => match split(&shared, part, index).await {
+                Some(pieces) => pieces.into_iter().rev().for_each(|b| parts.push_front(b)),
+                None => return,
+            },
+            Sent::Stopped => return,
+        }
+    }
+}
+
+/// Sends one batch, retrying until it is acknowledged, refused as too large, or fenced.
+async fn send_part(shared: &Shared, batch: &mut SendBatch) -> Sent {
     let cfg = &shared.cfg;
     let records: Vec<Payment> = {
         let inner = shared.inner();
@@ -560,14 +755,12 @@ async fn send_until_acked(shared: Arc<Shared>, mut batch: SendBatch, index: u64)
             .call(cfg.broker, &request, cfg.retry.request_timeout)
             .await
         {
-            Ok(Response::Produced { base_offset }) => {
-                acknowledged(&shared, &batch, index, base_offset);
-                return;
-            }
+            Ok(Response::Produced { base_offset }) => return Sent::Acked(base_offset),
             Ok(Response::Error(ErrorCode::ProducerFenced)) => {
-                fence(&shared);
-                return;
+                fence(shared);
+                return Sent::Stopped;
             }
+            Ok(Response::Error(ErrorCode::RecordTooLarge)) => return Sent::TooLarge,
             Ok(Response::Error(code)) => code.to_string(),
             Ok(other) => format!("unexpected reply {other:?}"),
             Err(CallFailure::Transport(e)) => e.to_string(),
@@ -587,15 +780,16 @@ async fn send_until_acked(shared: Arc<Shared>, mut batch: SendBatch, index: u64)
             error,
         });
         if timed_out && shared.ctx.bug(Bug::RetryWithNewSequence) {
-            renumber(&shared, &mut batch, &mut request, count);
+            renumber(shared, batch, &mut request, count);
         }
         attempt += 1;
-        madsim::time::sleep(retry_delay(&shared, attempt)).await;
+        madsim::time::sleep(retry_delay(shared, attempt)).await;
     }
+    Sent::Stopped
 }
 
-/// The broker has the batch at `base_offset`: the window may move past it.
-fn acknowledged(shared: &Shared, batch: &SendBatch, index: u64, base_offset: u64) {
+/// The broker has the batch at `base_offset`.
+fn record_ack(shared: &Shared, batch: &SendBatch, base_offset: u64) {
     let payments = shared.ids(&batch.payments);
     shared.ctx.record(Event::ProduceAcked {
         partition: batch.partition,
@@ -603,9 +797,79 @@ fn acknowledged(shared: &Shared, batch: &SendBatch, index: u64, base_offset: u64
         base_offset,
         payments,
     });
+}
+
+/// Splits a batch the broker refused as too large into consecutive parts that fit (Kafka's
+/// producer does the same on MESSAGE_TOO_LARGE, KAFKA-3995), keeping its sequence range, and
+/// persists the split before any part is sent, so a restart resends the parts. `None` if the
+/// batch cannot be split (one payment: the producer refuses those before batching) or the
+/// incarnation stops.
+///
+/// The parts go out only once every earlier batch of the partition is acknowledged: a part
+/// is sent only after the one before it is acknowledged, so no unacknowledged earlier batch
+/// can drop out of the broker's five-batch window behind a run of parts.
+async fn split(shared: &Shared, batch: SendBatch, index: u64) -> Option<Vec<SendBatch>> {
+    let sizes: Vec<u64> = {
+        let inner = shared.inner();
+        let size = |&n: &u32| inner.payments[n as usize].encoded_len();
+        batch.payments.iter().map(size).collect()
+    };
+    let parts = pack(&sizes);
+    if parts.len() < 2 {
+        shared.ctx.record(Event::ProduceFailed {
+            partition: batch.partition,
+            base_seq: batch.base_seq,
+            error: "record too large and cannot be split; given up".to_string(),
+        });
+        return None;
+    }
     let p = batch.partition as usize;
-    shared.inner().windows[p].ack(index);
-    shared.wake[p].notify_one();
+    while shared.inner().windows[p].oldest_unacked < index {
+        if shared.is_fenced() {
+            return None;
+        }
+        madsim::time::sleep(shared.cfg.retry.backoff(1)).await;
+    }
+    let storage = shared.ctx.storage.clone();
+    let entry = encode_split(batch.partition, batch.base_seq, &parts);
+    let persisted = async {
+        storage.append(OUTBOX_FILE, &entry).await?;
+        storage.sync(OUTBOX_FILE).await
+    };
+    persisted.await.ok()?;
+    shared.ctx.record(Event::BatchSplit {
+        partition: batch.partition,
+        base_seq: batch.base_seq,
+        parts: parts.clone(),
+    });
+    let (mut seq, mut from) = (batch.base_seq, 0);
+    let pieces = parts.iter().map(|&n| {
+        let piece = SendBatch {
+            partition: batch.partition,
+            base_seq: seq,
+            payments: batch.payments[from..from + n as usize].to_vec(),
+        };
+        (seq, from) = (seq.wrapping_add(n), from + n as usize);
+        piece
+    });
+    Some(pieces.collect())
+}
+
+/// Packs payments of the given encoded sizes, in order, into as few consecutive batches as fit
+/// in a frame; returns each batch's payment count.
+fn pack(sizes: &[u64]) -> Vec<u32> {
+    let empty = batch_body_len(&[]);
+    let mut parts: Vec<u32> = Vec::new();
+    let mut bytes = empty;
+    for &size in sizes {
+        if parts.is_empty() || bytes + size > FRAME_BODY_LEN_MAX as u64 {
+            parts.push(0);
+            bytes = empty;
+        }
+        *parts.last_mut().expect("just pushed") += 1;
+        bytes += size;
+    }
+    parts
 }
 
 /// A newer incarnation owns the producer id: this one stops sending, and `run_producer` ends.
@@ -628,7 +892,7 @@ fn renumber(shared: &Shared, batch: &mut SendBatch, request: &mut Request, count
     let mut inner = shared.inner();
     let p = batch.partition as usize;
     batch.base_seq = inner.next_seq[p];
-    inner.next_seq[p] += count;
+    inner.next_seq[p] = batch.base_seq.wrapping_add(count);
     if let Request::Produce { base_seq, .. } = request {
         *base_seq = batch.base_seq;
     }

@@ -165,6 +165,9 @@ pub struct SequenceTable {
     /// `producer-state-not-rebuilt` sets it; the correct broker never loses state and requires
     /// a producer's first batch to start at 0.
     trust_unknown_producers: bool,
+    /// The sequence every producer's first batch starts at (0 unless a workload starts near
+    /// the wrap point; producers are configured with the same value).
+    first_seq: u32,
     entries: BTreeMap<u64, ProducerEntry>,
 }
 
@@ -176,6 +179,7 @@ impl SequenceTable {
         SequenceTable {
             window,
             trust_unknown_producers: false,
+            first_seq: 0,
             entries: BTreeMap::new(),
         }
     }
@@ -186,6 +190,11 @@ impl SequenceTable {
             trust_unknown_producers: true,
             ..SequenceTable::new(window)
         }
+    }
+
+    /// The same table, expecting every producer's first batch at `first_seq`.
+    pub fn starting_at(self, first_seq: u32) -> SequenceTable {
+        SequenceTable { first_seq, ..self }
     }
 
     /// The last sequence appended for `producer_id`, if any.
@@ -204,10 +213,12 @@ impl SequenceTable {
         debug_assert!(count >= 1);
         let last_seq = base_seq.wrapping_add(count - 1);
         let Some(entry) = self.entries.get(&producer_id) else {
-            return if base_seq == 0 || self.trust_unknown_producers {
+            return if base_seq == self.first_seq || self.trust_unknown_producers {
                 SeqCheck::Append
             } else {
-                SeqCheck::OutOfOrder { expected: 0 }
+                SeqCheck::OutOfOrder {
+                    expected: self.first_seq,
+                }
             };
         };
         if let Some(b) = entry
@@ -222,7 +233,7 @@ impl SequenceTable {
         let expected = entry
             .batches
             .back()
-            .map_or(0, |b| b.last_seq.wrapping_add(1));
+            .map_or(self.first_seq, |b| b.last_seq.wrapping_add(1));
         if base_seq == expected {
             SeqCheck::Append
         } else {
@@ -309,6 +320,7 @@ impl SequenceTable {
         snapshot: Option<&[u8]>,
         log: &[StoredBatch],
         window: usize,
+        first_seq: u32,
         trust_snapshot_beyond_log: bool,
     ) -> (SequenceTable, Rebuild) {
         let log_end = log.last().map_or(0, StoredBatch::next_offset);
@@ -321,7 +333,8 @@ impl SequenceTable {
         let snapshot_rejected = matches!(decoded, Some(None));
         let usable = decoded.flatten();
         let snapshot_offset = usable.as_ref().map(|(offset, _)| *offset);
-        let (from, mut table) = usable.unwrap_or((0, SequenceTable::new(window)));
+        let (from, table) = usable.unwrap_or((0, SequenceTable::new(window)));
+        let mut table = table.starting_at(first_seq);
         let mut replayed = 0;
         for batch in log.iter().filter(|b| b.base_offset >= from) {
             table.record(
@@ -477,7 +490,7 @@ mod tests {
         let mut at_two = SequenceTable::new(DEDUP_WINDOW);
         at_two.record(1, 0, 0, 2, 0);
         let snapshot = at_two.encode_snapshot(2);
-        let (table, how) = SequenceTable::rebuild(Some(&snapshot), &log, DEDUP_WINDOW, false);
+        let (table, how) = SequenceTable::rebuild(Some(&snapshot), &log, DEDUP_WINDOW, 0, false);
         assert_eq!(
             how,
             Rebuild {
@@ -486,7 +499,7 @@ mod tests {
                 batches_replayed: 2
             }
         );
-        let (from_scratch, _) = SequenceTable::rebuild(None, &log, DEDUP_WINDOW, false);
+        let (from_scratch, _) = SequenceTable::rebuild(None, &log, DEDUP_WINDOW, 0, false);
         assert_eq!(table, from_scratch);
         assert_eq!(table.check(1, 2, 2), SeqCheck::Duplicate { base_offset: 2 });
     }
@@ -500,7 +513,7 @@ mod tests {
         ahead.record(1, 0, 0, 2, 0);
         ahead.record(1, 0, 2, 2, 2);
         let snapshot = ahead.encode_snapshot(4);
-        let (table, how) = SequenceTable::rebuild(Some(&snapshot), &log, DEDUP_WINDOW, false);
+        let (table, how) = SequenceTable::rebuild(Some(&snapshot), &log, DEDUP_WINDOW, 0, false);
         assert!(how.snapshot_rejected);
         assert_eq!(how.snapshot_offset, None);
         assert_eq!(table.check(1, 2, 2), SeqCheck::Append);
@@ -512,7 +525,7 @@ mod tests {
         let mut snapshot = SequenceTable::new(DEDUP_WINDOW).encode_snapshot(0);
         let last = snapshot.len() - 1;
         snapshot[last] ^= 1;
-        let (table, how) = SequenceTable::rebuild(Some(&snapshot), &log, DEDUP_WINDOW, false);
+        let (table, how) = SequenceTable::rebuild(Some(&snapshot), &log, DEDUP_WINDOW, 0, false);
         assert!(how.snapshot_rejected);
         assert_eq!(how.batches_replayed, 1);
         assert_eq!(table.last_seq(1), Some(1));
@@ -596,25 +609,36 @@ mod tests {
             ..ProptestConfig::default()
         })]
 
+        // `origin` is where producers' sequences start: 0, or just below the wrap point so
+        // that a run of batches crosses it. The model counts from 0; the table sees
+        // origin + model sequence, wrapping.
         #[test]
-        fn sequence_table_agrees_with_the_model(ops in prop::collection::vec(op(), 1..80)) {
+        fn sequence_table_agrees_with_the_model(
+            ops in prop::collection::vec(op(), 1..80),
+            origin in prop_oneof![Just(0u32), Just(u32::MAX - 20)],
+        ) {
             let mut model = Model::default();
-            let mut table = SequenceTable::new(DEDUP_WINDOW);
+            let mut table = SequenceTable::new(DEDUP_WINDOW).starting_at(origin);
             let mut log: Vec<StoredBatch> = Vec::new();
             let mut snapshot: Option<Vec<u8>> = None;
             let mut epochs: BTreeMap<u64, u32> = BTreeMap::new();
+            let real = |seq: u32| origin.wrapping_add(seq);
             for op in ops {
                 match op {
                     Op::Produce { producer, offset_from_next, count } => {
                         let next = i64::from(model.next_seq(producer));
                         let base_seq = (next + i64::from(offset_from_next)).max(0) as u32;
-                        let want = model.check(producer, base_seq, count);
-                        prop_assert_eq!(table.check(producer, base_seq, count), want);
+                        let want = match model.check(producer, base_seq, count) {
+                            SeqCheck::OutOfOrder { expected } => SeqCheck::OutOfOrder { expected: real(expected) },
+                            other => other,
+                        };
+                        prop_assert_eq!(table.check(producer, real(base_seq), count), want);
                         if want == SeqCheck::Append {
                             let base_offset = log.last().map_or(0, StoredBatch::next_offset);
                             let epoch = epochs.get(&producer).copied().unwrap_or(0);
-                            table.record(producer, epoch, base_seq, count, base_offset);
+                            table.record(producer, epoch, real(base_seq), count, base_offset);
                             let mut batch = stored(base_offset, producer, base_seq, count);
+                            batch.base_seq = real(base_seq);
                             batch.epoch = epoch;
                             log.push(batch);
                             model.appended.entry(producer).or_default().push(BatchMeta {
@@ -628,7 +652,7 @@ mod tests {
                         snapshot = Some(table.encode_snapshot(end));
                     }
                     Op::BrokerRestart => {
-                        let (rebuilt, how) = SequenceTable::rebuild(snapshot.as_deref(), &log, DEDUP_WINDOW, false);
+                        let (rebuilt, how) = SequenceTable::rebuild(snapshot.as_deref(), &log, DEDUP_WINDOW, origin, false);
                         prop_assert!(!how.snapshot_rejected);
                         prop_assert_eq!(&rebuilt, &table);
                         table = rebuilt;

@@ -6,6 +6,7 @@
 use crate::bugs::Bug;
 use crate::codec::{
     frame, scan_frames, DecodeError, ErrorCode, Payment, Reader, Request, Response, Tail, Writer,
+    FRAME_BODY_LEN_MAX,
 };
 use crate::node::{NodeCtx, NodeError};
 use crate::observe::{Event, Probe};
@@ -98,6 +99,14 @@ pub async fn run_store(ctx: NodeCtx) -> Result<(), NodeError> {
                 offset,
             }) => {
                 let duplicate = applied.contains(&payment.id) && !ctx.bug(Bug::StoreNoDedup);
+                // A row that cannot be framed could not be read back: refuse it unwritten.
+                let row_len = payment.encoded_len() + 4 + 8;
+                if !duplicate && row_len > FRAME_BODY_LEN_MAX as u64 {
+                    tracing::debug!(payment = %payment.id, row_len, "row too large");
+                    let response = Response::Error(ErrorCode::RecordTooLarge);
+                    ctx.transport.reply(&incoming, response.encode());
+                    continue;
+                }
                 if !duplicate {
                     let row = StoreRow {
                         payment,

@@ -27,6 +27,8 @@ fn with_cluster<F: Future<Output = ()> + Send + 'static>(
             payment_interval: Duration::from_millis(1),
             max_batch_records: 1,
             seed: 0,
+            first_seq: 0,
+            payment_sizes: None,
         };
         let _cluster = Cluster::start(
             &ClusterSpec::new(&workload, Bugs::NONE),

@@ -24,7 +24,7 @@ mod real_main {
     use broker_under_test::broker::{run_broker, BrokerConfig};
     use broker_under_test::consumer::{run_consumer, ConsumerConfig};
     use broker_under_test::node::{NodeCtx, RetryPolicy};
-    use broker_under_test::producer::{run_producer, ProducerConfig};
+    use broker_under_test::producer::{run_producer, PaymentSizes, ProducerConfig};
     use broker_under_test::real::{FileStorage, JsonLinesObserver, UdpTransport};
     use broker_under_test::store::run_store;
     use broker_under_test::{Bug, NodeName};
@@ -92,6 +92,25 @@ mod real_main {
         /// The most payments in one batch (producer).
         #[arg(long, default_value_t = 8)]
         max_batch: u32,
+        /// Where producers' sequences start; broker and producers must agree.
+        #[arg(long, default_value_t = 0)]
+        first_seq: u32,
+        /// Payment sizes in encoded bytes, `MIN..MAX` inclusive (default: small, same-sized).
+        #[arg(long, value_name = "MIN..MAX", value_parser = parse_sizes)]
+        payment_bytes: Option<(u64, u64)>,
+        /// Spread payment sizes over their orders of magnitude instead of uniformly.
+        #[arg(long)]
+        payment_bytes_log_uniform: bool,
+    }
+
+    fn parse_sizes(s: &str) -> Result<(u64, u64), String> {
+        let (lo, hi) = s.split_once("..").ok_or("expected MIN..MAX")?;
+        let lo: u64 = lo.parse().map_err(|e| format!("MIN: {e}"))?;
+        let hi: u64 = hi.parse().map_err(|e| format!("MAX: {e}"))?;
+        if lo > hi {
+            return Err("MIN must not exceed MAX".into());
+        }
+        Ok((lo, hi))
     }
 
     #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -179,6 +198,7 @@ mod real_main {
             Role::Broker => {
                 let cfg = BrokerConfig {
                     partitions: args.partitions,
+                    first_seq: args.first_seq,
                     ..BrokerConfig::default()
                 };
                 run_broker(ctx, cfg).await
@@ -215,6 +235,14 @@ mod real_main {
             linger: Duration::from_millis(5),
             retry: RetryPolicy::default(),
             seed: args.seed,
+            first_seq: args.first_seq,
+            payment_sizes: args
+                .payment_bytes
+                .map(|(min_bytes, max_bytes)| PaymentSizes {
+                    min_bytes,
+                    max_bytes,
+                    log_uniform: args.payment_bytes_log_uniform,
+                }),
         })
     }
 

@@ -2,6 +2,7 @@
 //! and nothing in it that no producer outboxed.
 
 use super::{Anomaly, AnomalyKind, Durable, Facts};
+use broker_under_test::codec::{batch_body_len, FRAME_BODY_LEN_MAX};
 
 /// `log-duplicate`: a payment sits in the log more than once.
 pub(super) fn log_duplicate(facts: &Facts) -> Vec<Anomaly> {
@@ -70,6 +71,24 @@ pub(super) fn log_missing(facts: &Facts) -> Vec<Anomaly> {
                 *at_us,
                 "outboxed, never in the log".to_string(),
             )
+        })
+        .collect()
+}
+
+/// `log-missing`, for a payment its producer refused: a refusal is legitimate only for a
+/// payment that no batch can carry (a one-payment batch over the frame limit). One that fits
+/// was owed and never sent. Legitimately refused payments are owed nothing.
+pub(super) fn wrongly_refused(facts: &Facts) -> Vec<Anomaly> {
+    let fits = |bytes: u64| batch_body_len(&[]) + bytes <= FRAME_BODY_LEN_MAX as u64;
+    facts
+        .refused
+        .iter()
+        .filter(|(_, (bytes, _))| fits(*bytes))
+        .map(|(id, (bytes, at_us))| {
+            let detail = format!(
+                "refused as too large at {bytes} bytes, though a batch of it fits in a frame"
+            );
+            Anomaly::new(AnomalyKind::LogMissing, Some(id), *at_us, detail)
         })
         .collect()
 }

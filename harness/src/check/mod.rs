@@ -133,6 +133,8 @@ pub(crate) struct Fetch {
 pub(crate) struct Facts<'a> {
     /// Owed payments: id -> (content, when outboxed).
     pub outboxed: BTreeMap<&'a str, (&'a Payment, u64)>,
+    /// Payments their producer refused as too large, never owed: id -> (bytes, when).
+    pub refused: BTreeMap<&'a str, (u64, u64)>,
     pub acks: Vec<Ack>,
     pub fetches: Vec<Fetch>,
     /// (partition, base offset) -> when the batch there was (last) appended.
@@ -150,6 +152,7 @@ impl<'a> Facts<'a> {
     pub fn new(history: &'a [Entry], durable: &'a Durable) -> Facts<'a> {
         let mut facts = Facts {
             outboxed: BTreeMap::new(),
+            refused: refusals(history),
             acks: Vec::new(),
             fetches: Vec::new(),
             appended_at: BTreeMap::new(),
@@ -235,6 +238,17 @@ impl<'a> Facts<'a> {
     }
 }
 
+/// Payments their producer refused as too large: id -> (bytes, when).
+fn refusals(history: &[Entry]) -> BTreeMap<&str, (u64, u64)> {
+    let refused = history.iter().filter_map(|entry| match &entry.what {
+        What::Node(Event::PaymentRefused { payment, bytes }) => {
+            Some((payment.as_str(), (*bytes, entry.at_us)))
+        }
+        _ => None,
+    });
+    refused.collect()
+}
+
 /// Every anomaly the history and the durable state show, ordered by time, then kind.
 pub fn check(history: &[Entry], durable: &Durable) -> Vec<Anomaly> {
     let facts = Facts::new(history, durable);
@@ -242,6 +256,7 @@ pub fn check(history: &[Entry], durable: &Durable) -> Vec<Anomaly> {
     anomalies.extend(log::log_duplicate(&facts));
     anomalies.extend(log::lost_ack(&facts));
     anomalies.extend(log::log_missing(&facts));
+    anomalies.extend(log::wrongly_refused(&facts));
     anomalies.extend(log::ack_mismatch(&facts));
     anomalies.extend(log::phantom(&facts, durable));
     anomalies.extend(store::store_duplicate(&facts));

@@ -2,6 +2,7 @@
 
 use super::{Anomaly, AnomalyKind, Facts};
 use crate::history::Actor;
+use broker_under_test::codec::seq_after;
 use std::collections::BTreeMap;
 
 /// `nonmonotonic-send`: a producer's batches, in sequence order, were acknowledged at offsets
@@ -16,7 +17,10 @@ pub(super) fn nonmonotonic_send(facts: &Facts) -> Vec<Anomaly> {
     }
     let mut out = Vec::new();
     for ((producer, partition), acks) in by_producer {
-        let acks: Vec<&super::Ack> = acks.into_values().collect();
+        // Sequences wrap around: order them as serial numbers, not as plain integers (the
+        // same order as plain integers while no run crosses the wrap).
+        let mut acks: Vec<&super::Ack> = acks.into_values().collect();
+        acks.sort_by(|a, b| serial_order(a.base_seq, b.base_seq));
         for w in acks.windows(2) {
             if w[1].base_offset <= w[0].base_offset {
                 let detail = format!(
@@ -33,4 +37,15 @@ pub(super) fn nonmonotonic_send(facts: &Facts) -> Vec<Anomaly> {
         }
     }
     out
+}
+
+/// The order of two sequences on the wrapping circle (`codec::seq_after`).
+fn serial_order(a: u32, b: u32) -> std::cmp::Ordering {
+    if a == b {
+        std::cmp::Ordering::Equal
+    } else if seq_after(a, b) {
+        std::cmp::Ordering::Greater
+    } else {
+        std::cmp::Ordering::Less
+    }
 }

@@ -23,6 +23,8 @@ pub fn exposing_scenarios(bug: Bug) -> &'static [&'static str] {
             &["consumer-restarts", "standard"]
         }
         Bug::StoreAckBeforeSync => &["store-crashes", "standard"],
+        // Only batches over the frame limit expose it, and only this scenario makes them.
+        Bug::OversizedBatchAccepted => &["large-payments"],
     }
 }
 

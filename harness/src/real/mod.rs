@@ -14,6 +14,7 @@ mod procs;
 mod proxy;
 
 use crate::history::{Actor, Entry, HarnessEvent, What};
+use crate::scenario::SizeDistribution;
 use crate::schedule::Fault;
 use crate::world::durable::read_durable;
 use crate::world::liveness::{Liveness, Settled};
@@ -328,6 +329,9 @@ fn add_nodes(procs: &mut Procs, plan: &RunPlan, dir: &Path, ports: &Ports, proxy
         for bug in plan.bugs.iter() {
             args.extend(["--bug".to_string(), bug.name().to_string()]);
         }
+        if let Some(seq) = w.first_sequence {
+            args.extend(["--first-seq".to_string(), seq.to_string()]);
+        }
         args
     };
     procs.add(
@@ -358,6 +362,17 @@ fn add_nodes(procs: &mut Procs, plan: &RunPlan, dir: &Path, ports: &Ports, proxy
             "--max-batch".into(),
             w.max_batch_records.to_string(),
         ]);
+        // Flags for the workload's shape only when it has one, so that a default workload
+        // starts its nodes with the very arguments it always did.
+        if let Some(size) = &w.payment_size {
+            args.extend([
+                "--payment-bytes".into(),
+                format!("{}..{}", size.bytes[0], size.bytes[1]),
+            ]);
+            if size.distribution == SizeDistribution::LogUniform {
+                args.push("--payment-bytes-log-uniform".into());
+            }
+        }
         procs.add(name, args);
     }
 }

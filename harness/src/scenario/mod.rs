@@ -40,6 +40,36 @@ pub struct WorkloadSpec {
     pub max_batch_records: u32,
     /// How long workload and faults run together before the heal.
     pub duration_ms: u64,
+    /// How large payments are; missing: the small, same-sized payments (about 26 bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_size: Option<PaymentSizeSpec>,
+    /// The sequence every producer's first batch starts at, on every partition; missing: 0.
+    /// Near `u32::MAX` (4294967295), runs cross the wrap point.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_sequence: Option<u32>,
+}
+
+/// Payment sizes: encoded bytes per payment, drawn per payment from a pure function of seed,
+/// producer and payment number (no generator stream, so other draws do not move).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentSizeSpec {
+    /// `[min, max]` encoded bytes. Past the 1 MiB frame limit a payment is refused by its
+    /// producer; a batch of several large ones is refused by the broker and split.
+    pub bytes: Range<u64>,
+    #[serde(default)]
+    pub distribution: SizeDistribution,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SizeDistribution {
+    /// Every size in the range equally likely.
+    #[default]
+    Uniform,
+    /// Every binary order of magnitude in the range equally likely: mostly small payments,
+    /// some near the top.
+    LogUniform,
 }
 
 /// Which faults are on, how many of each a run draws, and how hard. A missing section is off.
@@ -207,6 +237,11 @@ pub const TIME_MAX_MS: u64 = 86_400_000;
 pub const SPREAD_MAX_MS: u64 = 3_600_000;
 /// The most payments per producer (and customer keys).
 pub const PAYMENTS_MAX: u32 = 1_000_000;
+/// The largest payment, in encoded bytes: 4 MiB, well past the 1 MiB frame limit.
+pub const PAYMENT_BYTES_MAX: u64 = 4 << 20;
+/// The most payment bytes one scenario may ask for in all (producers x payments x max size),
+/// so that no file makes a run hold more than a machine does.
+pub const WORKLOAD_BYTES_MAX: u64 = 1 << 30;
 
 #[cfg(test)]
 mod tests {

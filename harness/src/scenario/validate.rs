@@ -2,7 +2,8 @@
 //! accepted file within what one run can compute.
 
 use super::{
-    FaultSpec, Limits, Range, WorkloadSpec, COUNT_MAX, PAYMENTS_MAX, SPREAD_MAX_MS, TIME_MAX_MS,
+    FaultSpec, Limits, Range, WorkloadSpec, COUNT_MAX, PAYMENTS_MAX, PAYMENT_BYTES_MAX,
+    SPREAD_MAX_MS, TIME_MAX_MS, WORKLOAD_BYTES_MAX,
 };
 use std::fmt;
 
@@ -42,6 +43,20 @@ pub(super) fn workload(name: &str, w: &WorkloadSpec) -> Result<(), String> {
         (1..=TIME_MAX_MS).contains(&w.duration_ms),
         &format!("workload.duration_ms must be 1..={TIME_MAX_MS}"),
     )?;
+    if let Some(size) = &w.payment_size {
+        range(
+            &size.bytes,
+            PAYMENT_BYTES_MAX,
+            "workload.payment_size.bytes",
+        )?;
+        let total = u64::from(w.producers) * u64::from(w.payments_per_producer) * size.bytes[1];
+        check(
+            total <= WORKLOAD_BYTES_MAX,
+            &format!(
+                "workload.payment_size.bytes: producers x payments_per_producer x max may not exceed {WORKLOAD_BYTES_MAX} bytes, got {total}"
+            ),
+        )?;
+    }
     Ok(())
 }
 

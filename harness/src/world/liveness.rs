@@ -18,6 +18,8 @@ struct Settlement {
     /// Per payment: which of OWED, ACKED and APPLIED it has reached.
     state: BTreeMap<String, u8>,
     owed: usize,
+    /// Payments their producer refused as too large for any batch: made, but never owed.
+    refused: std::collections::BTreeSet<String>,
     // invariant: settled == the number of payments whose state has all three bits
     settled: usize,
 }
@@ -51,6 +53,9 @@ impl Settlement {
                     | Event::BatchRecoveredAsAcked { payments, .. },
                 ) => payments.iter().for_each(|id| self.mark(id, ACKED)),
                 What::Node(Event::StoreApplied { payment, .. }) => self.mark(payment, APPLIED),
+                What::Node(Event::PaymentRefused { payment, .. }) => {
+                    self.refused.insert(payment.clone());
+                }
                 _ => {}
             }
         }
@@ -129,12 +134,14 @@ impl Liveness {
     pub(crate) fn verdict(&self, deadline_passed: bool) -> Option<Settled> {
         let s = &self.settlement;
         // Producers outbox every payment once they run again; wait for all of them.
-        if s.all_settled() && s.owed as u64 >= self.expected {
+        // A refused payment is made but never owed (the checker judges the refusal).
+        let made = (s.owed + s.refused.len()) as u64;
+        if s.all_settled() && made >= self.expected {
             return Some(Settled::default());
         }
         deadline_passed.then(|| Settled {
             missing: s.unsettled(),
-            never_outboxed: self.expected.saturating_sub(s.owed as u64),
+            never_outboxed: self.expected.saturating_sub(made),
         })
     }
 }

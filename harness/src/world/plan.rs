@@ -1,9 +1,10 @@
 //! The run plan: everything one run needs, resolved and validated, and the seeded generator
 //! streams every random decision of a run is drawn from.
 
-use crate::scenario::Scenario;
+use crate::scenario::{Scenario, SizeDistribution};
 use crate::schedule::{self, FaultSchedule};
 use broker_under_test::cluster::{ClusterSpec, Workload};
+use broker_under_test::producer::PaymentSizes;
 use broker_under_test::Bugs;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -61,6 +62,12 @@ impl RunPlan {
             payment_interval: Duration::from_millis(w.payment_interval_ms),
             max_batch_records: w.max_batch_records,
             seed: self.seed,
+            first_seq: w.first_sequence.unwrap_or(0),
+            payment_sizes: w.payment_size.as_ref().map(|size| PaymentSizes {
+                min_bytes: size.bytes[0],
+                max_bytes: size.bytes[1],
+                log_uniform: size.distribution == SizeDistribution::LogUniform,
+            }),
         };
         ClusterSpec::new(&workload, self.bugs)
     }
