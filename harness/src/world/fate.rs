@@ -52,6 +52,12 @@ pub struct Fate {
 pub struct Fates {
     // invariant: every entry's fault is a network fault, in schedule order
     windows: Vec<FaultEntry>,
+    /// `ends[i]`: the latest end (ms) of `windows[..=i]`, non-decreasing, so the windows before
+    /// the first `ends[i] > now` have all closed. Only used when `sorted`.
+    ends: Vec<u64>,
+    /// The windows are in start order (as every generated or validated schedule is), so the
+    /// ones started by `now` are a prefix.
+    sorted: bool,
     state: Mutex<State>,
     /// Messages decided on, and how many of them were lost.
     pub messages: AtomicU64,
@@ -68,16 +74,39 @@ struct State {
 impl Fates {
     /// The network part of `schedule`, drawing from `rng` (the run's network stream).
     pub fn new(schedule: &[FaultEntry], rng: ChaCha8Rng) -> Fates {
+        let windows: Vec<FaultEntry> = schedule
+            .iter()
+            .filter(|e| e.fault.is_network())
+            .cloned()
+            .collect();
+        let ends = windows
+            .iter()
+            .scan(0, |latest: &mut u64, e| {
+                *latest = (*latest).max(e.at_ms.saturating_add(e.duration_ms));
+                Some(*latest)
+            })
+            .collect();
         Fates {
-            windows: schedule
-                .iter()
-                .filter(|e| e.fault.is_network())
-                .cloned()
-                .collect(),
+            sorted: windows.is_sorted_by_key(|e| e.at_ms),
+            windows,
+            ends,
             state: Mutex::new(State { rng, healed: false }),
             messages: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
         }
+    }
+
+    /// The windows that may be open at `now_ms`, in schedule order: a contiguous slice when the
+    /// windows are sorted (found by binary search, not a scan of every window per message),
+    /// else all of them. The open windows and their order are the same either way, so the
+    /// draws and the trace do not change.
+    fn candidates(&self, now_ms: u64) -> &[FaultEntry] {
+        if !self.sorted {
+            return &self.windows;
+        }
+        let closed = self.ends.partition_point(|&end| end <= now_ms);
+        let started = self.windows.partition_point(|e| e.at_ms <= now_ms);
+        &self.windows[closed.min(started)..started]
     }
 
     /// Ends every network fault.
@@ -97,7 +126,11 @@ impl Fates {
         let mut dropped = None;
         let mut duplicate = false;
         let mut delay_us = 0;
-        for entry in self.windows.iter().filter(|e| e.active_at(now_ms)) {
+        for entry in self
+            .candidates(now_ms)
+            .iter()
+            .filter(|e| e.active_at(now_ms))
+        {
             let touches = entry.target.touches(from, to);
             match &entry.fault {
                 Fault::Partition { peer, two_way } => {
@@ -216,5 +249,31 @@ mod tests {
         assert_eq!(fates, run());
         assert!(fates.iter().any(|f| f.dropped.is_some()));
         assert!(fates.iter().any(|f| f.duplicate_gap.is_some()));
+    }
+
+    #[test]
+    fn the_candidates_hold_exactly_the_open_windows_in_schedule_order() {
+        // Overlapping windows of mixed lengths, sorted by start; and the same unsorted.
+        let mut schedule: Vec<FaultEntry> = (0..40u64)
+            .map(|i| FaultEntry {
+                at_ms: i * 7,
+                duration_ms: [5, 300, 20, 1][i as usize % 4],
+                ..window(Target::All, Fault::Loss { rate: 0.5 })
+            })
+            .collect();
+        for _ in 0..2 {
+            let fates = Fates::new(&schedule, ChaCha8Rng::seed_from_u64(1));
+            for now in 0..400 {
+                let fast: Vec<&FaultEntry> = fates
+                    .candidates(now)
+                    .iter()
+                    .filter(|e| e.active_at(now))
+                    .collect();
+                let all: Vec<&FaultEntry> =
+                    fates.windows.iter().filter(|e| e.active_at(now)).collect();
+                assert_eq!(fast, all, "at {now} ms");
+            }
+            schedule.reverse();
+        }
     }
 }
