@@ -265,8 +265,7 @@ pub fn check(history: &[Entry], durable: &Durable) -> Vec<Anomaly> {
     anomalies.extend(consumer::nonmonotonic_poll(&facts));
     anomalies.extend(consumer::poll_skip(&facts));
     anomalies.extend(producer::nonmonotonic_send(&facts));
-    anomalies.sort_by(|a, b| (a.at_ms, a.kind, &a.payment).cmp(&(b.at_ms, b.kind, &b.payment)));
-    anomalies
+    in_time_order(anomalies)
 }
 
 /// What the history alone proves when a run was cut short (its step limit) before the final
@@ -280,6 +279,11 @@ pub fn check_history(history: &[Entry]) -> Vec<Anomaly> {
     anomalies.extend(consumer::nonmonotonic_poll(&facts));
     anomalies.extend(consumer::poll_skip(&facts));
     anomalies.extend(producer::nonmonotonic_send(&facts));
+    in_time_order(anomalies)
+}
+
+/// Anomalies ordered by time, then kind, then payment: the order every report shows.
+fn in_time_order(mut anomalies: Vec<Anomaly>) -> Vec<Anomaly> {
     anomalies.sort_by(|a, b| (a.at_ms, a.kind, &a.payment).cmp(&(b.at_ms, b.kind, &b.payment)));
     anomalies
 }
