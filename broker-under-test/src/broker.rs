@@ -247,7 +247,9 @@ impl Broker {
                     }
                 }
             }
-            Request::Apply { .. } => Response::Error(ErrorCode::Malformed),
+            Request::Apply { .. } | Request::ListRows { .. } => {
+                Response::Error(ErrorCode::Malformed)
+            }
         })
     }
 

@@ -4,6 +4,7 @@
 //! any byte string decodes to a value or a [`DecodeError`], never a panic, and no length read from
 //! the input allocates more than the input could hold.
 
+use crate::store::StoreRow;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -368,6 +369,12 @@ pub enum Request {
         partition: u32,
         offset: u64,
     },
+    /// To the store: up to `max_rows` of its applied rows, from the `from`-th, in the order it
+    /// applied them (an operator's read, and the harness's final read).
+    ListRows {
+        from: u32,
+        max_rows: u32,
+    },
 }
 
 /// A fetched record: its offset in the partition and the payment it carries.
@@ -402,6 +409,11 @@ pub enum Response {
     /// The store applied the payment now (`duplicate == false`) or had already applied it.
     Applied {
         duplicate: bool,
+    },
+    /// Rows of the store from the requested one; `total` is how many it holds in all.
+    Rows {
+        rows: Vec<StoreRow>,
+        total: u32,
     },
     Error(ErrorCode),
 }
@@ -465,6 +477,11 @@ impl Request {
                 w.u32(*partition);
                 w.u64(*offset);
             }
+            Request::ListRows { from, max_rows } => {
+                w.u8(7);
+                w.u32(*from);
+                w.u32(*max_rows);
+            }
         }
         w.buf
     }
@@ -507,6 +524,10 @@ impl Request {
                 payment: r.payment()?,
                 partition: r.u32()?,
                 offset: r.u64()?,
+            },
+            7 => Request::ListRows {
+                from: r.u32()?,
+                max_rows: r.u32()?,
             },
             t => return Err(DecodeError::UnknownTag(t)),
         };
@@ -556,6 +577,16 @@ impl Response {
                 w.u8(7);
                 code.encode(&mut w);
             }
+            Response::Rows { rows, total } => {
+                w.u8(8);
+                w.u32(*total);
+                w.u32(rows.len() as u32);
+                for row in rows {
+                    w.payment(&row.payment);
+                    w.u32(row.partition);
+                    w.u64(row.offset);
+                }
+            }
         }
         w.buf
     }
@@ -599,6 +630,20 @@ impl Response {
                 t => return Err(DecodeError::UnknownTag(t)),
             },
             7 => Response::Error(ErrorCode::decode(&mut r)?),
+            8 => {
+                let total = r.u32()?;
+                let n = r.count(PAYMENT_LEN_MIN + 4 + 8)?;
+                let rows = (0..n)
+                    .map(|_| {
+                        Ok(StoreRow {
+                            payment: r.payment()?,
+                            partition: r.u32()?,
+                            offset: r.u64()?,
+                        })
+                    })
+                    .collect::<Result<_, DecodeError>>()?;
+                Response::Rows { rows, total }
+            }
             t => return Err(DecodeError::UnknownTag(t)),
         };
         r.finish()?;
@@ -759,6 +804,8 @@ mod tests {
                     offset,
                 }
             }),
+            (any::<u32>(), any::<u32>())
+                .prop_map(|(from, max_rows)| Request::ListRows { from, max_rows }),
         ]
     }
 
@@ -792,6 +839,21 @@ mod tests {
             any::<Option<u64>>().prop_map(|offset| Response::OffsetFetched { offset }),
             any::<bool>().prop_map(|duplicate| Response::Applied { duplicate }),
             error_code().prop_map(Response::Error),
+            (
+                prop::collection::vec((payment(), any::<u32>(), any::<u64>()), 0..4),
+                any::<u32>()
+            )
+                .prop_map(|(rows, total)| Response::Rows {
+                    rows: rows
+                        .into_iter()
+                        .map(|(payment, partition, offset)| StoreRow {
+                            payment,
+                            partition,
+                            offset
+                        })
+                        .collect(),
+                    total,
+                }),
         ]
     }
 

@@ -7,6 +7,7 @@
 
 pub mod broker;
 pub mod bugs;
+pub mod client;
 #[cfg(madsim)]
 pub mod cluster;
 pub mod codec;

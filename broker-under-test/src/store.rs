@@ -90,9 +90,11 @@ pub async fn run_store(ctx: NodeCtx) -> Result<(), NodeError> {
         rows: rows.len() as u32,
         truncated_bytes,
     });
-    let mut applied: BTreeSet<String> = rows.into_iter().map(|r| r.payment.id).collect();
+    let mut applied: BTreeSet<String> = rows.iter().map(|r| r.payment.id.clone()).collect();
+    let mut rows = rows;
     while let Some(incoming) = ctx.transport.next_request().await {
         let response = match Request::decode(&incoming.body) {
+            Ok(Request::ListRows { from, max_rows }) => list_rows(&rows, from, max_rows),
             Ok(Request::Apply {
                 payment,
                 partition,
@@ -119,11 +121,12 @@ pub async fn run_store(ctx: NodeCtx) -> Result<(), NodeError> {
                     }
                     applied.insert(row.payment.id.clone());
                     ctx.record(Event::StoreApplied {
-                        payment: row.payment.id,
+                        payment: row.payment.id.clone(),
                         partition,
                         offset,
                         duplicate,
                     });
+                    rows.push(row);
                 } else {
                     ctx.probe(Probe::StoreDedupHit);
                     tracing::debug!(payment = %payment.id, "re-delivered payment already applied");
@@ -142,6 +145,32 @@ pub async fn run_store(ctx: NodeCtx) -> Result<(), NodeError> {
     }
     Ok(())
 }
+
+/// Rows from the `from`-th, at most `max_rows` and (after the first) at most a frame's worth
+/// of payments, like a fetch.
+fn list_rows(rows: &[StoreRow], from: u32, max_rows: u32) -> Response {
+    let mut bytes = 0;
+    let page = rows
+        .iter()
+        .skip(from as usize)
+        .take(max_rows.clamp(1, LIST_ROWS_MAX) as usize)
+        .take_while(|row| {
+            let first = bytes == 0;
+            bytes += row.payment.encoded_len() + 4 + 8;
+            first || bytes <= LIST_BYTES_MAX
+        })
+        .cloned()
+        .collect();
+    Response::Rows {
+        rows: page,
+        total: rows.len() as u32,
+    }
+}
+
+/// The most rows one `ListRows` answer carries.
+const LIST_ROWS_MAX: u32 = 500;
+/// The most payment bytes one `ListRows` answer carries after its first row.
+const LIST_BYTES_MAX: u64 = 1 << 19;
 
 #[cfg(test)]
 mod tests {

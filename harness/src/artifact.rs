@@ -93,6 +93,7 @@ impl Artifact {
             plant_nondeterminism: false,
             record_messages: false,
             scenario_arg: self.scenario.name.clone(),
+            system: Default::default(),
         }
     }
 

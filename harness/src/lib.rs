@@ -22,4 +22,5 @@ pub mod report;
 pub mod scenario;
 pub mod schedule;
 pub mod sim;
+pub mod system;
 pub mod world;

@@ -9,7 +9,6 @@ mod producer;
 mod store;
 
 use crate::history::{Actor, Entry, What};
-use broker_under_test::log::StoredBatch;
 use broker_under_test::store::StoreRow;
 use broker_under_test::{Event, Payment};
 use serde::{Deserialize, Serialize};
@@ -86,24 +85,23 @@ impl fmt::Display for Anomaly {
     }
 }
 
-/// What survived: each partition's log and the store's rows, read from disk after the final
-/// crash and recovery.
+/// What survived: each partition's log and the store's rows, as the system served them to
+/// its final read after the final crash and recovery.
 #[derive(Clone, Debug, Default)]
 pub struct Durable {
-    pub logs: Vec<Vec<StoredBatch>>,
+    /// Each partition's records in offset order: (offset, payment).
+    pub logs: Vec<Vec<(u64, Payment)>>,
+    /// The store's rows, each with the log position it was applied from.
     pub rows: Vec<StoreRow>,
 }
 
 impl Durable {
     /// Every record of every partition: (partition, offset, payment).
     pub fn records(&self) -> impl Iterator<Item = (u32, u64, &Payment)> {
-        self.logs.iter().enumerate().flat_map(|(p, batches)| {
-            batches.iter().flat_map(move |b| {
-                b.records
-                    .iter()
-                    .enumerate()
-                    .map(move |(i, payment)| (p as u32, b.base_offset + i as u64, payment))
-            })
+        self.logs.iter().enumerate().flat_map(|(p, records)| {
+            records
+                .iter()
+                .map(move |(offset, payment)| (p as u32, *offset, payment))
         })
     }
 }

@@ -3,7 +3,6 @@
 
 use super::{check, AnomalyKind, Durable};
 use crate::history::{Entry, What};
-use broker_under_test::log::StoredBatch;
 use broker_under_test::store::StoreRow;
 use broker_under_test::{Event, Payment};
 
@@ -26,14 +25,12 @@ fn at(at_us: u64, node: &str, event: Event) -> Entry {
     }
 }
 
-fn batch(base_offset: u64, base_seq: u32, ns: &[u32]) -> StoredBatch {
-    StoredBatch {
-        base_offset,
-        producer_id: 0,
-        epoch: 0,
-        base_seq,
-        records: ns.iter().map(|&n| payment(n)).collect(),
-    }
+/// The records a batch at `base_offset` holds, as the final read serves them.
+fn batch(base_offset: u64, ns: &[u32]) -> Vec<(u64, Payment)> {
+    ns.iter()
+        .zip(base_offset..)
+        .map(|(&n, offset)| (offset, payment(n)))
+        .collect()
 }
 
 fn row(n: u32, offset: u64) -> StoreRow {
@@ -146,7 +143,7 @@ impl Run {
             ));
         }
         let durable = Durable {
-            logs: vec![vec![batch(0, 0, &[0, 1]), batch(2, 2, &[2, 3])]],
+            logs: vec![[batch(0, &[0, 1]), batch(2, &[2, 3])].concat()],
             rows: (0..4).map(|n| row(n, u64::from(n))).collect(),
         };
         Run { history, durable }
@@ -179,7 +176,7 @@ fn a_clean_run_has_no_anomaly() {
 #[test]
 fn log_duplicate_names_both_places() {
     let mut run = Run::clean();
-    run.durable.logs[0].push(batch(4, 4, &[1]));
+    run.durable.logs[0].extend(batch(4, &[1]));
     run.only(AnomalyKind::LogDuplicate);
     let a = &check(&run.history, &run.durable)[0];
     assert_eq!(a.payment.as_deref(), Some("p-0-1"));
@@ -252,10 +249,7 @@ fn ack_mismatch_when_the_acknowledged_offset_holds_another_payment() {
 #[test]
 fn phantom_for_an_unknown_or_altered_payment() {
     let mut run = Run::clean();
-    run.durable.logs[0].push(StoredBatch {
-        records: vec![Payment::generate(9, 9, 4)],
-        ..batch(4, 4, &[])
-    });
+    run.durable.logs[0].push((4, Payment::generate(9, 9, 4)));
     run.only(AnomalyKind::Phantom);
     let mut run = Run::clean();
     run.durable.rows[0].payment.amount += 1;

@@ -5,15 +5,14 @@
 //! Safety: nodes crash and restart, messages are lost, delayed and duplicated; at any time any
 //! set of nodes may be down, but each restarts after its downtime or at the heal.
 
-use crate::check::Durable;
+use crate::check::{Anomaly, AnomalyKind, Durable};
 use crate::history::{Actor, HarnessEvent, Recorder};
 use crate::schedule::Fault;
 use crate::sim::net::Network;
-use crate::world::durable::read_durable;
+use crate::system::{node_names, Deployment, Setup};
 use crate::world::liveness::{Liveness, Settled};
 use crate::world::outcome::Ending;
 use crate::world::plan::{generator, RunPlan, STREAM_DISK};
-use broker_under_test::cluster::{Cluster, ClusterSpec};
 use broker_under_test::storage::Tear;
 use broker_under_test::NodeName;
 use rand::Rng;
@@ -25,6 +24,10 @@ use std::time::Duration;
 
 /// How long the system rests after liveness before the final crash.
 const QUIESCE: Duration = Duration::from_millis(200);
+
+/// How long the final read may take, in simulated time: ample for recovery and for reading
+/// the largest accepted scenario back through its clients.
+const FINAL_READ_BOUND: Duration = Duration::from_secs(60);
 
 /// Nodes that are down (crashed, waiting to restart) or paused, shared by the injector, the
 /// restart timers and the heal so that each node is brought back exactly once.
@@ -41,7 +44,7 @@ struct Downed {
 /// The simulated system and what the driver's tasks share about it.
 #[derive(Clone)]
 struct Sim {
-    cluster: Arc<Cluster>,
+    deployment: Arc<dyn Deployment>,
     recorder: Arc<Recorder>,
     /// The disk stream: how much of each crash's unsynced bytes survives.
     disk_rng: Arc<Mutex<ChaCha8Rng>>,
@@ -51,12 +54,18 @@ struct Sim {
 
 pub(crate) async fn drive(
     plan: RunPlan,
-    spec: ClusterSpec,
     recorder: Arc<Recorder>,
     network: Arc<Network>,
-) -> Ending {
+) -> Result<Ending, Anomaly> {
+    let deployment = plan.system.deploy(Setup {
+        scenario: &plan.scenario,
+        seed: plan.seed,
+        bugs: plan.bugs,
+        net: network.clone(),
+        observer: recorder.clone(),
+    });
     let sim = Sim {
-        cluster: Arc::new(Cluster::start(&spec, network.clone(), recorder.clone())),
+        deployment: Arc::from(deployment),
         recorder,
         disk_rng: Arc::new(Mutex::new(generator(plan.seed, STREAM_DISK))),
         downed: Arc::default(),
@@ -80,14 +89,14 @@ pub(crate) async fn drive(
     let settled = await_liveness(&sim.recorder, &plan).await;
 
     // Phase 4: final recovery.
-    let durable = sim.final_recovery(&plan, &spec).await;
-    Ending {
+    let durable = sim.final_recovery(&plan).await?;
+    Ok(Ending {
         durable,
         settled,
         heal_us,
         liveness_ms: plan.scenario.limits.liveness_ms,
         unsynced_writes_lost: sim.unsynced_lost.load(Ordering::Relaxed),
-    }
+    })
 }
 
 /// The determinism check's self-test: a static carries over from one run to the next in the
@@ -108,11 +117,11 @@ impl Sim {
         let mut d = self.downed.lock().unwrap_or_else(|e| e.into_inner());
         d.healed = true;
         for node in std::mem::take(&mut d.crashed).into_values() {
-            self.cluster.restart(node);
+            self.deployment.restart(node);
             self.recorder.harness(node, HarnessEvent::NodeRestarted);
         }
         for node in std::mem::take(&mut d.paused).into_values() {
-            self.cluster.resume(node);
+            self.deployment.resume(node);
             self.recorder.harness(node, HarnessEvent::NodeResumed);
         }
         drop(d);
@@ -120,18 +129,18 @@ impl Sim {
     }
 
     /// The system rests a moment (background flushers run, as they would in a system at
-    /// rest); then clients stop, and broker and store lose power once more, recover, and stop.
-    /// Returns what their disks hold.
-    async fn final_recovery(&self, plan: &RunPlan, spec: &ClusterSpec) -> Durable {
+    /// rest); then clients stop, and broker and store lose power once more and recover.
+    /// Returns what they serve to the system's own read clients then; one that does not
+    /// answer within [`FINAL_READ_BOUND`] fails the run.
+    async fn final_recovery(&self, plan: &RunPlan) -> Result<Durable, Anomaly> {
         madsim::time::sleep(QUIESCE).await;
         self.recorder
             .harness(Actor::Harness, HarnessEvent::FinalRecovery);
-        for node in spec
-            .node_names()
+        for node in node_names(&plan.scenario)
             .into_iter()
             .filter(|n| !matches!(n, NodeName::Broker | NodeName::Store))
         {
-            self.cluster.kill(node, &mut |_, _| Tear::LOSE_ALL);
+            self.deployment.kill(node, &mut |_, _| Tear::LOSE_ALL);
         }
         for node in [NodeName::Broker, NodeName::Store] {
             let torn = self
@@ -140,18 +149,23 @@ impl Sim {
                 .unwrap_or_else(|e| e.into_inner())
                 .random_bool(plan.scenario.faults.torn_write_probability);
             self.crash(node, torn, false);
-            self.cluster.restart(node);
+            self.deployment.restart(node);
             self.recorder.harness(node, HarnessEvent::NodeRestarted);
         }
-        // Recovery reads and truncates each file: a few milliseconds per partition.
-        let partitions = plan.scenario.workload.partitions;
-        madsim::time::sleep(Duration::from_millis(100 + 10 * u64::from(partitions))).await;
-        for node in [NodeName::Broker, NodeName::Store] {
-            self.cluster.kill(node, &mut |_, _| Tear::LOSE_ALL);
+        let read = madsim::time::timeout(FINAL_READ_BOUND, self.deployment.final_read()).await;
+        let failed = |why: String| {
+            let at_us = madsim::time::TimeHandle::current().elapsed().as_micros() as u64;
+            let detail = format!("the final read failed: {why}");
+            Anomaly::new(AnomalyKind::Liveness, None, at_us, detail)
+        };
+        match read {
+            Ok(Ok(durable)) => Ok(durable),
+            Ok(Err(why)) => Err(failed(why)),
+            Err(_) => Err(failed(format!(
+                "no answer within {} s",
+                FINAL_READ_BOUND.as_secs()
+            ))),
         }
-        read_durable(partitions, |node, file| {
-            self.cluster.disk(node).contents(file)
-        })
     }
 
     /// Kills `node`, crashing its disk with a tear drawn from the disk generator, and records
@@ -159,7 +173,7 @@ impl Sim {
     fn crash(&self, node: NodeName, torn: bool, garble: bool) {
         let report = {
             let mut rng = self.disk_rng.lock().unwrap_or_else(|e| e.into_inner());
-            self.cluster.kill(node, &mut |_, unsynced| {
+            self.deployment.kill(node, &mut |_, unsynced| {
                 if torn && unsynced > 0 {
                     Tear {
                         keep: rng.random_range(0..unsynced),
@@ -187,10 +201,10 @@ impl Sim {
             }
             let name = node.to_string();
             if paused && d.paused.remove(&name).is_some() {
-                sim.cluster.resume(node);
+                sim.deployment.resume(node);
                 sim.recorder.harness(node, HarnessEvent::NodeResumed);
             } else if !paused && d.crashed.remove(&name).is_some() {
-                sim.cluster.restart(node);
+                sim.deployment.restart(node);
                 sim.recorder.harness(node, HarnessEvent::NodeRestarted);
             }
         });
@@ -235,7 +249,7 @@ async fn inject(plan: RunPlan, sim: Sim) {
                         continue;
                     }
                 }
-                sim.cluster.pause(node);
+                sim.deployment.pause(node);
                 sim.recorder.harness(node, HarnessEvent::NodePaused);
                 sim.restart_later(node, back_after, true);
             }

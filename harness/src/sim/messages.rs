@@ -2,7 +2,7 @@
 //! class and payments (decoded once, when it is sent), and what the network did with it. Kept
 //! beside the history, never in it, so recording messages changes no trace hash.
 
-use broker_under_test::codec::{DecodeError, Request, Response};
+use crate::system::MessageView;
 use broker_under_test::transport::{Delivery, MessageKind};
 use broker_under_test::NodeName;
 use std::collections::BTreeMap;
@@ -33,6 +33,13 @@ pub enum MessageClass {
     Error,
     /// A reply whose body did not decode.
     MalformedReply,
+    /// The store's rows, asked for by an operator's read.
+    ListRows,
+    Rows,
+    /// A request of a system whose `describe` does not class it.
+    OtherRequest,
+    /// A reply of a system whose `describe` does not class it.
+    OtherReply,
 }
 
 /// One message: who sent it when, what it carried, and what the network did with it.
@@ -101,16 +108,17 @@ impl MessageLog {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Records a message as it leaves `from` for `to`.
-    pub fn sent(&self, msg: InFlight, from: NodeName, to: NodeName, body: &[u8], now_us: u64) {
-        let kind = if msg.reply {
-            MessageKind::Reply
-        } else {
-            MessageKind::Request
-        };
-        let body = Body::decode(kind, body);
+    /// Records a message as it leaves `from` for `to`, as its system describes it.
+    pub fn sent(
+        &self,
+        msg: InFlight,
+        from: NodeName,
+        to: NodeName,
+        view: MessageView,
+        now_us: u64,
+    ) {
         let mut log = self.lock();
-        let mut payments = body.payments();
+        let mut payments = view.payments;
         // An ack or an apply reply does not repeat the payments, but the reader follows a
         // payment through them too.
         if msg.reply && payments.is_empty() {
@@ -121,8 +129,8 @@ impl MessageLog {
         let record = MessageRecord {
             from,
             to,
-            class: body.class(),
-            label: body.label(msg.request_id),
+            class: view.class,
+            label: view.label,
             payments,
             sent_us: now_us,
             arrived_us: Vec::new(),
@@ -154,118 +162,11 @@ impl MessageLog {
     }
 }
 
-/// A short human description of a message, for the history. Its text is part of the trace
-/// hash: changing it changes every hash.
-pub fn describe(kind: MessageKind, request_id: u64, body: &[u8]) -> String {
-    Body::decode(kind, body).label(request_id)
-}
-
-/// A message body decoded once for its class, label and payments.
-enum Body {
-    Request(Result<Request, DecodeError>),
-    Reply(Result<Response, DecodeError>),
-}
-
-impl Body {
-    fn decode(kind: MessageKind, bytes: &[u8]) -> Body {
-        match kind {
-            MessageKind::Request => Body::Request(Request::decode(bytes)),
-            MessageKind::Reply => Body::Reply(Response::decode(bytes)),
-        }
-    }
-
-    fn class(&self) -> MessageClass {
-        match self {
-            Body::Request(Ok(request)) => match request {
-                Request::InitProducerId { .. } => MessageClass::InitProducerId,
-                Request::Produce { .. } => MessageClass::Produce,
-                Request::Fetch { .. } => MessageClass::Fetch,
-                Request::OffsetCommit { .. } => MessageClass::OffsetCommit,
-                Request::OffsetFetch { .. } => MessageClass::OffsetFetch,
-                Request::Apply { .. } => MessageClass::Apply,
-            },
-            Body::Request(Err(_)) => MessageClass::MalformedRequest,
-            Body::Reply(Ok(response)) => match response {
-                Response::InitProducerId { .. } => MessageClass::ProducerIdIssued,
-                Response::Produced { .. } => MessageClass::Produced,
-                Response::Fetched { .. } => MessageClass::Fetched,
-                Response::OffsetCommitted => MessageClass::OffsetCommitted,
-                Response::OffsetFetched { .. } => MessageClass::OffsetFetched,
-                Response::Applied { .. } => MessageClass::Applied,
-                Response::Error(_) => MessageClass::Error,
-            },
-            Body::Reply(Err(_)) => MessageClass::MalformedReply,
-        }
-    }
-
-    /// The payment ids the body itself carries.
-    fn payments(&self) -> Vec<String> {
-        match self {
-            Body::Request(Ok(Request::Produce { records, .. })) => {
-                records.iter().map(|p| p.id.clone()).collect()
-            }
-            Body::Request(Ok(Request::Apply { payment, .. })) => vec![payment.id.clone()],
-            Body::Reply(Ok(Response::Fetched { records, .. })) => {
-                records.iter().map(|r| r.payment.id.clone()).collect()
-            }
-            _ => Vec::new(),
-        }
-    }
-
-    fn label(&self, request_id: u64) -> String {
-        match self {
-            Body::Request(Ok(request)) => request_label(request),
-            Body::Request(Err(_)) => format!("malformed request #{request_id}"),
-            Body::Reply(Ok(response)) => format!("reply #{request_id}: {}", reply_label(response)),
-            Body::Reply(Err(_)) => format!("malformed reply #{request_id}"),
-        }
-    }
-}
-
-fn request_label(request: &Request) -> String {
-    match request {
-        Request::InitProducerId { producer_key, boot } => {
-            format!("init-producer-id {producer_key} boot={boot}")
-        }
-        Request::Produce {
-            partition,
-            epoch,
-            base_seq,
-            records,
-            ..
-        } => format!(
-            "produce partition={partition} epoch={epoch} seq={base_seq}+{}",
-            records.len()
-        ),
-        Request::Fetch {
-            partition, offset, ..
-        } => format!("fetch partition={partition} offset={offset}"),
-        Request::OffsetCommit {
-            partition, offset, ..
-        } => format!("commit partition={partition} offset={offset}"),
-        Request::OffsetFetch { partition, .. } => format!("offset-fetch partition={partition}"),
-        Request::Apply { payment, .. } => format!("apply {}", payment.id),
-    }
-}
-
-/// The part of a reply's label after its request id. The replies without detail are named as
-/// their variant (once printed with `Debug`; kept so that no trace hash changes).
-fn reply_label(response: &Response) -> String {
-    match response {
-        Response::Produced { base_offset } => format!("produced offset={base_offset}"),
-        Response::Fetched { records, .. } => format!("{} records", records.len()),
-        Response::Applied { duplicate } => format!("applied duplicate={duplicate}"),
-        Response::Error(code) => format!("error {code}"),
-        Response::InitProducerId { .. } => "InitProducerId".to_string(),
-        Response::OffsetCommitted => "OffsetCommitted".to_string(),
-        Response::OffsetFetched { .. } => "OffsetFetched".to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use broker_under_test::codec::{ErrorCode, Payment};
+    use crate::system::{BrokerSystem, System};
+    use broker_under_test::codec::{Payment, Request, Response};
     use std::time::Duration;
 
     fn addr(last: u8) -> SocketAddr {
@@ -287,7 +188,7 @@ mod tests {
             request,
             NodeName::Producer(0),
             NodeName::Broker,
-            &produce.encode(),
+            BrokerSystem.describe(MessageKind::Request, 7, &produce.encode()),
             1_000,
         );
         log.fate(request, Delivery::Drop, Some("partition"), 1_000);
@@ -297,7 +198,7 @@ mod tests {
             reply,
             NodeName::Broker,
             NodeName::Producer(0),
-            &ack.encode(),
+            BrokerSystem.describe(MessageKind::Reply, 7, &ack.encode()),
             2_000,
         );
         let twice = Delivery::Duplicate(Duration::from_micros(5), Duration::from_micros(9));
@@ -311,29 +212,5 @@ mod tests {
         assert_eq!(records[1].payments, ["p-0-3", "p-0-4"]);
         assert_eq!(records[1].arrived_us, [2_005, 2_009]);
         assert!(log.take().is_empty());
-    }
-
-    #[test]
-    fn undecodable_bodies_and_plain_replies_are_classed_and_labelled() {
-        let class = |kind, bytes: &[u8]| Body::decode(kind, bytes).class();
-        assert_eq!(
-            class(MessageKind::Request, b"\xff"),
-            MessageClass::MalformedRequest
-        );
-        assert_eq!(
-            class(MessageKind::Reply, b"\xff"),
-            MessageClass::MalformedReply
-        );
-        let error = Response::Error(ErrorCode::ProducerFenced).encode();
-        assert_eq!(class(MessageKind::Reply, &error), MessageClass::Error);
-        let committed = Response::OffsetCommitted.encode();
-        assert_eq!(
-            describe(MessageKind::Reply, 4, &committed),
-            "reply #4: OffsetCommitted"
-        );
-        assert_eq!(
-            serde_json::to_value(MessageClass::ProducerIdIssued).unwrap(),
-            "producer-id-issued"
-        );
     }
 }

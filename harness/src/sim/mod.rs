@@ -15,6 +15,7 @@ pub mod net;
 
 use crate::check::{Anomaly, AnomalyKind};
 use crate::history::{Recorder, STEP_LIMIT_PANIC};
+use crate::system::node_names;
 use crate::world::outcome::{RunOutcome, Stats};
 use crate::world::plan::{generator, RunPlan, STREAM_NETWORK};
 use drive::drive;
@@ -59,9 +60,7 @@ fn run_here(plan: &RunPlan) -> RunOutcome {
     let mut runtime = madsim::runtime::Runtime::with_seed_and_config(plan.seed, sim_config());
     runtime.set_time_limit(plan.time_limit());
     let recorder = Arc::new(Recorder::new(plan.scenario.limits.max_steps));
-    let spec = plan.cluster_spec();
-    let names = spec
-        .node_names()
+    let names = node_names(&plan.scenario)
         .into_iter()
         .map(|name| (name.sim_addr().ip(), name))
         .collect();
@@ -71,16 +70,19 @@ fn run_here(plan: &RunPlan) -> RunOutcome {
         generator(plan.seed, STREAM_NETWORK),
         recorder.clone(),
         plan.record_messages,
+        plan.system.clone(),
     ));
     let driven = {
         let (plan, recorder, network) = (plan.clone(), recorder.clone(), network.clone());
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
-            runtime.block_on(drive(plan, spec, recorder, network))
+            runtime.block_on(drive(plan, recorder, network))
         }))
     };
     let history = recorder.take();
     let sim_ms = history.last().map_or(0, |e| e.at_us / 1000);
-    let ended = driven.map_err(|panic| panic_anomaly(&panic, sim_ms));
+    let ended = driven
+        .map_err(|panic| panic_anomaly(&panic, sim_ms))
+        .and_then(|ended| ended);
     let stats = Stats {
         messages: network.fates.messages.load(Ordering::Relaxed),
         messages_dropped: network.fates.dropped.load(Ordering::Relaxed),

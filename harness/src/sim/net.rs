@@ -5,7 +5,8 @@
 
 use crate::history::{HarnessEvent, Recorder};
 use crate::schedule::FaultEntry;
-use crate::sim::messages::{describe, InFlight, MessageLog, MessageRecord};
+use crate::sim::messages::{InFlight, MessageLog, MessageRecord};
+use crate::system::SystemRef;
 use crate::world::fate::Fates;
 use broker_under_test::transport::{Delivery, MessageKind, NetFaults};
 use broker_under_test::NodeName;
@@ -21,6 +22,8 @@ pub struct Network {
     /// Decides every message's fate; counts messages and losses.
     pub fates: Fates,
     recorder: Arc<Recorder>,
+    /// Describes messages for the history and the timeline.
+    system: SystemRef,
 }
 
 impl Network {
@@ -31,12 +34,14 @@ impl Network {
         rng: ChaCha8Rng,
         recorder: Arc<Recorder>,
         record_messages: bool,
+        system: SystemRef,
     ) -> Network {
         Network {
             names,
             log: record_messages.then(MessageLog::default),
             fates: Fates::new(schedule, rng),
             recorder,
+            system,
         }
     }
 
@@ -88,7 +93,8 @@ impl NetFaults for Network {
         // Only the system's nodes talk on the simulated network.
         if let (Some(from), Some(to)) = (self.name(src), self.name(dst)) {
             let msg = InFlight::new(src, dst, kind, request_id);
-            log.sent(msg, from, to, body, Self::now_us());
+            let view = self.system.describe(kind, request_id, body);
+            log.sent(msg, from, to, view, Self::now_us());
         }
     }
 
@@ -107,7 +113,7 @@ impl NetFaults for Network {
             return Delivery::Deliver(Duration::ZERO);
         };
         let fate = self.fates.decide(now_ms, from, to);
-        let message = || describe(kind, request_id, body);
+        let message = || self.system.describe(kind, request_id, body).label;
         if let Some(cause) = fate.dropped {
             self.recorder.harness(
                 to,

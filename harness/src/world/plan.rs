@@ -1,10 +1,9 @@
 //! The run plan: everything one run needs, resolved and validated, and the seeded generator
 //! streams every random decision of a run is drawn from.
 
-use crate::scenario::{Scenario, SizeDistribution};
+use crate::scenario::Scenario;
 use crate::schedule::{self, FaultSchedule};
-use broker_under_test::cluster::{ClusterSpec, Workload};
-use broker_under_test::producer::PaymentSizes;
+use crate::system::{System, SystemRef};
 use broker_under_test::Bugs;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -25,6 +24,8 @@ pub struct RunPlan {
     /// The `--scenario` argument as the user gave it (a catalogue name or a file path), for
     /// the replay command; the scenario's own name when it came from the catalogue.
     pub scenario_arg: String,
+    /// The system under test (this repository's broker unless set).
+    pub system: SystemRef,
 }
 
 /// The generator streams of a run, derived from the seed in a fixed order.
@@ -49,27 +50,14 @@ impl RunPlan {
             schedule,
             plant_nondeterminism: false,
             record_messages: false,
+            system: SystemRef::default(),
         }
     }
 
-    pub(crate) fn cluster_spec(&self) -> ClusterSpec {
-        let w = &self.scenario.workload;
-        let workload = Workload {
-            producers: w.producers,
-            payments_per_producer: w.payments_per_producer,
-            customers: w.customers,
-            partitions: w.partitions,
-            payment_interval: Duration::from_millis(w.payment_interval_ms),
-            max_batch_records: w.max_batch_records,
-            seed: self.seed,
-            first_seq: w.first_sequence.unwrap_or(0),
-            payment_sizes: w.payment_size.as_ref().map(|size| PaymentSizes {
-                min_bytes: size.bytes[0],
-                max_bytes: size.bytes[1],
-                log_uniform: size.distribution == SizeDistribution::LogUniform,
-            }),
-        };
-        ClusterSpec::new(&workload, self.bugs)
+    /// The same plan for another system under test.
+    pub fn with_system(mut self, system: impl System) -> RunPlan {
+        self.system = SystemRef::new(system);
+        self
     }
 
     /// The simulated-time bound past which madsim stops the run.

@@ -79,7 +79,10 @@ fn css_class(class: MessageClass) -> &'static str {
         MessageClass::Fetch => "k-fetch",
         MessageClass::OffsetCommit => "k-commit",
         MessageClass::Apply => "k-apply",
-        MessageClass::OffsetFetch | MessageClass::MalformedRequest => "k-other",
+        MessageClass::OffsetFetch
+        | MessageClass::MalformedRequest
+        | MessageClass::ListRows
+        | MessageClass::OtherRequest => "k-other",
         MessageClass::Produced => "k-ack",
         MessageClass::Fetched => "k-fetched",
         MessageClass::Applied => "k-applied",
@@ -87,6 +90,8 @@ fn css_class(class: MessageClass) -> &'static str {
         | MessageClass::OffsetCommitted
         | MessageClass::OffsetFetched
         | MessageClass::Error
-        | MessageClass::MalformedReply => "k-reply",
+        | MessageClass::MalformedReply
+        | MessageClass::Rows
+        | MessageClass::OtherReply => "k-reply",
     }
 }

@@ -1,0 +1,263 @@
+//! This repository's Kafka-like broker as a [`System`]: its deployment on madsim, its final
+//! read through its own clients (`Fetch` from the broker, `ListRows` from the store), and its
+//! messages decoded for timelines.
+
+use super::{BoxFuture, Deployment, MessageView, Setup, System};
+use crate::check::Durable;
+use crate::scenario::{Scenario, SizeDistribution};
+use crate::sim::messages::MessageClass;
+use broker_under_test::client::read_back;
+use broker_under_test::cluster::{Cluster, ClusterSpec, Workload};
+use broker_under_test::codec::{DecodeError, Request, Response};
+use broker_under_test::producer::PaymentSizes;
+use broker_under_test::storage::{CrashReport, Tear};
+use broker_under_test::transport::{MessageKind, NoFaults, SimTransport};
+use broker_under_test::{Bugs, NodeName};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The broker, store, consumer and producers of `broker-under-test`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BrokerSystem;
+
+/// Where the final read's client runs: outside every address the system's nodes use.
+const READER_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 2, 1)), 9000);
+
+impl BrokerSystem {
+    /// The node configurations a scenario's workload asks for.
+    pub(crate) fn cluster_spec(scenario: &Scenario, seed: u64, bugs: Bugs) -> ClusterSpec {
+        let w = &scenario.workload;
+        let workload = Workload {
+            producers: w.producers,
+            payments_per_producer: w.payments_per_producer,
+            customers: w.customers,
+            partitions: w.partitions,
+            payment_interval: Duration::from_millis(w.payment_interval_ms),
+            max_batch_records: w.max_batch_records,
+            seed,
+            first_seq: w.first_sequence.unwrap_or(0),
+            payment_sizes: w.payment_size.as_ref().map(|size| PaymentSizes {
+                min_bytes: size.bytes[0],
+                max_bytes: size.bytes[1],
+                log_uniform: size.distribution == SizeDistribution::LogUniform,
+            }),
+        };
+        ClusterSpec::new(&workload, bugs)
+    }
+}
+
+impl System for BrokerSystem {
+    fn name(&self) -> &str {
+        "broker-under-test"
+    }
+
+    fn deploy(&self, setup: Setup<'_>) -> Box<dyn Deployment> {
+        let spec = BrokerSystem::cluster_spec(setup.scenario, setup.seed, setup.bugs);
+        Box::new(BrokerDeployment {
+            cluster: Cluster::start(&spec, setup.net, setup.observer),
+            partitions: setup.scenario.workload.partitions,
+        })
+    }
+
+    fn describe(&self, kind: MessageKind, request_id: u64, body: &[u8]) -> MessageView {
+        let body = Body::decode(kind, body);
+        MessageView {
+            class: body.class(),
+            label: body.label(request_id),
+            payments: body.payments(),
+        }
+    }
+}
+
+struct BrokerDeployment {
+    cluster: Cluster,
+    partitions: u32,
+}
+
+impl Deployment for BrokerDeployment {
+    fn kill(&self, node: NodeName, tear: &mut dyn FnMut(&str, usize) -> Tear) -> CrashReport {
+        self.cluster.kill(node, tear)
+    }
+
+    fn restart(&self, node: NodeName) {
+        self.cluster.restart(node);
+    }
+
+    fn pause(&self, node: NodeName) {
+        self.cluster.pause(node);
+    }
+
+    fn resume(&self, node: NodeName) {
+        self.cluster.resume(node);
+    }
+
+    fn final_read(&self) -> BoxFuture<'_, Result<Durable, String>> {
+        let partitions = self.partitions;
+        Box::pin(async move {
+            // A client of its own, on a node of its own: the read goes through the system's
+            // network and request handling like any operator's.
+            let reader = madsim::runtime::Handle::current()
+                .create_node()
+                .name("final-read")
+                .ip(READER_ADDR.ip())
+                .build();
+            let read = reader.spawn(async move {
+                let transport = SimTransport::bind(READER_ADDR, 0, Arc::new(NoFaults))
+                    .await
+                    .map_err(|e| format!("the final read could not bind: {e}"))?;
+                let (broker, store) = (NodeName::Broker.sim_addr(), NodeName::Store.sim_addr());
+                read_back(&transport, broker, store, partitions).await
+            });
+            let back = read
+                .await
+                .map_err(|e| format!("the final read stopped: {e}"))??;
+            Ok(Durable {
+                logs: back
+                    .logs
+                    .into_iter()
+                    .map(|records| records.into_iter().map(|r| (r.offset, r.payment)).collect())
+                    .collect(),
+                rows: back.rows,
+            })
+        })
+    }
+}
+
+/// A message body decoded once for its class, label and payments.
+enum Body {
+    Request(Result<Request, DecodeError>),
+    Reply(Result<Response, DecodeError>),
+}
+
+impl Body {
+    fn decode(kind: MessageKind, bytes: &[u8]) -> Body {
+        match kind {
+            MessageKind::Request => Body::Request(Request::decode(bytes)),
+            MessageKind::Reply => Body::Reply(Response::decode(bytes)),
+        }
+    }
+
+    fn class(&self) -> MessageClass {
+        match self {
+            Body::Request(Ok(request)) => match request {
+                Request::InitProducerId { .. } => MessageClass::InitProducerId,
+                Request::Produce { .. } => MessageClass::Produce,
+                Request::Fetch { .. } => MessageClass::Fetch,
+                Request::OffsetCommit { .. } => MessageClass::OffsetCommit,
+                Request::OffsetFetch { .. } => MessageClass::OffsetFetch,
+                Request::Apply { .. } => MessageClass::Apply,
+                Request::ListRows { .. } => MessageClass::ListRows,
+            },
+            Body::Request(Err(_)) => MessageClass::MalformedRequest,
+            Body::Reply(Ok(response)) => match response {
+                Response::InitProducerId { .. } => MessageClass::ProducerIdIssued,
+                Response::Produced { .. } => MessageClass::Produced,
+                Response::Fetched { .. } => MessageClass::Fetched,
+                Response::OffsetCommitted => MessageClass::OffsetCommitted,
+                Response::OffsetFetched { .. } => MessageClass::OffsetFetched,
+                Response::Applied { .. } => MessageClass::Applied,
+                Response::Error(_) => MessageClass::Error,
+                Response::Rows { .. } => MessageClass::Rows,
+            },
+            Body::Reply(Err(_)) => MessageClass::MalformedReply,
+        }
+    }
+
+    /// The payment ids the body itself carries.
+    fn payments(&self) -> Vec<String> {
+        match self {
+            Body::Request(Ok(Request::Produce { records, .. })) => {
+                records.iter().map(|p| p.id.clone()).collect()
+            }
+            Body::Request(Ok(Request::Apply { payment, .. })) => vec![payment.id.clone()],
+            Body::Reply(Ok(Response::Fetched { records, .. })) => {
+                records.iter().map(|r| r.payment.id.clone()).collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    fn label(&self, request_id: u64) -> String {
+        match self {
+            Body::Request(Ok(request)) => request_label(request),
+            Body::Request(Err(_)) => format!("malformed request #{request_id}"),
+            Body::Reply(Ok(response)) => format!("reply #{request_id}: {}", reply_label(response)),
+            Body::Reply(Err(_)) => format!("malformed reply #{request_id}"),
+        }
+    }
+}
+
+fn request_label(request: &Request) -> String {
+    match request {
+        Request::InitProducerId { producer_key, boot } => {
+            format!("init-producer-id {producer_key} boot={boot}")
+        }
+        Request::Produce {
+            partition,
+            epoch,
+            base_seq,
+            records,
+            ..
+        } => format!(
+            "produce partition={partition} epoch={epoch} seq={base_seq}+{}",
+            records.len()
+        ),
+        Request::Fetch {
+            partition, offset, ..
+        } => format!("fetch partition={partition} offset={offset}"),
+        Request::OffsetCommit {
+            partition, offset, ..
+        } => format!("commit partition={partition} offset={offset}"),
+        Request::OffsetFetch { partition, .. } => format!("offset-fetch partition={partition}"),
+        Request::Apply { payment, .. } => format!("apply {}", payment.id),
+        Request::ListRows { from, .. } => format!("list-rows from={from}"),
+    }
+}
+
+/// The part of a reply's label after its request id. The replies without detail are named as
+/// their variant (once printed with `Debug`; kept so that no trace hash changes).
+fn reply_label(response: &Response) -> String {
+    match response {
+        Response::Produced { base_offset } => format!("produced offset={base_offset}"),
+        Response::Fetched { records, .. } => format!("{} records", records.len()),
+        Response::Applied { duplicate } => format!("applied duplicate={duplicate}"),
+        Response::Error(code) => format!("error {code}"),
+        Response::InitProducerId { .. } => "InitProducerId".to_string(),
+        Response::OffsetCommitted => "OffsetCommitted".to_string(),
+        Response::OffsetFetched { .. } => "OffsetFetched".to_string(),
+        Response::Rows { rows, total } => format!("{} of {total} rows", rows.len()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use broker_under_test::codec::ErrorCode;
+
+    #[test]
+    fn undecodable_bodies_and_plain_replies_are_classed_and_labelled() {
+        let class = |kind, bytes: &[u8]| Body::decode(kind, bytes).class();
+        assert_eq!(
+            class(MessageKind::Request, b"\xff"),
+            MessageClass::MalformedRequest
+        );
+        assert_eq!(
+            class(MessageKind::Reply, b"\xff"),
+            MessageClass::MalformedReply
+        );
+        let error = Response::Error(ErrorCode::ProducerFenced).encode();
+        assert_eq!(class(MessageKind::Reply, &error), MessageClass::Error);
+        let committed = Response::OffsetCommitted.encode();
+        assert_eq!(
+            BrokerSystem
+                .describe(MessageKind::Reply, 4, &committed)
+                .label,
+            "reply #4: OffsetCommitted"
+        );
+        assert_eq!(
+            serde_json::to_value(MessageClass::ProducerIdIssued).unwrap(),
+            "producer-id-issued"
+        );
+    }
+}

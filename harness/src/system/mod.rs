@@ -1,0 +1,179 @@
+//! The seam between the harness and a system under test: everything the harness needs from a
+//! pipeline to deploy it on madsim, fault it, and read back what it holds.
+//!
+//! A system is a payment pipeline with four roles: producers that owe payments, a log server
+//! (the "broker") that orders them into partitions, a consumer that carries them from the log to
+//! a store, and the store that applies each one. The harness decides *when* nodes crash, pause
+//! and restart and what the network does to each message; the system decides *how* (its own
+//! processes, disks and recovery). Its nodes report what they do as [`Event`]s through the
+//! [`Observer`] they are given: those reports are the history the checker judges. After the
+//! final crash and recovery, the harness asks the system to read its whole log and all its
+//! store's rows **through its own client API** ([`Deployment::final_read`]): the checker never
+//! decodes a system's files.
+//!
+//! [`BrokerSystem`] (the Kafka-like broker of this repository) is one implementation; a second,
+//! independent one lives in `examples/relay-pipeline`.
+//!
+//! # The contract, in short
+//!
+//! - Deploy one madsim node per name of [`node_names`], at the address
+//!   [`NodeName::sim_addr`] gives it, and make every message between them pass through the
+//!   [`NetFaults`] hook (the kit's [`SimTransport`] does both).
+//! - Report through the [`Observer`], at the moment it becomes true:
+//!   - producer: [`Event::Outboxed`] when a payment is durably owed;
+//!     [`Event::ProduceSent`] for each send (its sequence must not go backwards);
+//!     [`Event::ProduceAcked`] when the log acknowledges payments at `base_offset + i`;
+//!     [`Event::PaymentRefused`] for a payment refused before it was owed;
+//!   - log: [`Event::BatchAppended`] when a batch is appended at `base_offset`;
+//!   - consumer: [`Event::ConsumerResumed`] (partition 0 first) at each start,
+//!     [`Event::Fetched`] for each read, [`Event::OffsetCommitted`] for each commit;
+//!   - store: [`Event::StoreApplied`] when a payment is applied (`duplicate: false`) or seen
+//!     again.
+//!
+//!   Other events are free for the system's own use; the checker ignores them.
+//! - Answer [`Deployment::final_read`] with every record of every partition (offset order) and
+//!   every row of the store, as the system itself would serve them.
+
+mod broker;
+
+pub use broker::BrokerSystem;
+
+use crate::check::Durable;
+use crate::scenario::Scenario;
+use crate::sim::messages::MessageClass;
+use broker_under_test::storage::{CrashReport, Tear};
+use broker_under_test::transport::{MessageKind, NetFaults};
+use broker_under_test::{Bugs, NodeName, Observer};
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+/// The pieces a system under test builds on, re-exported so that a system needs only this
+/// crate: node names, the event vocabulary, payments, the simulated disk with its crash model,
+/// and the request/reply transport whose every message passes the harness's fault hook.
+pub mod kit {
+    pub use broker_under_test::codec::Payment;
+    pub use broker_under_test::node::RetryPolicy;
+    pub use broker_under_test::storage::{
+        CrashReport, DiskLatency, SimDisk, SimStorage, Storage, StorageError, Tear,
+    };
+    pub use broker_under_test::store::StoreRow;
+    pub use broker_under_test::transport::{
+        CallError, Incoming, MessageKind, NetFaults, SimTransport, Transport,
+    };
+    pub use broker_under_test::{Event, NodeName, Observer, Probe};
+}
+
+/// A boxed future, as the seam's async methods return them.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What a system is given to deploy itself for one run.
+pub struct Setup<'a> {
+    /// The scenario: its workload (producers, payments, partitions, sizes) and limits.
+    pub scenario: &'a Scenario,
+    /// The run's seed, for anything the system draws (payment contents, jitter).
+    pub seed: u64,
+    /// The planted bugs of this repository's broker, for the systems that plant them.
+    pub bugs: Bugs,
+    /// The network fault hook every message must pass.
+    pub net: Arc<dyn NetFaults>,
+    /// Where nodes report their events.
+    pub observer: Arc<dyn Observer>,
+}
+
+/// A system under test: how to deploy it, and how to describe its messages.
+pub trait System: Send + Sync + 'static {
+    /// Its name, as reports show it.
+    fn name(&self) -> &str;
+
+    /// Creates and starts every node of [`node_names`] on the current madsim runtime.
+    fn deploy(&self, setup: Setup<'_>) -> Box<dyn Deployment>;
+
+    /// A message's class and a short label, for timelines and fault records. The default
+    /// knows only its size.
+    fn describe(&self, kind: MessageKind, request_id: u64, body: &[u8]) -> MessageView {
+        let _ = request_id;
+        MessageView {
+            class: match kind {
+                MessageKind::Request => MessageClass::OtherRequest,
+                MessageKind::Reply => MessageClass::OtherReply,
+            },
+            label: format!("{} bytes", body.len()),
+            payments: Vec::new(),
+        }
+    }
+}
+
+/// One message as a person reads it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MessageView {
+    /// Which lane of the timeline it belongs to.
+    pub class: MessageClass,
+    /// A short label ("produce p0 seq 3..5").
+    pub label: String,
+    /// The payments it carries, for following one payment through the timeline.
+    pub payments: Vec<String>,
+}
+
+/// A deployed system: the operator's verbs the harness uses to fault it, and its final read.
+pub trait Deployment: Send + Sync {
+    /// Kills the node (power loss): its tasks stop, and its disk loses unsynced writes except
+    /// what `tear` keeps of each file (`tear(file, unsynced_bytes)`).
+    fn kill(&self, node: NodeName, tear: &mut dyn FnMut(&str, usize) -> Tear) -> CrashReport;
+    /// Starts a killed node again, from what its disk holds.
+    fn restart(&self, node: NodeName);
+    /// Freezes every task of the node; its messages wait.
+    fn pause(&self, node: NodeName);
+    /// Unfreezes a paused node.
+    fn resume(&self, node: NodeName);
+    /// Reads every record of the log and every row of the store through the system's own
+    /// client API, after the final recovery; an error says why it could not (a node that does
+    /// not answer within the harness's bound fails the run).
+    fn final_read(&self) -> BoxFuture<'_, Result<Durable, String>>;
+}
+
+/// The nodes a scenario deploys, in the order they are created: broker, store, consumer, then
+/// the producers by index.
+pub fn node_names(scenario: &Scenario) -> Vec<NodeName> {
+    let mut names = vec![NodeName::Broker, NodeName::Store, NodeName::Consumer];
+    names.extend((0..scenario.workload.producers).map(NodeName::Producer));
+    names
+}
+
+/// A shared handle on a system, as a run plan holds it: compared and printed by name.
+#[derive(Clone)]
+pub struct SystemRef(pub Arc<dyn System>);
+
+impl SystemRef {
+    /// Wraps a system.
+    pub fn new(system: impl System) -> SystemRef {
+        SystemRef(Arc::new(system))
+    }
+}
+
+impl Default for SystemRef {
+    /// This repository's broker.
+    fn default() -> SystemRef {
+        SystemRef::new(BrokerSystem)
+    }
+}
+
+impl std::ops::Deref for SystemRef {
+    type Target = dyn System;
+    fn deref(&self) -> &(dyn System + 'static) {
+        &*self.0
+    }
+}
+
+impl fmt::Debug for SystemRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "System({})", self.0.name())
+    }
+}
+
+impl PartialEq for SystemRef {
+    fn eq(&self, other: &SystemRef) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0.name() == other.0.name()
+    }
+}
