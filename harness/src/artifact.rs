@@ -44,17 +44,25 @@ pub fn shell_quote(word: &str) -> String {
     }
 }
 
+/// A failing run, saved so it can be replayed, shrunk and shown: everything needed to rerun
+/// it exactly, and what it showed.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Artifact {
+    /// The version of the harness that wrote it (a different one replays with a warning).
     pub harness_version: String,
     /// The resolved scenario, not only its name: the artifact replays even if the catalogue
     /// changes.
     pub scenario: Scenario,
+    /// The seed the run was drawn from.
     pub seed: u64,
+    /// The planted bugs of the run.
     pub bugs: Vec<Bug>,
+    /// The exact fault schedule, replayed as is (not drawn from the seed again).
     pub fault_schedule: Vec<FaultEntry>,
+    /// The anomalies the run showed.
     pub anomalies: Vec<Anomaly>,
+    /// The run's trace hash; a replay says when its own differs.
     pub trace_hash: TraceHash,
 }
 
@@ -71,6 +79,7 @@ impl std::fmt::Display for ArtifactError {
 impl std::error::Error for ArtifactError {}
 
 impl Artifact {
+    /// The artifact of `outcome`, the run of `plan`.
     pub fn new(plan: &RunPlan, outcome: &RunOutcome) -> Artifact {
         Artifact {
             harness_version: env!("CARGO_PKG_VERSION").to_string(),

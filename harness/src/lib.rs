@@ -1,6 +1,8 @@
 //! The deterministic fault-injection harness: seeded scenarios drive the system under test
 //! through faults on madsim, and the checker judges the recorded history and durable state.
 
+#![warn(missing_docs)]
+
 // The harness only means something inside the simulator. A RUSTFLAGS environment variable
 // silently replaces `.cargo/config.toml`'s `--cfg madsim`; refuse to build rather than run a
 // harness whose simulation tests have vanished.
@@ -16,12 +18,27 @@ compile_error!(
 pub mod artifact;
 pub mod check;
 pub mod explore;
+#[doc(hidden)]
 pub mod history;
+#[doc(hidden)]
 pub mod real;
+#[doc(hidden)]
 pub mod report;
 pub mod scenario;
+#[doc(hidden)]
 pub mod schedule;
 pub mod sim;
 pub mod system;
 pub mod testing;
 pub mod world;
+
+// What a user of the library needs, in one place; the modules above are the harness's own
+// workings, public for its command-line binary, hidden from the documentation and not a
+// stable API.
+pub use artifact::Artifact;
+pub use check::{Anomaly, AnomalyKind, Durable};
+pub use explore::{sweep, Sweep, SweepReport};
+pub use scenario::Scenario;
+pub use sim::messages::MessageClass;
+pub use sim::run;
+pub use world::{RunOutcome, RunPlan, Stats, Verdict};

@@ -19,26 +19,44 @@ use std::fmt;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum AnomalyKind {
+    /// A payment appears more than once in the log.
     LogDuplicate,
+    /// An owed payment is not in the log.
     LogMissing,
+    /// The log acknowledged a payment that is not in it after recovery.
     LostAck,
+    /// A payment was applied more than once by the store.
     StoreDuplicate,
+    /// An owed payment was never applied by the store.
     StoreMissing,
+    /// A payment was acknowledged at an offset where the log does not hold it, or at two places.
     AckMismatch,
+    /// The log or the store holds a payment no producer owed, or an altered one.
     Phantom,
+    /// A fetch saw a payment at an offset where the durable log holds another, or none.
     InconsistentOffsets,
+    /// A producer's batches, in sequence order, were acknowledged at offsets that do not increase.
     NonmonotonicSend,
+    /// Within one consumer incarnation, a fetch went back to an offset it had already read past.
     NonmonotonicPoll,
+    /// Within one consumer incarnation, a fetch skipped offsets.
     PollSkip,
+    /// An owed payment was not settled within the liveness bound after the heal.
     Liveness,
+    /// A node or the harness panicked.
     Panic,
+    /// Every task blocked forever (madsim's deadlock detector).
     Stuck,
+    /// The run passed its simulated-time limit.
     TimeLimit,
+    /// The run passed its step limit (messages plus events).
     StepLimit,
+    /// Two runs of the same seed recorded different histories.
     Nondeterminism,
 }
 
 impl AnomalyKind {
+    /// The kebab-case name reports and artifacts use.
     pub fn name(self) -> String {
         serde_json::to_value(self)
             .ok()
@@ -53,18 +71,22 @@ impl fmt::Display for AnomalyKind {
     }
 }
 
+/// One way a run broke exactly-once delivery, with its evidence.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Anomaly {
+    /// Which property broke.
     pub kind: AnomalyKind,
     /// The payment it concerns, if one.
     pub payment: Option<String>,
     /// When (simulated milliseconds) the evidence was recorded.
     pub at_ms: u64,
+    /// A line a person can act on: what was seen, where and when.
     pub detail: String,
 }
 
 impl Anomaly {
+    /// An anomaly at `at_us` simulated microseconds (kept as milliseconds).
     pub fn new(kind: AnomalyKind, payment: Option<&str>, at_us: u64, detail: String) -> Anomaly {
         Anomaly {
             kind,

@@ -2,8 +2,11 @@
 //! check, shrinking a failing schedule, hunting planted bugs, and the speed benchmark.
 
 pub mod aggregate;
+#[doc(hidden)]
 pub mod bench;
+#[doc(hidden)]
 pub mod determinism;
+#[doc(hidden)]
 pub mod hunt;
 pub mod shrink;
 pub mod sweep;

@@ -9,7 +9,9 @@ use crate::world::{RunOutcome, RunPlan};
 
 /// The result of a shrink.
 pub struct Shrunk {
+    /// The smallest plan found that still fails the same way.
     pub plan: RunPlan,
+    /// Its run.
     pub outcome: RunOutcome,
     /// How many candidate runs were tried.
     pub runs: u32,

@@ -25,13 +25,19 @@ pub const MAX_SWEEP_RUNS: u64 = 1 << 40;
 /// A validated sweep.
 #[derive(Clone, Debug)]
 pub struct Sweep {
+    /// The scenarios, each run over every seed of the range.
     pub scenarios: Vec<Scenario>,
+    /// The half-open seed range.
     pub seeds: Range<u64>,
     /// `(k, n)`, 1-based: take the seeds whose index in the range is congruent to k-1 mod n.
     pub shard: Option<(u64, u64)>,
+    /// The planted bugs of this repository's broker, in every run.
     pub bugs: Bugs,
+    /// How many worker threads run seeds.
     pub jobs: usize,
+    /// Runs every seed, instead of stopping at the lowest failing one.
     pub keep_going: bool,
+    /// Runs every seed twice, in separate runtimes, and fails a seed whose traces differ.
     pub check_determinism: bool,
     /// Only for the determinism check's self-test.
     pub plant_nondeterminism: bool,
@@ -42,11 +48,17 @@ pub struct Sweep {
 /// One seed's result, as much as a sweep keeps of it.
 #[derive(Clone, Debug)]
 pub struct SeedResult {
+    /// The scenario's name.
     pub scenario: String,
+    /// The seed.
     pub seed: u64,
+    /// The run's trace hash.
     pub trace_hash: TraceHash,
+    /// Wall-clock microseconds the run took (never part of a verdict).
     pub wall_us: u64,
+    /// The run's counters.
     pub stats: Stats,
+    /// How often each probe was hit.
     pub probes: BTreeMap<Probe, u64>,
     /// What a sweep keeps of a failure: a summary, never the whole history, so memory stays
     /// flat however many seeds fail.
@@ -56,9 +68,13 @@ pub struct SeedResult {
 /// A failing seed as a sweep keeps it; the artifact holds the rest.
 #[derive(Clone, Debug)]
 pub struct FailureSummary {
+    /// The scenario's name.
     pub scenario: String,
+    /// The seed.
     pub seed: u64,
+    /// Its anomalies.
     pub anomalies: Vec<crate::check::Anomaly>,
+    /// Its trace hash.
     pub trace_hash: TraceHash,
     /// Where its artifact was written, when the sweep writes them.
     pub artifact: Option<PathBuf>,
@@ -75,10 +91,14 @@ pub struct SweepHooks<'a> {
     pub stop: Option<&'a AtomicBool>,
 }
 
+/// What a sweep found: counts, failures, summed counters and probes, the aggregate hash.
 #[derive(Clone, Debug)]
 pub struct SweepReport {
+    /// How many runs were made.
     pub seeds_run: u64,
+    /// How many passed.
     pub passed: u64,
+    /// How many failed.
     pub failed: u64,
     /// Failures in (scenario, seed) order.
     pub failures: Vec<FailureSummary>,
@@ -87,10 +107,13 @@ pub struct SweepReport {
     pub incomplete: bool,
     /// The first artifact that could not be written.
     pub write_error: Option<String>,
+    /// Counters summed over the runs.
     pub stats: Stats,
     /// Probe hits summed over the seeds.
     pub probes: BTreeMap<Probe, u64>,
+    /// The XOR of every run's trace hash: independent of order, jobs and sharding.
     pub aggregate_hash: String,
+    /// Wall-clock milliseconds the sweep took.
     pub wall_ms: u64,
     /// The slowest seeds: (wall microseconds, scenario, seed).
     pub slowest: Vec<(u64, String, u64)>,
@@ -144,6 +167,7 @@ impl Sweep {
             })
     }
 
+    /// Whether the sweep makes no run.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -15,28 +15,40 @@ include!(concat!(env!("OUT_DIR"), "/catalogue.rs"));
 /// An inclusive range `[min, max]`, written in files as a two-element array.
 pub type Range<T> = [T; 2];
 
+/// A scenario: a workload, the faults drawn for it, and the run's limits. Each seed expands
+/// it into one fault schedule.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
+    /// Its name (names artifact files).
     pub name: String,
     /// One line: what this scenario is for.
     pub purpose: String,
+    /// The payments and the deployment that carries them.
     pub workload: WorkloadSpec,
+    /// Which faults a seed may draw, how many and how long.
     #[serde(default)]
     pub faults: FaultSpec,
+    /// The liveness bound and the step limit.
     #[serde(default)]
     pub limits: Limits,
 }
 
+/// The deployment and its payments.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WorkloadSpec {
+    /// How many producers.
     pub producers: u32,
+    /// How many payments each producer owes.
     pub payments_per_producer: u32,
+    /// How many log partitions.
     pub partitions: u32,
+    /// How many customers payments are spread over.
     pub customers: u32,
     /// Simulated time between two payments of one producer.
     pub payment_interval_ms: u64,
+    /// The most payments in one batch.
     pub max_batch_records: u32,
     /// How long workload and faults run together before the heal.
     pub duration_ms: u64,
@@ -57,10 +69,12 @@ pub struct PaymentSizeSpec {
     /// `[min, max]` encoded bytes. Past the 1 MiB frame limit a payment is refused by its
     /// producer; a batch of several large ones is refused by the broker and split.
     pub bytes: Range<u64>,
+    /// How sizes are drawn between the bounds.
     #[serde(default)]
     pub distribution: SizeDistribution,
 }
 
+/// How payment sizes are drawn.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SizeDistribution {
@@ -80,14 +94,23 @@ pub struct FaultSpec {
     /// probability 1/2, at least one on) and scales its counts and rates by a factor of its own.
     #[serde(default)]
     pub swarm: bool,
+    /// Broker crashes.
     pub broker_crash: Option<CrashSpec>,
+    /// Producer crashes (one producer each).
     pub producer_crash: Option<CrashSpec>,
+    /// Consumer crashes.
     pub consumer_crash: Option<CrashSpec>,
+    /// Store crashes.
     pub store_crash: Option<CrashSpec>,
+    /// Pauses of one node (a GC pause, a stopped VM).
     pub pause: Option<WindowSpec>,
+    /// Network partitions between two nodes.
     pub partition: Option<PartitionSpec>,
+    /// Windows in which messages are lost at a rate.
     pub loss: Option<RateSpec>,
+    /// Windows in which messages are duplicated at a rate.
     pub duplicate: Option<RateSpec>,
+    /// Windows in which messages are delayed.
     pub delay: Option<DelaySpec>,
     /// Probability that a crash keeps a torn prefix of a file's unsynced bytes.
     #[serde(default)]
@@ -97,43 +120,57 @@ pub struct FaultSpec {
     pub garble_probability: f64,
 }
 
+/// How many crashes of a kind a seed draws.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CrashSpec {
+    /// How many (inclusive range).
     pub count: Range<u32>,
     /// How long the node stays down before it restarts.
     pub down_ms: Range<u64>,
 }
 
+/// How many windows of a kind a seed draws, and how long each lasts.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WindowSpec {
+    /// How many (inclusive range).
     pub count: Range<u32>,
+    /// How long each lasts (inclusive range, milliseconds).
     pub duration_ms: Range<u64>,
 }
 
+/// How many partitions a seed draws, and how long each lasts.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PartitionSpec {
+    /// How many (inclusive range).
     pub count: Range<u32>,
+    /// How long each lasts (inclusive range, milliseconds).
     pub duration_ms: Range<u64>,
     /// Probability that a partition cuts both directions rather than one.
     pub two_way_probability: f64,
 }
 
+/// How many windows of loss or duplication a seed draws, how long, at what rate.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateSpec {
+    /// How many (inclusive range).
     pub count: Range<u32>,
+    /// How long each lasts (inclusive range, milliseconds).
     pub duration_ms: Range<u64>,
     /// Per-message probability while the window is open.
     pub rate: Range<f64>,
 }
 
+/// How many windows of delay a seed draws, how long, and how much delay.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DelaySpec {
+    /// How many (inclusive range).
     pub count: Range<u32>,
+    /// How long each lasts (inclusive range, milliseconds).
     pub duration_ms: Range<u64>,
     /// Each message in the window waits a uniform extra delay up to this spread (reordering).
     pub spread_ms: Range<u64>,

@@ -14,11 +14,17 @@ use std::sync::Mutex;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum MessageClass {
+    /// Registers a producer (or re-registers it after a restart).
     InitProducerId,
+    /// A batch of payments for one partition.
     Produce,
+    /// A read from a partition.
     Fetch,
+    /// The consumer's committed offset, to store.
     OffsetCommit,
+    /// A read of the consumer's committed offset.
     OffsetFetch,
+    /// A payment for the store to apply.
     Apply,
     /// A request whose body did not decode.
     MalformedRequest,
@@ -26,15 +32,21 @@ pub enum MessageClass {
     ProducerIdIssued,
     /// A produce acknowledged: the batch is durable.
     Produced,
+    /// Records read from a partition.
     Fetched,
+    /// A commit stored.
     OffsetCommitted,
+    /// A committed offset read back.
     OffsetFetched,
+    /// A payment applied (or recognised as applied).
     Applied,
+    /// A refusal, with its error code.
     Error,
     /// A reply whose body did not decode.
     MalformedReply,
     /// The store's rows, asked for by an operator's read.
     ListRows,
+    /// A page of the store's rows.
     Rows,
     /// A request of a system whose `describe` does not class it.
     OtherRequest,
@@ -45,12 +57,17 @@ pub enum MessageClass {
 /// One message: who sent it when, what it carried, and what the network did with it.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct MessageRecord {
+    /// The sender.
     pub from: NodeName,
+    /// The receiver.
     pub to: NodeName,
+    /// What it is.
     pub class: MessageClass,
+    /// A short label, as the history names it.
     pub label: String,
     /// Payment ids the message carries (a reply: those of its request, or the fetched ones).
     pub payments: Vec<String>,
+    /// When it left (simulated microseconds).
     pub sent_us: u64,
     /// When each delivered copy arrived at the receiver (two for a duplicate).
     pub arrived_us: Vec<u64>,
@@ -62,13 +79,18 @@ pub struct MessageRecord {
 /// and a reply names its request by them with the direction reversed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct InFlight {
+    /// Where it left from.
     pub src: SocketAddr,
+    /// Where it goes.
     pub dst: SocketAddr,
+    /// Whether it is a reply.
     pub reply: bool,
+    /// The request id it carries (a reply: its request's).
     pub request_id: u64,
 }
 
 impl InFlight {
+    /// A message as the network's hooks see it.
     pub fn new(src: SocketAddr, dst: SocketAddr, kind: MessageKind, request_id: u64) -> InFlight {
         InFlight {
             src,

@@ -11,6 +11,7 @@
 
 mod drive;
 pub mod messages;
+#[doc(hidden)]
 pub mod net;
 
 use crate::check::{Anomaly, AnomalyKind};

@@ -5,7 +5,7 @@
 //! (the "broker") that orders them into partitions, a consumer that carries them from the log to
 //! a store, and the store that applies each one. The harness decides *when* nodes crash, pause
 //! and restart and what the network does to each message; the system decides *how* (its own
-//! processes, disks and recovery). Its nodes report what they do as [`Event`]s through the
+//! processes, disks and recovery). Its nodes report what they do as [`kit::Event`]s through the
 //! [`Observer`] they are given: those reports are the history the checker judges. After the
 //! final crash and recovery, the harness asks the system to read its whole log and all its
 //! store's rows **through its own client API** ([`Deployment::final_read`]): the checker never
@@ -18,17 +18,17 @@
 //!
 //! - Deploy one madsim node per name of [`node_names`], at the address
 //!   [`NodeName::sim_addr`] gives it, and make every message between them pass through the
-//!   [`NetFaults`] hook (the kit's [`SimTransport`] does both).
-//! - Report through the [`Observer`], at the moment it becomes true:
-//!   - producer: [`Event::Outboxed`] when a payment is durably owed;
-//!     [`Event::ProduceSent`] for each send (its sequence must not go backwards);
-//!     [`Event::ProduceAcked`] when the log acknowledges payments at `base_offset + i`;
-//!     [`Event::PaymentRefused`] for a payment refused before it was owed;
-//!   - log: [`Event::BatchAppended`] when a batch is appended at `base_offset`;
-//!   - consumer: [`Event::ConsumerResumed`] (partition 0 first) at each start,
-//!     [`Event::Fetched`] for each read, [`Event::OffsetCommitted`] for each commit;
-//!   - store: [`Event::StoreApplied`] when a payment is applied (`duplicate: false`) or seen
-//!     again.
+//!   [`NetFaults`] hook (the kit's [`SimTransport`](kit::SimTransport) does both).
+//! - Report through the [`Observer`], at the moment it becomes true (the variants of
+//!   [`kit::Event`]):
+//!   - producer: `Outboxed` when a payment is durably owed; `ProduceSent` for each send;
+//!     `ProduceAcked` when the log acknowledges payments at `base_offset + i` (in sequence
+//!     order, a producer's acknowledged offsets must increase); `PaymentRefused` for a payment
+//!     refused before it was owed;
+//!   - log: `BatchAppended` when a batch is appended at `base_offset`;
+//!   - consumer: `ConsumerResumed` for every partition at each start (partition 0 first: it
+//!     marks a new incarnation), `Fetched` for each read, `OffsetCommitted` for each commit;
+//!   - store: `StoreApplied` when a payment is applied (`duplicate: false`) or seen again.
 //!
 //!   Other events are free for the system's own use; the checker ignores them.
 //! - Answer [`Deployment::final_read`] with every record of every partition (offset order) and

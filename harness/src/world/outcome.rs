@@ -9,10 +9,13 @@ use broker_under_test::{Bug, Event, NodeName, Probe};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
+/// Whether a run passed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Verdict {
+    /// No anomaly.
     Pass,
+    /// At least one anomaly.
     Fail,
 }
 
@@ -20,25 +23,40 @@ pub enum Verdict {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Stats {
+    /// Payments owed (outboxed).
     pub payments: u64,
+    /// Records in the log after the final recovery.
     pub log_records: u64,
+    /// Rows in the store after the final recovery.
     pub store_rows: u64,
+    /// Produce requests sent.
     pub produce_requests: u64,
+    /// Of which retries.
     pub retries: u64,
+    /// Retries the broker answered as duplicates.
     pub dedup_hits: u64,
+    /// Broker crashes injected.
     pub broker_crashes: u64,
+    /// Producer crashes injected.
     pub producer_restarts: u64,
+    /// Consumer crashes injected.
     pub consumer_restarts: u64,
+    /// Store crashes injected.
     pub store_restarts: u64,
+    /// Messages on the network.
     pub messages: u64,
+    /// Of which lost.
     pub messages_dropped: u64,
+    /// Unsynced bytes lost in crashes.
     pub unsynced_writes_lost: u64,
+    /// History entries.
     pub events: u64,
     /// Simulated milliseconds the runs took.
     pub sim_ms: u64,
 }
 
 impl Stats {
+    /// Adds another run's counters.
     pub fn add(&mut self, o: &Stats) {
         self.payments += o.payments;
         self.log_records += o.log_records;
@@ -61,16 +79,25 @@ impl Stats {
 /// The verdict of one run, with what is needed to understand and replay it.
 #[derive(Clone, Debug, Serialize)]
 pub struct RunOutcome {
+    /// The scenario's name.
     pub scenario: String,
+    /// The seed.
     pub seed: u64,
+    /// The planted bugs.
     pub bugs: Vec<Bug>,
+    /// Pass or fail.
     pub verdict: Verdict,
+    /// Every anomaly, ordered by time, then kind, then payment.
     pub anomalies: Vec<Anomaly>,
+    /// The run's counters.
     pub stats: Stats,
+    /// Simulated milliseconds the run took.
     pub sim_ms: u64,
+    /// The hash of the whole history: same seed, same hash.
     pub trace_hash: TraceHash,
     /// How often each probe (a rare path that matters) was hit.
     pub probes: BTreeMap<Probe, u64>,
+    /// The whole history (not serialised).
     #[serde(skip)]
     pub history: Vec<Entry>,
     /// Every message, when the plan asked for them.
@@ -79,6 +106,7 @@ pub struct RunOutcome {
 }
 
 impl RunOutcome {
+    /// Whether the run showed no anomaly.
     pub fn passed(&self) -> bool {
         self.verdict == Verdict::Pass
     }

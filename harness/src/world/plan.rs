@@ -13,9 +13,13 @@ use std::time::Duration;
 /// and the fault schedule drawn from the seed (or given, when replaying or shrinking).
 #[derive(Clone, Debug, PartialEq)]
 pub struct RunPlan {
+    /// The scenario, resolved and validated.
     pub scenario: Scenario,
+    /// The seed every random decision of the run is drawn from.
     pub seed: u64,
+    /// The planted bugs of this repository's broker.
     pub bugs: Bugs,
+    /// The fault schedule: drawn from the seed, or given (replay, shrink).
     pub schedule: FaultSchedule,
     /// Writes a process-wide counter into the trace: the determinism check's self-test.
     pub plant_nondeterminism: bool,
@@ -40,6 +44,7 @@ pub(crate) fn generator(seed: u64, stream: u64) -> ChaCha8Rng {
 }
 
 impl RunPlan {
+    /// The plan of `scenario` at `seed`, its fault schedule drawn from the seed.
     pub fn new(scenario: Scenario, seed: u64, bugs: Bugs) -> RunPlan {
         let schedule = schedule::generate(&scenario, &mut generator(seed, STREAM_SCHEDULE));
         RunPlan {
