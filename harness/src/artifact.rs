@@ -201,13 +201,8 @@ impl Artifact {
         std::fs::create_dir_all(dir)
             .map_err(|e| ArtifactError(format!("cannot create {}: {e}", dir.display())))?;
         let text = serde_json::to_string_pretty(self).expect("artifacts serialize") + "\n";
-        let fail = |e: std::io::Error| {
-            ArtifactError(format!("cannot write artifact {}: {e}", path.display()))
-        };
-        let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(fail)?;
-        std::io::Write::write_all(&mut temp, text.as_bytes()).map_err(fail)?;
-        temp.persist(path).map_err(|e| fail(e.error))?;
-        Ok(())
+        write_atomically(path, |out| out.write_all(text.as_bytes()))
+            .map_err(|e| ArtifactError(format!("cannot write artifact {}: {e}", path.display())))
     }
 
     /// Where `explore` files the artifact of a failing seed: one name per scenario, seed and
@@ -228,6 +223,26 @@ impl Artifact {
             shell_quote(&path.display().to_string())
         )
     }
+}
+
+/// Writes a file atomically: `write` fills a temporary file in `path`'s directory (buffered),
+/// which is then renamed over `path`. An interrupted or failed write leaves no truncated file
+/// and no temporary one, and an existing `path` (or a link there) is replaced, never written
+/// through. Artifacts, traces and timelines are all written this way.
+pub fn write_atomically(
+    path: &Path,
+    write: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let temp = tempfile::NamedTempFile::new_in(dir)?;
+    let mut out = std::io::BufWriter::new(temp);
+    write(&mut out)?;
+    let temp = out.into_inner().map_err(|e| e.into_error())?;
+    temp.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 /// Every key of every entry of the file's `fault_schedule` must be one the parsed entry writes

@@ -152,6 +152,54 @@ fn run_writes_a_trace_and_an_artifact_and_a_passing_artifact_replays_as_no_longe
     );
 }
 
+/// `--trace` and `--html` are written like artifacts: into a temporary file beside the output,
+/// then renamed over it. A rename replaces whatever was at the path, a link included; a plain
+/// create-and-write would write through the link into the file it points to.
+#[test]
+fn trace_and_html_outputs_are_replaced_atomically_never_written_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let artifact = ["run", "--scenario", "consumer-restarts", "--seed", "0"];
+    let ran = harness(
+        &[
+            &artifact[..],
+            &["--bug", "store-no-dedup", "--artifact", "a.json"],
+        ]
+        .concat(),
+        dir.path(),
+    );
+    assert_eq!(ran.code, 1, "{}{}", ran.stdout, ran.stderr);
+    for (name, precious) in [("t.jsonl", "kept-t"), ("p.html", "kept-p")] {
+        std::fs::write(dir.path().join(precious), "precious").unwrap();
+        std::os::unix::fs::symlink(precious, dir.path().join(name)).unwrap();
+    }
+    let replayed = harness(
+        &["replay", "a.json", "--trace", "t.jsonl", "--html", "p.html"],
+        dir.path(),
+    );
+    assert_eq!(replayed.code, 1, "{}{}", replayed.stdout, replayed.stderr);
+    for precious in ["kept-t", "kept-p"] {
+        let kept = std::fs::read_to_string(dir.path().join(precious)).unwrap();
+        assert_eq!(kept, "precious", "{precious} was written through its link");
+    }
+    let trace = std::fs::read_to_string(dir.path().join("t.jsonl")).unwrap();
+    assert!(trace.ends_with('\n') && trace.lines().count() > 100);
+    assert!(trace
+        .lines()
+        .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()));
+    let page = std::fs::read_to_string(dir.path().join("p.html")).unwrap();
+    assert!(page.trim_end().ends_with("</html>"), "a whole page");
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["a.json", "kept-p", "kept-t", "p.html", "t.jsonl"],
+        "no temporary file is left behind"
+    );
+}
+
 #[test]
 fn a_scenario_file_is_reproduced_by_its_path() {
     let dir = tempfile::tempdir().unwrap();

@@ -288,10 +288,11 @@ pub fn check(history: &[Entry], durable: &Durable) -> Vec<Anomaly> {
     in_time_order(anomalies)
 }
 
-/// What the history alone proves when a run was cut short (its step limit) before the final
-/// recovery: only properties that more history or the durable state could not undo. A
-/// regressing send or poll, a gap in a poll, and one payment acknowledged at two places stay
-/// violations whatever comes next; missing or durable-state properties are not judged.
+/// What the history alone proves when a run was cut short (a step or time limit, a stuck run,
+/// a panic) before the final recovery: only properties that more history or the durable state
+/// could not undo. A regressing send or poll, a gap in a poll, and one payment acknowledged at
+/// two places stay violations whatever comes next; missing or durable-state properties are not
+/// judged.
 pub fn check_history(history: &[Entry]) -> Vec<Anomaly> {
     let durable = Durable::default();
     let facts = Facts::new(history, &durable);

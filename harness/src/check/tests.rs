@@ -333,3 +333,60 @@ fn nonmonotonic_send_when_a_later_sequence_gets_a_lower_offset() {
     ));
     run.only(AnomalyKind::NonmonotonicSend);
 }
+
+/// Every early stop, not only the step limit, still reports what the history recorded before
+/// it proves: a panic, a stuck run or the time limit must not hide a safety violation.
+#[test]
+fn every_early_stop_reports_the_safety_anomalies_recorded_before_it() {
+    use crate::scenario::Scenario;
+    use crate::world::outcome::{RunOutcome, Stats, Verdict};
+    use crate::world::RunPlan;
+    let plan = RunPlan::new(
+        Scenario::resolve("standard").unwrap(),
+        0,
+        broker_under_test::Bugs::NONE,
+    );
+    for stop in [
+        AnomalyKind::Panic,
+        AnomalyKind::Stuck,
+        AnomalyKind::TimeLimit,
+        AnomalyKind::StepLimit,
+    ] {
+        let mut run = Run::clean();
+        run.history.push(at(
+            12_000,
+            "producer-0",
+            Event::ProduceAcked {
+                partition: 0,
+                base_seq: 4,
+                base_offset: 1,
+                payments: vec![],
+            },
+        ));
+        let stopped = super::Anomaly::new(stop, None, 13_000, format!("stopped: {stop}"));
+        let outcome = RunOutcome::judged(
+            &plan,
+            run.history,
+            Err(stopped),
+            Stats::default(),
+            Default::default(),
+            Vec::new(),
+        );
+        let kinds: Vec<AnomalyKind> = outcome.anomalies.iter().map(|a| a.kind).collect();
+        assert_eq!(kinds, vec![AnomalyKind::NonmonotonicSend, stop], "{stop}");
+        assert_eq!(outcome.verdict, Verdict::Fail);
+    }
+    // Durable-state and missing properties are not judged on a cut history: a clean prefix
+    // reports the stop alone.
+    let stopped = super::Anomaly::new(AnomalyKind::Panic, None, 13_000, "boom".to_string());
+    let outcome = RunOutcome::judged(
+        &plan,
+        Run::clean().history,
+        Err(stopped),
+        Stats::default(),
+        Default::default(),
+        Vec::new(),
+    );
+    let kinds: Vec<AnomalyKind> = outcome.anomalies.iter().map(|a| a.kind).collect();
+    assert_eq!(kinds, vec![AnomalyKind::Panic]);
+}

@@ -8,9 +8,20 @@ use crate::history::{hash_lines, TraceHash};
 pub fn aggregate(results: impl IntoIterator<Item = (String, u64, TraceHash)>) -> String {
     let mut acc = 0u128;
     for (scenario, seed, trace_hash) in results {
-        let line = format!("{scenario} {seed} {trace_hash}");
-        acc ^= hash_lines([line.as_str()]);
+        acc ^= aggregate_term(&scenario, seed, trace_hash);
     }
+    format_aggregate(acc)
+}
+
+/// One run's term of the aggregate: XOR the terms of a sweep's runs, in any order, and format
+/// the result with `format_aggregate`, to fold a sweep without keeping its runs.
+pub fn aggregate_term(scenario: &str, seed: u64, trace_hash: TraceHash) -> u128 {
+    let line = format!("{scenario} {seed} {trace_hash}");
+    hash_lines([line.as_str()])
+}
+
+/// The aggregate hash as printed: 32 lowercase hex digits.
+pub fn format_aggregate(acc: u128) -> String {
     format!("{acc:032x}")
 }
 

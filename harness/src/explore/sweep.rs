@@ -1,7 +1,7 @@
 //! Seed sweeps: many runs spread over worker threads, summarised into counts, stats, probe
 //! hits and an order-independent aggregate hash.
 
-use super::aggregate::aggregate;
+use super::aggregate::{aggregate_term, format_aggregate};
 use super::determinism::compare_runs;
 use crate::history::TraceHash;
 use crate::scenario::Scenario;
@@ -18,8 +18,9 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 /// The most runs one sweep may make. Every run's index must fit a `u64` with room for each
-/// worker's overshoot, and a sweep keeps a few hundred bytes per seed run; at about 200 runs a
-/// second this bound is already centuries of work, so nothing reasonable is refused.
+/// worker's overshoot; a sweep folds its runs as they finish and keeps only a summary per
+/// failure. At about 200 runs a second this bound is already centuries of work, so nothing
+/// reasonable is refused.
 pub const MAX_SWEEP_RUNS: u64 = 1 << 40;
 
 /// A validated sweep.
@@ -208,7 +209,7 @@ pub fn sweep_with(
     let done = AtomicU64::new(0);
     let halted = AtomicBool::new(false);
     let write_error: Mutex<Option<String>> = Mutex::new(None);
-    let results: Mutex<BTreeMap<u64, SeedResult>> = Mutex::new(BTreeMap::new());
+    let fold = Mutex::new(Fold::new(s.keep_going));
     let stopped =
         || halted.load(Ordering::Relaxed) || hooks.stop.is_some_and(|f| f.load(Ordering::Relaxed));
     std::thread::scope(|scope| {
@@ -230,19 +231,14 @@ pub fn sweep_with(
                 if result.0.failure.is_some() {
                     lowest_failure.fetch_min(i, Ordering::Relaxed);
                 }
-                lock(&results).insert(i, result.0);
+                lock(&fold).add(i, result.0);
                 progress(done.fetch_add(1, Ordering::Relaxed) + 1, total);
             });
         }
     });
-    let mut results = results.into_inner().unwrap_or_else(|e| e.into_inner());
-    let incomplete = stopped() && results.len() as u64 != total;
-    if !s.keep_going {
-        let cutoff = lowest_failure.load(Ordering::Relaxed);
-        drop_past(&mut results, cutoff);
-    }
-    let mut report = summarise(&results, started);
-    report.incomplete = incomplete;
+    let fold = fold.into_inner().unwrap_or_else(|e| e.into_inner());
+    let mut report = fold.finish(started);
+    report.incomplete = stopped() && done.load(Ordering::Relaxed) != total;
     report.write_error = write_error.into_inner().unwrap_or_else(|e| e.into_inner());
     report
 }
@@ -251,58 +247,97 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Drops the seeds run past the lowest failure, and the artifacts written for them, so neither
-/// the report nor the failures directory depends on the number of jobs.
-fn drop_past(results: &mut BTreeMap<u64, SeedResult>, cutoff: u64) {
-    for (_, dropped) in results.split_off(&cutoff.saturating_add(1)) {
-        if let Some(path) = dropped.failure.and_then(|f| f.artifact) {
-            // A failure past the reported one; its artifact would be an orphan. Removing it
-            // is best effort: a leftover file is harmless.
-            let _ = std::fs::remove_file(path);
-        }
-    }
+/// A sweep's report, folded run by run in item order as the runs finish: counts, sums, the
+/// aggregate and one summary per failure, never a result per seed, so a sweep's memory does
+/// not grow with its seeds. Without keep-going, the runs past the first failure in item order
+/// (the lowest) are dropped with their artifacts, so neither the report nor the failures
+/// directory depends on the number of jobs.
+struct Fold {
+    keep_going: bool,
+    /// The next item to fold; runs that finish ahead of it wait in `pending` (a few per job).
+    next: u64,
+    pending: BTreeMap<u64, SeedResult>,
+    /// Without keep-going: a failure was folded, so every later run is dropped.
+    cut: bool,
+    aggregate: u128,
+    report: SweepReport,
 }
 
-/// The report over the seeds kept, in (scenario, seed) order.
-fn summarise(results: &BTreeMap<u64, SeedResult>, started: Instant) -> SweepReport {
-    let mut report = SweepReport {
-        seeds_run: results.len() as u64,
-        passed: 0,
-        failed: 0,
-        failures: Vec::new(),
-        incomplete: false,
-        write_error: None,
-        stats: Stats::default(),
-        probes: BTreeMap::new(),
-        aggregate_hash: aggregate(
-            results
-                .values()
-                .map(|r| (r.scenario.clone(), r.seed, r.trace_hash)),
-        ),
-        wall_ms: started.elapsed().as_millis() as u64,
-        slowest: Vec::new(),
-    };
-    for r in results.values() {
+impl Fold {
+    fn new(keep_going: bool) -> Fold {
+        Fold {
+            keep_going,
+            next: 0,
+            pending: BTreeMap::new(),
+            cut: false,
+            aggregate: 0,
+            report: SweepReport {
+                seeds_run: 0,
+                passed: 0,
+                failed: 0,
+                failures: Vec::new(),
+                incomplete: false,
+                write_error: None,
+                stats: Stats::default(),
+                probes: BTreeMap::new(),
+                aggregate_hash: String::new(),
+                wall_ms: 0,
+                slowest: Vec::new(),
+            },
+        }
+    }
+
+    /// Takes item `i`'s result and folds every run now contiguous with the folded prefix.
+    fn add(&mut self, i: u64, result: SeedResult) {
+        self.pending.insert(i, result);
+        while let Some(r) = self.pending.remove(&self.next) {
+            self.next += 1;
+            self.fold(r);
+        }
+    }
+
+    fn fold(&mut self, r: SeedResult) {
+        if self.cut {
+            if let Some(path) = r.failure.and_then(|f| f.artifact) {
+                // A failure past the reported one; its artifact would be an orphan. Removing
+                // it is best effort: a leftover file is harmless.
+                let _ = std::fs::remove_file(path);
+            }
+            return;
+        }
+        let report = &mut self.report;
+        report.seeds_run += 1;
+        self.aggregate ^= aggregate_term(&r.scenario, r.seed, r.trace_hash);
         report.stats.add(&r.stats);
         for (probe, hits) in &r.probes {
             *report.probes.entry(*probe).or_default() += hits;
         }
-        match &r.failure {
+        // Stable, so ties keep item order: the three slowest, seed breaking ties.
+        report.slowest.push((r.wall_us, r.scenario, r.seed));
+        report
+            .slowest
+            .sort_by(|a, b| b.0.cmp(&a.0).then(a.2.cmp(&b.2)));
+        report.slowest.truncate(3);
+        match r.failure {
             Some(summary) => {
                 report.failed += 1;
-                report.failures.push(summary.clone());
+                report.failures.push(summary);
+                self.cut = !self.keep_going;
             }
             None => report.passed += 1,
         }
     }
-    let mut slowest: Vec<(u64, String, u64)> = results
-        .values()
-        .map(|r| (r.wall_us, r.scenario.clone(), r.seed))
-        .collect();
-    slowest.sort_by(|a, b| b.0.cmp(&a.0).then(a.2.cmp(&b.2)));
-    slowest.truncate(3);
-    report.slowest = slowest;
-    report
+
+    /// The report over the runs kept; runs still pending (a sweep stopped early leaves gaps)
+    /// are folded in item order.
+    fn finish(mut self, started: Instant) -> SweepReport {
+        for r in std::mem::take(&mut self.pending).into_values() {
+            self.fold(r);
+        }
+        self.report.aggregate_hash = format_aggregate(self.aggregate);
+        self.report.wall_ms = started.elapsed().as_millis() as u64;
+        self.report
+    }
 }
 
 type OnFailure<'a> = Option<&'a (dyn Fn(&RunPlan, &RunOutcome) -> Result<PathBuf, String> + Sync)>;

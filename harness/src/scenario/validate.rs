@@ -158,8 +158,29 @@ pub(super) fn budget(w: &WorkloadSpec, f: &FaultSpec, limits: &Limits) -> Result
              duration_ms + limits.liveness_ms ({deadline} ms): the payments cannot all be made and \
              settled before the liveness deadline"
         ),
+    )?;
+    // The one consumer applies the payments one at a time, each a round trip to the store.
+    let consuming = payments * CONSUMER_MS_PER_PAYMENT;
+    check(
+        consuming <= deadline,
+        &format!(
+            "workload.producers x workload.payments_per_producer is {payments} payments; the \
+             consumer applies one per round trip to the store (at least \
+             {CONSUMER_MS_PER_PAYMENT} ms), {consuming} ms, past workload.duration_ms + \
+             limits.liveness_ms ({deadline} ms): the consumer cannot keep up, and the payments \
+             cannot all be applied before the liveness deadline"
+        ),
     )
 }
+
+/// The least simulated time the consumer spends on one payment. It fetches up to 32 records
+/// per partition and then applies them one by one, each an `Apply` request to the store and
+/// its reply, each message at least 1 ms of simulated time (madsim's send latency; see
+/// `sim::mod`), before the commit and the next fetch; it sleeps its 20 ms poll interval only
+/// when every partition was empty. So N payments take at least 2N ms to apply, whatever the
+/// faults: a lower bound, so a scenario refused by it certainly cannot finish, and none of the
+/// catalogue's (at most 300 payments, 600 ms, against 31 s) comes near it.
+pub const CONSUMER_MS_PER_PAYMENT: u64 = 2;
 
 /// The most faults of each kind a run may draw.
 fn fault_counts(f: &FaultSpec) -> Vec<u32> {

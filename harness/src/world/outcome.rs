@@ -1,7 +1,7 @@
 //! A run's verdict, assembled the same way for both worlds: the anomalies, the counters the
 //! history shows, the trace hash, pass or fail.
 
-use crate::check::{self, Anomaly, AnomalyKind, Durable};
+use crate::check::{self, Anomaly, Durable};
 use crate::history::{trace_hash, Entry, HarnessEvent, TraceHash, What};
 use crate::world::liveness::Settled;
 use crate::world::plan::RunPlan;
@@ -145,14 +145,14 @@ impl RunOutcome {
                 stats.unsynced_writes_lost = ending.unsynced_writes_lost;
                 anomalies
             }
-            // A step limit cuts the run short, not its history: what that history already
-            // proves is still reported beside it (a limit must not hide a violation).
-            Err(stopped) if stopped.kind == AnomalyKind::StepLimit => {
+            // A step or time limit, a stuck run or a panic cuts the run short, not its
+            // history: what that history already proves (safety properties, sound on any
+            // prefix) is still reported beside the stop, which must not hide a violation.
+            Err(stopped) => {
                 let mut anomalies = check::check_history(&history);
                 anomalies.push(stopped);
                 anomalies
             }
-            Err(stopped) => vec![stopped],
         };
         count_history(&history, &mut stats);
         let sim_ms = history.last().map_or(0, |e| e.at_us / 1000);

@@ -13,6 +13,7 @@ pub mod run;
 pub mod show;
 pub mod shrink;
 
+use harness::artifact::write_atomically;
 use harness::world::{RunOutcome, RunPlan};
 use indicatif::ProgressBar;
 use serde::Serialize;
@@ -141,18 +142,20 @@ pub fn write_html(
     replay: &str,
 ) -> Result<(), Failure> {
     let page = harness::report::html::render(plan, outcome, replay);
-    std::fs::write(path, page).map_err(|e| bad(format!("cannot write {}: {e}", path.display())))?;
+    write_atomically(path, |out| out.write_all(page.as_bytes()))
+        .map_err(|e| bad(format!("cannot write {}: {e}", path.display())))?;
     eprintln!("timeline written to {}", path.display());
     Ok(())
 }
 
-/// `--trace FILE`: the whole history as JSON lines.
+/// `--trace FILE`: the whole history as JSON lines, written atomically.
 pub fn write_trace(path: &Path, outcome: &RunOutcome) -> Result<(), Failure> {
-    let fail = |e: std::io::Error| bad(format!("cannot write trace {}: {e}", path.display()));
-    let mut out = std::io::BufWriter::new(std::fs::File::create(path).map_err(fail)?);
-    for entry in &outcome.history {
-        serde_json::to_writer(&mut out, entry).map_err(internal)?;
-        out.write_all(b"\n").map_err(fail)?;
-    }
-    out.flush().map_err(fail)
+    write_atomically(path, |out| {
+        for entry in &outcome.history {
+            serde_json::to_writer(&mut *out, entry)?;
+            out.write_all(b"\n")?;
+        }
+        Ok(())
+    })
+    .map_err(|e| bad(format!("cannot write trace {}: {e}", path.display())))
 }
