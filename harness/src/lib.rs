@@ -37,7 +37,9 @@ pub mod world;
 // stable API.
 pub use artifact::Artifact;
 pub use check::{Anomaly, AnomalyKind, Durable};
+pub use explore::shrink::{shrink, Shrunk};
 pub use explore::{sweep, Sweep, SweepReport};
+pub use report::html::render as html_timeline;
 pub use scenario::Scenario;
 pub use sim::messages::MessageClass;
 pub use sim::run;
