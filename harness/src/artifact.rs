@@ -1,6 +1,7 @@
 //! Failure artifacts: everything needed to replay a failing run, as one JSON file, and its
 //! careful loading (a missing, truncated or corrupt artifact is an error naming the problem).
 
+use crate::system::System;
 use crate::check::Anomaly;
 use crate::history::TraceHash;
 use crate::scenario::{Scenario, SPREAD_MAX_MS, TIME_MAX_MS};
@@ -64,6 +65,14 @@ pub struct Artifact {
     pub anomalies: Vec<Anomaly>,
     /// The run's trace hash; a replay says when its own differs.
     pub trace_hash: TraceHash,
+    /// The name of the system under test that ran (artifacts written before systems had
+    /// names: this repository's broker).
+    #[serde(default = "broker_system_name")]
+    pub system: String,
+}
+
+fn broker_system_name() -> String {
+    crate::system::BrokerSystem.name().to_string()
 }
 
 /// Why an artifact could not be used.
@@ -89,10 +98,13 @@ impl Artifact {
             fault_schedule: plan.schedule.clone(),
             anomalies: outcome.anomalies.clone(),
             trace_hash: outcome.trace_hash,
+            system: plan.system.name().to_string(),
         }
     }
 
-    /// The plan that replays this artifact: its scenario, seed, bugs and exact fault schedule.
+    /// The plan that replays this artifact: its scenario, seed, bugs and exact fault schedule,
+    /// for this repository's broker; an artifact of another system replays with
+    /// `artifact.plan().with_system(system)`.
     pub fn plan(&self) -> RunPlan {
         RunPlan {
             scenario: self.scenario.clone(),
@@ -132,6 +144,20 @@ impl Artifact {
                 self.harness_version
             )
         })
+    }
+
+    /// Refuses an artifact of another system than this repository's broker, which is all the
+    /// `harness` binary runs.
+    pub fn require_broker(&self) -> Result<(), ArtifactError> {
+        if self.system == broker_system_name() {
+            return Ok(());
+        }
+        Err(ArtifactError(format!(
+            "the artifact is of system '{}', not {}; replay it from your own code with \
+             artifact.plan().with_system(..)",
+            self.system,
+            broker_system_name()
+        )))
     }
 
     fn validate(&self) -> Result<(), String> {

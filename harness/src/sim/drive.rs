@@ -153,6 +153,11 @@ impl Sim {
             self.recorder.harness(node, HarnessEvent::NodeRestarted);
         }
         let read = madsim::time::timeout(FINAL_READ_BOUND, self.deployment.final_read()).await;
+        // Every node stops: a madsim runtime is not torn down when dropped, and a live node's
+        // tasks would keep it (and every disk) alive, run after run.
+        for node in [NodeName::Broker, NodeName::Store] {
+            self.deployment.kill(node, &mut |_, _| Tear::LOSE_ALL);
+        }
         let failed = |why: String| {
             let at_us = madsim::time::TimeHandle::current().elapsed().as_micros() as u64;
             let detail = format!("the final read failed: {why}");

@@ -109,9 +109,9 @@ impl Deployment for BrokerDeployment {
                 let (broker, store) = (NodeName::Broker.sim_addr(), NodeName::Store.sim_addr());
                 read_back(&transport, broker, store, partitions).await
             });
-            let back = read
-                .await
-                .map_err(|e| format!("the final read stopped: {e}"))??;
+            let back = read.await;
+            madsim::runtime::Handle::current().kill(reader.id());
+            let back = back.map_err(|e| format!("the final read stopped: {e}"))??;
             Ok(Durable {
                 logs: back
                     .logs

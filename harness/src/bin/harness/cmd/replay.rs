@@ -13,6 +13,7 @@ use std::process::ExitCode;
 pub fn replay(args: ReplayArgs) -> Result<ExitCode, Failure> {
     let path = &args.artifact;
     let artifact = Artifact::load(path).map_err(bad)?;
+    artifact.require_broker().map_err(bad)?;
     for out in [&args.outputs.trace, &args.outputs.html]
         .into_iter()
         .flatten()

@@ -12,6 +12,7 @@ use std::process::ExitCode;
 pub fn shrink(args: ShrinkArgs) -> Result<ExitCode, Failure> {
     let path = &args.artifact;
     let artifact = Artifact::load(path).map_err(bad)?;
+    artifact.require_broker().map_err(bad)?;
     let plan = artifact.plan();
     let Some(kind) = artifact.anomalies.first().map(|a| a.kind) else {
         return Err(bad(format!(
