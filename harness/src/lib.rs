@@ -23,4 +23,5 @@ pub mod scenario;
 pub mod schedule;
 pub mod sim;
 pub mod system;
+pub mod testing;
 pub mod world;

@@ -106,6 +106,7 @@ fn the_aggregate_hash_does_not_depend_on_the_number_of_jobs() {
             keep_going: true,
             check_determinism: false,
             plant_nondeterminism: false,
+            system: Default::default(),
         };
         sweep(&s, &|_, _| {})
     };
@@ -126,6 +127,7 @@ fn stopping_at_the_first_failure_reports_the_same_whatever_the_jobs() {
             keep_going: false,
             check_determinism: false,
             plant_nondeterminism: false,
+            system: Default::default(),
         };
         sweep(&s, &|_, _| {})
     };

@@ -36,6 +36,7 @@ fn explore_catches_every_planted_bug_and_the_seed_replays() {
             keep_going: false,
             check_determinism: false,
             plant_nondeterminism: false,
+            system: Default::default(),
         };
         let report = sweep(&s, &|_, _| {});
         let failure = report

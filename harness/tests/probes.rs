@@ -17,6 +17,7 @@ fn a_standard_sweep_hits_every_probe() {
         keep_going: true,
         check_determinism: false,
         plant_nondeterminism: false,
+        system: Default::default(),
     };
     let report = sweep(&s, &|_, _| {});
     assert_eq!(report.failed, 0);

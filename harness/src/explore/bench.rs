@@ -51,6 +51,7 @@ pub fn bench(scenario: &Scenario, seeds: u64, rounds: u32, jobs: usize) -> Bench
             keep_going: true,
             check_determinism: false,
             plant_nondeterminism: false,
+            system: Default::default(),
         };
         let started = std::time::Instant::now();
         let report = sweep(&s, &|_, _| {});

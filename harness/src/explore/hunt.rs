@@ -68,6 +68,7 @@ pub fn hunt(bug: Bug, max_seeds: u64, jobs: usize) -> BugReport {
             keep_going: false,
             check_determinism: false,
             plant_nondeterminism: false,
+            system: Default::default(),
         };
         let result = sweep(&s, &|_, _| {});
         if let Some(failure) = result.failures.first() {

@@ -6,6 +6,7 @@ use super::determinism::compare_runs;
 use crate::history::TraceHash;
 use crate::scenario::Scenario;
 use crate::sim::run;
+use crate::system::SystemRef;
 use crate::world::outcome::{RunOutcome, Stats, Verdict};
 use crate::world::plan::RunPlan;
 use broker_under_test::{Bugs, Probe};
@@ -34,6 +35,8 @@ pub struct Sweep {
     pub check_determinism: bool,
     /// Only for the determinism check's self-test.
     pub plant_nondeterminism: bool,
+    /// The system under test (this repository's broker by default).
+    pub system: SystemRef,
 }
 
 /// One seed's result, as much as a sweep keeps of it.
@@ -289,7 +292,7 @@ fn run_seed(
     on_failure: OnFailure,
 ) -> (SeedResult, Option<Result<PathBuf, String>>) {
     let started = Instant::now();
-    let mut plan = RunPlan::new(scenario.clone(), seed, s.bugs);
+    let mut plan = RunPlan::new(scenario.clone(), seed, s.bugs).with_system_ref(s.system.clone());
     plan.plant_nondeterminism = s.plant_nondeterminism;
     let mut outcome = run(&plan);
     if s.check_determinism {
@@ -344,6 +347,7 @@ mod tests {
             keep_going: true,
             check_determinism: false,
             plant_nondeterminism: false,
+            system: Default::default(),
         };
         let mut covered: Vec<u64> = (1..=3)
             .flat_map(|k| {
@@ -386,6 +390,7 @@ mod tests {
             keep_going: true,
             check_determinism: false,
             plant_nondeterminism: false,
+            system: Default::default(),
         };
         // 8 scenarios x 2^62 seeds wraps a u64 to 0: it used to run nothing and pass.
         let all = sweep(Scenario::catalogue(), 0..1 << 62, None);

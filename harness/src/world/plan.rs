@@ -55,8 +55,13 @@ impl RunPlan {
     }
 
     /// The same plan for another system under test.
-    pub fn with_system(mut self, system: impl System) -> RunPlan {
-        self.system = SystemRef::new(system);
+    pub fn with_system(self, system: impl System) -> RunPlan {
+        self.with_system_ref(SystemRef::new(system))
+    }
+
+    /// The same plan for a shared system under test.
+    pub fn with_system_ref(mut self, system: SystemRef) -> RunPlan {
+        self.system = system;
         self
     }
 

@@ -29,6 +29,7 @@ pub fn explore(args: ExploreArgs) -> Result<ExitCode, Failure> {
         keep_going: args.keep_going,
         check_determinism: args.check_determinism,
         plant_nondeterminism: args.plant_nondeterminism,
+        system: Default::default(),
     };
     s.check().map_err(bad)?;
     check_output_dir(&args.failures)?;
