@@ -37,6 +37,7 @@ pub enum RelayBug {
 /// The pipeline as a system under test; `bug: None` is the correct version.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct RelaySystem {
+    /// The planted bug, if any.
     pub bug: Option<RelayBug>,
 }
 
