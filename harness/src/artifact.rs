@@ -1,11 +1,11 @@
 //! Failure artifacts: everything needed to replay a failing run, as one JSON file, and its
 //! careful loading (a missing, truncated or corrupt artifact is an error naming the problem).
 
-use crate::system::System;
 use crate::check::Anomaly;
 use crate::history::TraceHash;
 use crate::scenario::{Scenario, SPREAD_MAX_MS, TIME_MAX_MS};
 use crate::schedule::{Fault, FaultEntry, Target};
+use crate::system::System;
 use crate::world::{RunOutcome, RunPlan};
 use broker_under_test::{Bug, NodeName};
 use serde::{Deserialize, Serialize};

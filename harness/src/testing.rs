@@ -54,7 +54,8 @@ pub struct Passed {
 pub struct Failed {
     /// The failing run: its anomalies, history and trace hash.
     pub outcome: Box<RunOutcome>,
-    /// How many seeds failed in the range.
+    /// How many seeds failed before the sweep stopped: it stops at the lowest failing seed,
+    /// so this is a floor (often 1), not a count over the whole range.
     pub failed: u64,
     /// The seed range that ran.
     pub seeds: Range<u64>,
@@ -162,8 +163,7 @@ impl fmt::Display for Failed {
         let o = &self.outcome;
         writeln!(
             f,
-            "{} of seeds {}..{} failed; the lowest, {} seed {}, with {} anomalies:",
-            self.failed,
+            "seeds {}..{}: {} seed {} fails (the lowest failing seed), with {} anomalies:",
             self.seeds.start,
             self.seeds.end,
             o.scenario,

@@ -5,20 +5,16 @@
 use crate::node::{Node, Stop};
 use crate::wire::{self, Reply, Request};
 use crate::{consumer, producer, relay, store, Config};
-use harness::check::Durable;
 use harness::system::kit::{
-    CrashReport, DiskLatency, NetFaults, NodeName, Observer, SimDisk, SimTransport, Tear,
+    CrashReport, DiskLatency, NetFaults, NoFaults, NodeName, Observer, SimDisk, SimTransport, Tear,
 };
-use harness::system::{BoxFuture, Deployment};
+use harness::system::{BoxFuture, Deployment, Durable, READER_ADDR};
 use madsim::runtime::Handle;
 use madsim::task::NodeId;
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-/// Where the final read's client runs: an address none of the pipeline's nodes uses.
-const READER_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 2, 1)), 9000);
 /// Records per page of the final read.
 const READ_PAGE: u32 = 256;
 
@@ -26,7 +22,6 @@ pub(crate) struct RelayDeployment {
     handle: Handle,
     nodes: BTreeMap<NodeName, (NodeId, SimDisk)>,
     partitions: u32,
-    net: Arc<dyn NetFaults>,
 }
 
 impl RelayDeployment {
@@ -81,7 +76,6 @@ impl RelayDeployment {
             handle,
             nodes,
             partitions,
-            net,
         }
     }
 
@@ -121,10 +115,10 @@ impl Deployment for RelayDeployment {
     }
 
     fn final_read(&self) -> BoxFuture<'_, Result<Durable, String>> {
-        let (partitions, net) = (self.partitions, self.net.clone());
+        let partitions = self.partitions;
         Box::pin(async move {
-            // A client on a node of its own, through the network like any operator's. The
-            // harness's hook delivers messages of addresses outside the system untouched.
+            // A client on a node of its own, through the network like any operator's, at the
+            // address the harness keeps for it.
             let reader = self
                 .handle
                 .create_node()
@@ -132,13 +126,16 @@ impl Deployment for RelayDeployment {
                 .ip(READER_ADDR.ip())
                 .build();
             let read = reader.spawn(async move {
-                let transport = SimTransport::bind(READER_ADDR, 0, net)
+                let transport = SimTransport::bind(READER_ADDR, 0, Arc::new(NoFaults))
                     .await
                     .map_err(|e| format!("the final read could not bind: {e}"))?;
                 read_back(&transport, partitions).await
             });
-            read.await
-                .map_err(|e| format!("the final read stopped: {e}"))?
+            let back = read.await;
+            // A live node would keep the whole runtime alive after the run (madsim does not
+            // tear a runtime down when it is dropped).
+            self.handle.kill(reader.id());
+            back.map_err(|e| format!("the final read stopped: {e}"))?
         })
     }
 }

@@ -17,8 +17,8 @@ mod relay;
 mod store;
 mod wire;
 
-use harness::sim::messages::MessageClass;
 use harness::system::kit::MessageKind;
+use harness::system::MessageClass;
 use harness::system::{Deployment, MessageView, Setup, System};
 use std::time::Duration;
 use wire::{Reply, Request};

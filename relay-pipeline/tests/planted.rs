@@ -2,8 +2,8 @@
 //! testing API: each bug fails the scenario that exercises it within a few seeds, with the
 //! anomaly it should produce, and passes a run without faults.
 
-use harness::check::AnomalyKind;
 use harness::testing::Check;
+use harness::AnomalyKind;
 use relay_pipeline::{RelayBug, RelaySystem};
 
 /// A scenario of this crate's own: the standard workload with no fault at all.

@@ -2,7 +2,7 @@
 //! read through its own clients (`Fetch` from the broker, `ListRows` from the store), and its
 //! messages decoded for timelines.
 
-use super::{BoxFuture, Deployment, MessageView, Setup, System};
+use super::{BoxFuture, Deployment, MessageView, Setup, System, READER_ADDR};
 use crate::check::Durable;
 use crate::scenario::{Scenario, SizeDistribution};
 use crate::sim::messages::MessageClass;
@@ -13,16 +13,12 @@ use broker_under_test::producer::PaymentSizes;
 use broker_under_test::storage::{CrashReport, Tear};
 use broker_under_test::transport::{MessageKind, NoFaults, SimTransport};
 use broker_under_test::{Bugs, NodeName};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 /// The broker, store, consumer and producers of `broker-under-test`.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct BrokerSystem;
-
-/// Where the final read's client runs: outside every address the system's nodes use.
-const READER_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 2, 1)), 9000);
 
 impl BrokerSystem {
     /// The node configurations a scenario's workload asks for.

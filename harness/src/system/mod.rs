@@ -12,7 +12,7 @@
 //! decodes a system's files.
 //!
 //! [`BrokerSystem`] (the Kafka-like broker of this repository) is one implementation; a second,
-//! independent one lives in `examples/relay-pipeline`.
+//! independent one is the workspace's `relay-pipeline` crate.
 //!
 //! # The contract, in short
 //!
@@ -21,10 +21,14 @@
 //!   [`NetFaults`] hook (the kit's [`SimTransport`](kit::SimTransport) does both).
 //! - Report through the [`Observer`], at the moment it becomes true (the variants of
 //!   [`kit::Event`]):
-//!   - producer: `Outboxed` when a payment is durably owed; `ProduceSent` for each send;
-//!     `ProduceAcked` when the log acknowledges payments at `base_offset + i` (in sequence
-//!     order, a producer's acknowledged offsets must increase); `PaymentRefused` for a payment
-//!     refused before it was owed;
+//!   - producer: `Outboxed` when a payment is durably owed (again after each restart, for
+//!     what is still unacknowledged); `ProduceSent` for each send (counted, not judged);
+//!     `ProduceAcked` when the log acknowledges payments, payment `i` at `base_offset + i` (a
+//!     batch acknowledged at scattered offsets is reported as several events); its `base_seq`
+//!     is the producer's order of sends on that partition, and in that order a producer's
+//!     acknowledged offsets must increase (`nonmonotonic-send`); `PaymentRefused` for a payment
+//!     refused before it was owed (legitimate only above the kit's 1 MiB frame limit);
+//!   - fields of an event that mean nothing to a system (an epoch, a producer id) may be 0;
 //!   - log: `BatchAppended` when a batch is appended at `base_offset`;
 //!   - consumer: `ConsumerResumed` for every partition at each start (partition 0 first: it
 //!     marks a new incarnation), `Fetched` for each read, `OffsetCommitted` for each commit;
@@ -36,16 +40,21 @@
 
 mod broker;
 
+pub use crate::check::Durable;
+pub use crate::sim::messages::MessageClass;
 pub use broker::BrokerSystem;
 
-use crate::check::Durable;
+/// The address a final read's client node should take: outside every address the system's
+/// nodes use, so the network's fault hook lets its messages through untouched.
+pub const READER_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 2, 1)), 9000);
+
 use crate::scenario::Scenario;
-use crate::sim::messages::MessageClass;
 use broker_under_test::storage::{CrashReport, Tear};
 use broker_under_test::transport::{MessageKind, NetFaults};
 use broker_under_test::{Bugs, NodeName, Observer};
 use std::fmt;
 use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -60,7 +69,7 @@ pub mod kit {
     };
     pub use broker_under_test::store::StoreRow;
     pub use broker_under_test::transport::{
-        CallError, Incoming, MessageKind, NetFaults, SimTransport, Transport,
+        CallError, Delivery, Incoming, MessageKind, NetFaults, NoFaults, SimTransport, Transport,
     };
     pub use broker_under_test::{Event, NodeName, Observer, Probe};
 }
@@ -84,7 +93,8 @@ pub struct Setup<'a> {
 
 /// A system under test: how to deploy it, and how to describe its messages.
 pub trait System: Send + Sync + 'static {
-    /// Its name, as reports show it.
+    /// Its name, as reports and artifacts show it. Plans compare systems by name, so two
+    /// configurations of one system (a planted bug on or off) should have different names.
     fn name(&self) -> &str;
 
     /// Creates and starts every node of [`node_names`] on the current madsim runtime.
