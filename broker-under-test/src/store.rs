@@ -67,7 +67,7 @@ pub fn recover_rows(bytes: &[u8]) -> (Vec<StoreRow>, usize, Tail) {
 pub async fn run_store(ctx: NodeCtx) -> Result<(), NodeError> {
     let storage = ctx.storage.clone();
     let bytes = storage.read(APPLIED_FILE).await?;
-    let (rows, valid_len, _) = recover_rows(&bytes);
+    let (mut rows, valid_len, _) = recover_rows(&bytes);
     let truncated_bytes = (bytes.len() - valid_len) as u64;
     if truncated_bytes > 0 {
         storage.truncate(APPLIED_FILE, valid_len).await?;
@@ -91,7 +91,6 @@ pub async fn run_store(ctx: NodeCtx) -> Result<(), NodeError> {
         truncated_bytes,
     });
     let mut applied: BTreeSet<String> = rows.iter().map(|r| r.payment.id.clone()).collect();
-    let mut rows = rows;
     while let Some(incoming) = ctx.transport.next_request().await {
         let response = match Request::decode(&incoming.body) {
             Ok(Request::ListRows { from, max_rows }) => list_rows(&rows, from, max_rows),
