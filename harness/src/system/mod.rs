@@ -40,14 +40,6 @@
 
 mod broker;
 
-pub use crate::check::Durable;
-pub use crate::sim::messages::MessageClass;
-pub use broker::BrokerSystem;
-
-/// The address a final read's client node should take: outside every address the system's
-/// nodes use, so the network's fault hook lets its messages through untouched.
-pub const READER_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 2, 1)), 9000);
-
 use crate::scenario::Scenario;
 use broker_under_test::storage::{CrashReport, Tear};
 use broker_under_test::transport::{MessageKind, NetFaults};
@@ -57,6 +49,14 @@ use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
+
+pub use crate::check::Durable;
+pub use crate::sim::messages::MessageClass;
+pub use broker::BrokerSystem;
+
+/// The address a final read's client node should take: outside every address the system's
+/// nodes use, so the network's fault hook lets its messages through untouched.
+pub const READER_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 2, 1)), 9000);
 
 /// The pieces a system under test builds on, re-exported so that a system needs only this
 /// crate: node names, the event vocabulary, payments, the simulated disk with its crash model,
