@@ -596,3 +596,41 @@ fn no_output_overwrites_the_input_artifact_and_commands_are_shell_quoted() {
     assert_eq!(shown.code, 0, "{}", shown.stderr);
     assert!(!shown.stdout.contains('\u{1b}') && shown.stdout.contains(r"\u{1b}[2J"));
 }
+
+#[test]
+fn bench_floor_reports_the_ratio_to_madsims_own_floor_for_the_same_traffic() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = harness(
+        &[
+            "bench", "--floor", "--seeds", "4", "--rounds", "2", "--jobs", "2", "--json",
+        ],
+        dir.path(),
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let report = json(&out);
+    let ratio = report["floor_ratio"].as_f64().expect("floor_ratio");
+    assert!(ratio > 0.0 && ratio.is_finite(), "{report}");
+    let rounds = report["rounds"].as_array().expect("rounds");
+    assert_eq!(rounds.len(), 2);
+    for round in rounds {
+        let floor = &round["floor"];
+        // The floor carries the round's own traffic: the standard scenario's six nodes and
+        // its mean messages per seed, which are many.
+        assert_eq!(floor["nodes"], 6, "{round}");
+        assert!(
+            floor["messages_per_seed"].as_u64().unwrap() > 100,
+            "{round}"
+        );
+        let per_round =
+            round["seeds_per_sec"].as_f64().unwrap() / floor["seeds_per_sec"].as_f64().unwrap();
+        assert!((per_round - floor["floor_ratio"].as_f64().unwrap()).abs() < 1e-9);
+    }
+    let plain = harness(
+        &["bench", "--seeds", "2", "--rounds", "1", "--json"],
+        dir.path(),
+    );
+    assert!(
+        json(&plain).get("floor_ratio").is_none(),
+        "no floor unless asked"
+    );
+}

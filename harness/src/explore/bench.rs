@@ -1,6 +1,8 @@
 //! `harness bench`: how fast the harness explores, measured in rounds on all cores; medians,
-//! because this machine is shared and noisy.
+//! because this machine is shared and noisy. With `--floor`, each round is followed by a round
+//! of madsim's own floor for the same traffic, and their ratio is the figure to optimise.
 
+use crate::explore::floor::{floor_sweep, Traffic};
 use crate::explore::{sweep, Sweep};
 use crate::scenario::Scenario;
 use broker_under_test::Bugs;
@@ -13,6 +15,20 @@ pub struct Round {
     pub seeds_per_sec: f64,
     pub sim_seconds_per_wall_second: f64,
     pub events_per_sec: f64,
+    /// The floor's round right after this one, when measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub floor: Option<FloorMeasure>,
+}
+
+/// madsim's floor for a round's traffic, and the harness's speed as a share of it.
+#[derive(Clone, Debug, Serialize)]
+pub struct FloorMeasure {
+    /// Nodes and messages per seed of the floor program (the round's mean).
+    pub nodes: u32,
+    pub messages_per_seed: u64,
+    pub seeds_per_sec: f64,
+    /// Harness seeds/s over floor seeds/s: 1.0 would be the simulator's own speed.
+    pub floor_ratio: f64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -26,6 +42,11 @@ pub struct BenchReport {
     pub sim_seconds_per_wall_second: f64,
     /// Recorded history events plus network messages, per wall second.
     pub events_per_sec: f64,
+    /// Medians of the floor's seeds/s and of the per-round ratios, when measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub floor_seeds_per_sec: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub floor_ratio: Option<f64>,
     pub rounds: Vec<Round>,
 }
 
@@ -38,32 +59,40 @@ fn median(mut xs: Vec<f64>) -> f64 {
     }
 }
 
-/// Runs `rounds` sweeps of `seeds` seeds each (a different seed range per round).
-pub fn bench(scenario: &Scenario, seeds: u64, rounds: u32, jobs: usize) -> BenchReport {
+/// Runs `rounds` sweeps of `seeds` seeds each (a different seed range per round); with
+/// `floor`, each is followed by the floor program over the same seeds and traffic, in the same
+/// process, so that noise from a shared machine hits both alike.
+pub fn bench(
+    scenario: &Scenario,
+    seeds: u64,
+    rounds: u32,
+    jobs: usize,
+    floor: bool,
+) -> BenchReport {
     let mut results = Vec::new();
     for round in 0..u64::from(rounds) {
-        let s = Sweep {
-            scenarios: vec![scenario.clone()],
-            seeds: round * seeds..(round + 1) * seeds,
-            shard: None,
-            bugs: Bugs::NONE,
-            jobs,
-            keep_going: true,
-            check_determinism: false,
-            plant_nondeterminism: false,
-            system: Default::default(),
-        };
-        let started = std::time::Instant::now();
-        let report = sweep(&s, &|_, _| {});
-        let wall = started.elapsed().as_secs_f64().max(1e-9);
-        results.push(Round {
-            seeds: report.seeds_run,
-            wall_ms: (wall * 1000.0) as u64,
-            seeds_per_sec: report.seeds_run as f64 / wall,
-            sim_seconds_per_wall_second: report.stats.sim_ms as f64 / 1000.0 / wall,
-            events_per_sec: (report.stats.events + report.stats.messages) as f64 / wall,
-        });
+        let range = round * seeds..(round + 1) * seeds;
+        let mut measured = harness_round(scenario, range.clone(), jobs);
+        if floor && measured.seeds > 0 {
+            let traffic = Traffic {
+                nodes: 3 + scenario.workload.producers,
+                messages: measured.messages / measured.seeds,
+            };
+            let f = floor_sweep(traffic, range, jobs);
+            let floor_sps = f.seeds as f64 / f.wall_secs;
+            measured.round.floor = Some(FloorMeasure {
+                nodes: traffic.nodes,
+                messages_per_seed: traffic.messages,
+                seeds_per_sec: floor_sps,
+                floor_ratio: measured.round.seeds_per_sec / floor_sps,
+            });
+        }
+        results.push(measured.round);
     }
+    let floors: Vec<&FloorMeasure> = results.iter().filter_map(|r| r.floor.as_ref()).collect();
+    let floor_median = |f: fn(&FloorMeasure) -> f64| {
+        (!floors.is_empty()).then(|| median(floors.iter().map(|m| f(m)).collect()))
+    };
     BenchReport {
         scenario: scenario.name.clone(),
         seeds,
@@ -76,6 +105,44 @@ pub fn bench(scenario: &Scenario, seeds: u64, rounds: u32, jobs: usize) -> Bench
                 .collect(),
         ),
         events_per_sec: median(results.iter().map(|r| r.events_per_sec).collect()),
+        floor_seeds_per_sec: floor_median(|m| m.seeds_per_sec),
+        floor_ratio: floor_median(|m| m.floor_ratio),
         rounds: results,
+    }
+}
+
+struct Measured {
+    round: Round,
+    seeds: u64,
+    messages: u64,
+}
+
+/// One round of the harness's own sweep.
+fn harness_round(scenario: &Scenario, seeds: std::ops::Range<u64>, jobs: usize) -> Measured {
+    let s = Sweep {
+        scenarios: vec![scenario.clone()],
+        seeds,
+        shard: None,
+        bugs: Bugs::NONE,
+        jobs,
+        keep_going: true,
+        check_determinism: false,
+        plant_nondeterminism: false,
+        system: Default::default(),
+    };
+    let started = std::time::Instant::now();
+    let report = sweep(&s, &|_, _| {});
+    let wall = started.elapsed().as_secs_f64().max(1e-9);
+    Measured {
+        round: Round {
+            seeds: report.seeds_run,
+            wall_ms: (wall * 1000.0) as u64,
+            seeds_per_sec: report.seeds_run as f64 / wall,
+            sim_seconds_per_wall_second: report.stats.sim_ms as f64 / 1000.0 / wall,
+            events_per_sec: (report.stats.events + report.stats.messages) as f64 / wall,
+            floor: None,
+        },
+        seeds: report.seeds_run,
+        messages: report.stats.messages,
     }
 }

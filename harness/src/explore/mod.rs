@@ -7,6 +7,8 @@ pub mod bench;
 #[doc(hidden)]
 pub mod determinism;
 #[doc(hidden)]
+pub mod floor;
+#[doc(hidden)]
 pub mod hunt;
 pub mod shrink;
 pub mod sweep;

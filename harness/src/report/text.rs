@@ -444,7 +444,32 @@ pub fn bench(out: &mut impl Write, report: &BenchReport, vs_real: Option<&VsReal
         .iter()
         .map(|r| format!("{:.1}", r.seeds_per_sec))
         .collect();
-    writeln!(out, "  rounds (seeds/s): {}", per_round.join(", "))
+    writeln!(out, "  rounds (seeds/s): {}", per_round.join(", "))?;
+    bench_floor(out, report)
+}
+
+/// The floor's lines of `harness bench --floor`: madsim's own speed for the same traffic, and
+/// the harness's as a share of it.
+fn bench_floor(out: &mut impl Write, report: &BenchReport) -> fmt::Result {
+    let (Some(floor), Some(ratio)) = (report.floor_seeds_per_sec, report.floor_ratio) else {
+        return Ok(());
+    };
+    let shape = report.rounds.iter().find_map(|r| r.floor.as_ref());
+    if let Some(f) = shape {
+        writeln!(
+            out,
+            "  floor: madsim alone, {} nodes, {} messages a seed, alternating rounds",
+            f.nodes, f.messages_per_seed
+        )?;
+    }
+    writeln!(out, "  floor seeds/s                {floor:>10.1}")?;
+    writeln!(out, "  floor_ratio (harness/floor)  {ratio:>10.3}")?;
+    let per_round: Vec<String> = report
+        .rounds
+        .iter()
+        .filter_map(|r| r.floor.as_ref().map(|f| format!("{:.3}", f.floor_ratio)))
+        .collect();
+    writeln!(out, "  rounds (floor_ratio): {}", per_round.join(", "))
 }
 
 /// `harness list`.

@@ -102,7 +102,7 @@ fn run_here(plan: &RunPlan) -> RunOutcome {
 /// madsim's own network: no loss and a fixed 1 ms latency. Every loss, delay, duplicate and
 /// reordering then comes from the fault schedule, drawn from the run's generator and recorded;
 /// madsim's default 1-10 ms spread would reorder messages outside the schedule.
-fn sim_config() -> madsim::Config {
+pub(crate) fn sim_config() -> madsim::Config {
     let mut config = madsim::Config::default();
     config.net.packet_loss_rate = 0.0;
     config.net.send_latency = Duration::from_millis(1)..Duration::from_micros(1001);

@@ -173,6 +173,11 @@ pub struct BenchArgs {
     /// Rounds; the figures are their medians.
     #[arg(long, default_value_t = 5, value_name = "R", value_parser = at_least_one::<u32>)]
     pub rounds: u32,
+    /// After each round, runs madsim's own floor for the same traffic (the scenario's nodes and
+    /// mean messages per seed through bare `Endpoint`s, no storage, history or checking) and
+    /// reports floor_ratio: harness seeds/s over floor seeds/s, the figure to optimise.
+    #[arg(long)]
+    pub floor: bool,
     /// Also runs one seed for real (see `real`) and reports the simulation's speedup.
     #[arg(long)]
     pub vs_real: bool,

@@ -17,7 +17,13 @@ use std::time::Instant;
 
 pub fn bench(args: BenchArgs) -> Result<ExitCode, Failure> {
     let scenario = Scenario::resolve(&args.scenario).map_err(bad)?;
-    let report = measure(&scenario, args.seeds, args.rounds, args.jobs.count());
+    let report = measure(
+        &scenario,
+        args.seeds,
+        args.rounds,
+        args.jobs.count(),
+        args.floor,
+    );
     let vs_real = if args.vs_real {
         Some(vs_real(&scenario, &args.node_bin.node_bin)?)
     } else {
