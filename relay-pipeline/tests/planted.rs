@@ -46,3 +46,54 @@ fn each_planted_bug_passes_a_run_without_faults() {
             .assert_passes();
     }
 }
+
+/// The rest of the toolbox works on this system too: the failing seed replays to the same
+/// trace, shrinks to a smaller schedule that still duplicates, round-trips through an artifact,
+/// and draws as an HTML timeline with the pipeline's own messages.
+#[test]
+fn a_caught_bug_replays_shrinks_saves_and_draws_on_this_system_too() {
+    use harness::{html_timeline, run, shrink, Artifact, RunPlan, Scenario};
+    let system = RelaySystem::with_bug(RelayBug::DedupInMemoryOnly);
+    let (seed, _) = caught(RelayBug::DedupInMemoryOnly, "standard", 0..5);
+    let scenario = Scenario::resolve("standard").unwrap();
+    let mut plan = RunPlan::new(scenario, seed, Default::default()).with_system(system);
+    plan.record_messages = true;
+    let outcome = run(&plan);
+    assert_eq!(
+        run(&plan).trace_hash,
+        outcome.trace_hash,
+        "a replay is the same run"
+    );
+
+    let shrunk = shrink(&plan, AnomalyKind::LogDuplicate, &|_, _| {}).expect("it shrinks");
+    assert!(shrunk.plan.schedule.len() <= plan.schedule.len());
+    assert!(shrunk
+        .outcome
+        .anomalies
+        .iter()
+        .any(|a| a.kind == AnomalyKind::LogDuplicate));
+
+    let artifact = Artifact::new(&shrunk.plan, &shrunk.outcome);
+    assert_eq!(artifact.system, "relay-pipeline+dedup-in-memory-only");
+    assert!(
+        artifact.require_broker().is_err(),
+        "the CLI would run the broker instead"
+    );
+    let json = serde_json::to_string(&artifact).unwrap();
+    let back: Artifact = serde_json::from_str(&json).unwrap();
+    let again = run(&back
+        .plan()
+        .with_system(RelaySystem::with_bug(RelayBug::DedupInMemoryOnly)));
+    assert_eq!(
+        again.trace_hash, shrunk.outcome.trace_hash,
+        "the artifact replays exactly"
+    );
+
+    let page = html_timeline(&plan, &outcome, "cargo test -p relay-pipeline");
+    let first = &outcome.anomalies[0];
+    assert!(page.contains("<svg"), "a timeline");
+    assert!(
+        page.contains(first.payment.as_deref().unwrap()),
+        "it names the payment"
+    );
+}
