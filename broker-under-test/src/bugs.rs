@@ -66,11 +66,17 @@ pub enum Bug {
     /// such a batch up front with RECORD_TOO_LARGE; KAFKA-3995 is the producer side, splitting
     /// the batch). Exposed by large payments and a broker crash.
     OversizedBatchAccepted,
+    /// Log recovery does not verify frame checksums: it trusts any frame whose length and
+    /// structure parse, so a damaged sector inside a well-formed batch is served as data
+    /// (memgraph/memgraph#4219: local WAL crash recovery applied transactions without checking
+    /// their CRC32, so a flipped byte inside a payload was replayed as data). Exposed by a
+    /// broker crash whose kept tail comes back damaged.
+    ChecksumNotVerified,
 }
 
 impl Bug {
     /// Every planted bug, in catalogue order.
-    pub const ALL: [Bug; 13] = [
+    pub const ALL: [Bug; 14] = [
         Bug::NoDedup,
         Bug::DedupWindow1,
         Bug::AckBeforeSync,
@@ -84,6 +90,7 @@ impl Bug {
         Bug::CommitSkipsOne,
         Bug::StoreAckBeforeSync,
         Bug::OversizedBatchAccepted,
+        Bug::ChecksumNotVerified,
     ];
 
     pub fn name(self) -> &'static str {
@@ -101,6 +108,7 @@ impl Bug {
             Bug::CommitSkipsOne => "commit-skips-one",
             Bug::StoreAckBeforeSync => "store-ack-before-sync",
             Bug::OversizedBatchAccepted => "oversized-batch-accepted",
+            Bug::ChecksumNotVerified => "checksum-not-verified",
         }
     }
 
@@ -120,6 +128,7 @@ impl Bug {
             Bug::CommitSkipsOne => "consumer commits one past the next offset; exposed by a consumer restart",
             Bug::StoreAckBeforeSync => "store acks an apply before syncing it; exposed by a store crash",
             Bug::OversizedBatchAccepted => "broker accepts a batch over its frame limit, which recovery then cuts; exposed by large payments and a broker crash",
+            Bug::ChecksumNotVerified => "log recovery does not verify frame checksums; exposed by a broker crash with a damaged tail",
         }
     }
 }

@@ -72,6 +72,9 @@ pub async fn run_store(ctx: NodeCtx) -> Result<(), NodeError> {
     if truncated_bytes > 0 {
         storage.truncate(APPLIED_FILE, valid_len).await?;
         ctx.probe(Probe::StoreTornRowDropped);
+        if crate::codec::checksum_fails_at(&bytes, valid_len) {
+            ctx.probe(Probe::ChecksumRejectedFrame);
+        }
     }
     // The planted `store-ack-before-sync` leaves syncing to a background flusher.
     let _flusher = ctx.bug(Bug::StoreAckBeforeSync).then(|| {
