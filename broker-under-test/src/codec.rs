@@ -946,7 +946,10 @@ mod tests {
         let (bodies, _, tail) = scan_frames_with(&bytes, false);
         assert_eq!((bodies.len(), tail), (2, Tail::Clean));
         assert_eq!(bodies[1], b"secoNd body");
-        assert!(!checksum_fails_at(&bytes[..bytes.len() - 1], second), "torn");
+        assert!(
+            !checksum_fails_at(&bytes[..bytes.len() - 1], second),
+            "torn"
+        );
         assert!(!checksum_fails_at(&bytes, bytes.len()), "nothing there");
         let mut huge = bytes.clone();
         huge[second..second + 4].copy_from_slice(&u32::MAX.to_le_bytes());

@@ -25,6 +25,9 @@ pub fn exposing_scenarios(bug: Bug) -> &'static [&'static str] {
         Bug::StoreAckBeforeSync => &["store-crashes", "standard"],
         // Only batches over the frame limit expose it, and only this scenario makes them.
         Bug::OversizedBatchAccepted => &["large-payments"],
+        // Only damage inside a whole frame gets past the structure checks to the checksum,
+        // and only this scenario draws it.
+        Bug::ChecksumNotVerified => &["disk-corruption"],
     }
 }
 
