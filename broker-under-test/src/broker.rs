@@ -121,8 +121,8 @@ pub async fn run_broker(ctx: NodeCtx, cfg: BrokerConfig) -> Result<(), NodeError
     Ok(())
 }
 
-/// Rebuilds one partition's producer state from its snapshot and its recovered log, and
-/// deletes (durably, before any new append) a snapshot the rebuild rejected. A rejected
+/// Rebuilds one partition's producer state from its snapshot (the file's bytes) and its
+/// recovered log, and deletes (durably, before any new append) a snapshot the rebuild rejected. A rejected
 /// snapshot left on disk is a trap: once the log grows back past its offset with other
 /// batches, the next recovery passes the "offset <= log end" guard, trusts it, and answers a
 /// retry as a duplicate at another payment's offset (Kafka likewise deletes snapshots beyond
@@ -130,15 +130,14 @@ pub async fn run_broker(ctx: NodeCtx, cfg: BrokerConfig) -> Result<(), NodeError
 /// snapshot was deleted.
 pub async fn rebuild_producer_state(
     storage: &dyn Storage,
+    snapshot: &[u8],
     log: &PartitionLog,
     window: usize,
     first_seq: u32,
     trust_snapshot_beyond_log: bool,
 ) -> Result<(SequenceTable, Rebuild, bool), StorageError> {
-    let file = snapshot_file(log.partition);
-    let snapshot = storage.read(&file).await?;
     let (table, rebuild) = SequenceTable::rebuild(
-        Some(&snapshot),
+        Some(snapshot),
         log.batches(),
         window,
         first_seq,
@@ -147,7 +146,7 @@ pub async fn rebuild_producer_state(
     let delete = rebuild.snapshot_rejected;
     if delete {
         // An empty snapshot file reads as no snapshot.
-        storage.truncate(&file, 0).await?;
+        storage.truncate(&snapshot_file(log.partition), 0).await?;
     }
     Ok((table, rebuild, delete))
 }
@@ -186,6 +185,7 @@ impl Broker {
             if recovery.checksum_rejected {
                 ctx.probe(Probe::ChecksumRejectedFrame);
             }
+            let snapshot = storage.read(&snapshot_file(partition)).await?;
             let (table, rebuild) = if ctx.bug(Bug::ProducerStateNotRebuilt) {
                 (
                     SequenceTable::trusting_unknown_producers(window).starting_at(cfg.first_seq),
@@ -193,7 +193,8 @@ impl Broker {
                 )
             } else {
                 let trust = ctx.bug(Bug::SnapshotAheadOfLog);
-                let rebuilt = rebuild_producer_state(storage, &log, window, cfg.first_seq, trust);
+                let rebuilt =
+                    rebuild_producer_state(storage, &snapshot, &log, window, cfg.first_seq, trust);
                 let (table, rebuild, deleted) = rebuilt.await?;
                 if deleted {
                     ctx.probe(Probe::StaleSnapshotDeleted);
@@ -629,9 +630,11 @@ mod tests {
             // First recovery: the snapshot (offset 4) lies beyond the log end (2).
             let s = disk.handle();
             let (mut log, _) = PartitionLog::open(&s, 0, true, true).await.unwrap();
-            let (_, how, deleted) = rebuild_producer_state(&s, &log, DEDUP_WINDOW, 0, false)
-                .await
-                .unwrap();
+            let snapshot = s.read(&snapshot_file(0)).await.unwrap();
+            let (_, how, deleted) =
+                rebuild_producer_state(&s, &snapshot, &log, DEDUP_WINDOW, 0, false)
+                    .await
+                    .unwrap();
             assert!(how.snapshot_rejected);
             // The log grows back past offset 4 with producer 1's batch: offsets 2..6.
             log.append(&s, 1, 0, 0, payments(1, 0, 4)).await.unwrap();
@@ -642,9 +645,11 @@ mod tests {
             let s = disk.handle();
             let (log, _) = PartitionLog::open(&s, 0, true, true).await.unwrap();
             assert_eq!(log.log_end(), 6);
-            let (table, how, _) = rebuild_producer_state(&s, &log, DEDUP_WINDOW, 0, false)
-                .await
-                .unwrap();
+            let snapshot = s.read(&snapshot_file(0)).await.unwrap();
+            let (table, how, _) =
+                rebuild_producer_state(&s, &snapshot, &log, DEDUP_WINDOW, 0, false)
+                    .await
+                    .unwrap();
             assert_eq!(
                 table.check(0, 2, 2),
                 SeqCheck::Append,
