@@ -69,7 +69,7 @@ fn over_100_disk_corruption_seeds_checksums_reject_damaged_frames() {
         rejected += u64::from(outcome.probes.contains_key(&Probe::ChecksumRejectedFrame));
         kinds.extend(damaged_kinds(outcome));
     }
-    // Measured: 88 of these 100 seeds (and 885 of 1,000 in release).
+    // Measured: 94 of these 100 seeds, and 915 of seeds 0..1000.
     assert!(
         rejected >= SEEDS / 2,
         "a checksum rejected a frame in only {rejected} of {SEEDS} seeds"
