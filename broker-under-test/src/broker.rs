@@ -127,7 +127,7 @@ pub async fn run_broker(ctx: NodeCtx, cfg: BrokerConfig) -> Result<(), NodeError
 /// batches, the next recovery passes the "offset <= log end" guard, trusts it, and answers a
 /// retry as a duplicate at another payment's offset (Kafka likewise deletes snapshots beyond
 /// the log end when it truncates). Returns the table, how it was rebuilt, and whether a
-/// snapshot was deleted.
+/// snapshot was deleted. `keep_rejected` is the planted `stale-snapshot-kept`.
 pub async fn rebuild_producer_state(
     storage: &dyn Storage,
     snapshot: &[u8],
@@ -135,6 +135,7 @@ pub async fn rebuild_producer_state(
     window: usize,
     first_seq: u32,
     trust_snapshot_beyond_log: bool,
+    keep_rejected: bool,
 ) -> Result<(SequenceTable, Rebuild, bool), StorageError> {
     let (table, rebuild) = SequenceTable::rebuild(
         Some(snapshot),
@@ -143,7 +144,8 @@ pub async fn rebuild_producer_state(
         first_seq,
         trust_snapshot_beyond_log,
     );
-    let delete = rebuild.snapshot_rejected;
+    // The planted `stale-snapshot-kept` leaves the rejected file in place.
+    let delete = rebuild.snapshot_rejected && !keep_rejected;
     if delete {
         // An empty snapshot file reads as no snapshot.
         storage.truncate(&snapshot_file(log.partition), 0).await?;
@@ -193,8 +195,11 @@ impl Broker {
                 )
             } else {
                 let trust = ctx.bug(Bug::SnapshotAheadOfLog);
-                let rebuilt =
-                    rebuild_producer_state(storage, &snapshot, &log, window, cfg.first_seq, trust);
+                let keep = ctx.bug(Bug::StaleSnapshotKept);
+                let first_seq = cfg.first_seq;
+                let rebuilt = rebuild_producer_state(
+                    storage, &snapshot, &log, window, first_seq, trust, keep,
+                );
                 let (table, rebuild, deleted) = rebuilt.await?;
                 if deleted {
                     ctx.probe(Probe::StaleSnapshotDeleted);
@@ -496,7 +501,10 @@ impl Broker {
             base_offset,
             count,
         });
-        if ctx.bug(Bug::SnapshotAheadOfLog) {
+        // Both planted snapshot bugs snapshot before the group's sync: `snapshot-ahead-of-log`
+        // at every append, `stale-snapshot-kept` when the periodic one falls due.
+        let due = self.batches_since_snapshot[p] >= self.cfg.snapshot_every_batches;
+        if ctx.bug(Bug::SnapshotAheadOfLog) || (due && ctx.bug(Bug::StaleSnapshotKept)) {
             self.snapshot(ctx, partition).await?;
         }
         Ok(Response::Produced { base_offset })
@@ -632,7 +640,7 @@ mod tests {
             let (mut log, _) = PartitionLog::open(&s, 0, true, true).await.unwrap();
             let snapshot = s.read(&snapshot_file(0)).await.unwrap();
             let (_, how, deleted) =
-                rebuild_producer_state(&s, &snapshot, &log, DEDUP_WINDOW, 0, false)
+                rebuild_producer_state(&s, &snapshot, &log, DEDUP_WINDOW, 0, false, false)
                     .await
                     .unwrap();
             assert!(how.snapshot_rejected);
@@ -647,7 +655,7 @@ mod tests {
             assert_eq!(log.log_end(), 6);
             let snapshot = s.read(&snapshot_file(0)).await.unwrap();
             let (table, how, _) =
-                rebuild_producer_state(&s, &snapshot, &log, DEDUP_WINDOW, 0, false)
+                rebuild_producer_state(&s, &snapshot, &log, DEDUP_WINDOW, 0, false, false)
                     .await
                     .unwrap();
             assert_eq!(
