@@ -18,7 +18,8 @@ use crate::codec::{
 use crate::log::PartitionLog;
 use crate::node::{NodeCtx, NodeError};
 use crate::observe::{Event, Probe};
-use crate::producer_state::{ProducerRegistry, SeqCheck, SequenceTable, DEDUP_WINDOW};
+use crate::producer_state::{ProducerRegistry, Rebuild, SeqCheck, SequenceTable, DEDUP_WINDOW};
+use crate::storage::{Storage, StorageError};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -120,6 +121,38 @@ pub async fn run_broker(ctx: NodeCtx, cfg: BrokerConfig) -> Result<(), NodeError
     Ok(())
 }
 
+/// Rebuilds one partition's producer state from its snapshot (the file's bytes) and its
+/// recovered log, and deletes (durably, before any new append) a snapshot the rebuild rejected. A rejected
+/// snapshot left on disk is a trap: once the log grows back past its offset with other
+/// batches, the next recovery passes the "offset <= log end" guard, trusts it, and answers a
+/// retry as a duplicate at another payment's offset (Kafka likewise deletes snapshots beyond
+/// the log end when it truncates). Returns the table, how it was rebuilt, and whether a
+/// snapshot was deleted. `keep_rejected` is the planted `stale-snapshot-kept`.
+pub async fn rebuild_producer_state(
+    storage: &dyn Storage,
+    snapshot: &[u8],
+    log: &PartitionLog,
+    window: usize,
+    first_seq: u32,
+    trust_snapshot_beyond_log: bool,
+    keep_rejected: bool,
+) -> Result<(SequenceTable, Rebuild, bool), StorageError> {
+    let (table, rebuild) = SequenceTable::rebuild(
+        Some(snapshot),
+        log.batches(),
+        window,
+        first_seq,
+        trust_snapshot_beyond_log,
+    );
+    // The planted `stale-snapshot-kept` leaves the rejected file in place.
+    let delete = rebuild.snapshot_rejected && !keep_rejected;
+    if delete {
+        // An empty snapshot file reads as no snapshot.
+        storage.truncate(&snapshot_file(log.partition), 0).await?;
+    }
+    Ok((table, rebuild, delete))
+}
+
 fn corrupt(file: &str) -> impl FnOnce(DecodeError) -> NodeError + '_ {
     move |error| NodeError::Corrupt {
         file: file.to_string(),
@@ -145,9 +178,14 @@ impl Broker {
         let mut tables = Vec::new();
         for partition in 0..cfg.partitions {
             let cut_tail = !ctx.bug(Bug::TornTailKept);
-            let (log, recovery) = PartitionLog::open(storage, partition, cut_tail).await?;
+            let verify_crc = !ctx.bug(Bug::ChecksumNotVerified);
+            let (log, recovery) =
+                PartitionLog::open(storage, partition, cut_tail, verify_crc).await?;
             if recovery.truncated_bytes > 0 && cut_tail {
                 ctx.probe(Probe::TornTailTruncated);
+            }
+            if recovery.checksum_rejected {
+                ctx.probe(Probe::ChecksumRejectedFrame);
             }
             let snapshot = storage.read(&snapshot_file(partition)).await?;
             let (table, rebuild) = if ctx.bug(Bug::ProducerStateNotRebuilt) {
@@ -157,8 +195,16 @@ impl Broker {
                 )
             } else {
                 let trust = ctx.bug(Bug::SnapshotAheadOfLog);
+                let keep = ctx.bug(Bug::StaleSnapshotKept);
                 let first_seq = cfg.first_seq;
-                SequenceTable::rebuild(Some(&snapshot), log.batches(), window, first_seq, trust)
+                let rebuilt = rebuild_producer_state(
+                    storage, &snapshot, &log, window, first_seq, trust, keep,
+                );
+                let (table, rebuild, deleted) = rebuilt.await?;
+                if deleted {
+                    ctx.probe(Probe::StaleSnapshotDeleted);
+                }
+                (table, rebuild)
             };
             if rebuild.snapshot_offset.is_some() {
                 ctx.probe(Probe::SnapshotUsed);
@@ -455,7 +501,10 @@ impl Broker {
             base_offset,
             count,
         });
-        if ctx.bug(Bug::SnapshotAheadOfLog) {
+        // Both planted snapshot bugs snapshot before the group's sync: `snapshot-ahead-of-log`
+        // at every append, `stale-snapshot-kept` when the periodic one falls due.
+        let due = self.batches_since_snapshot[p] >= self.cfg.snapshot_every_batches;
+        if ctx.bug(Bug::SnapshotAheadOfLog) || (due && ctx.bug(Bug::StaleSnapshotKept)) {
             self.snapshot(ctx, partition).await?;
         }
         Ok(Response::Produced { base_offset })
@@ -551,5 +600,72 @@ mod tests {
         assert_eq!(decode_offsets(&encode_offsets(&offsets)), Ok(offsets));
         assert_eq!(decode_offsets(&[]), Ok(BTreeMap::new()));
         assert!(decode_offsets(&[1, 2, 3]).is_err());
+    }
+
+    /// Issue 16, item 3: the broker's own ordering (snapshot only after the log sync) never lets
+    /// a snapshot outrun the durable log, so recovery must be robust without it. Here the
+    /// ordering is changed by hand: a snapshot covering an unsynced batch is written, the crash
+    /// loses the batch, the log grows back past the snapshot's offset with another producer's
+    /// batch, and the broker crashes again. Without the deletion the second recovery trusts
+    /// the stale snapshot and answers producer 0's retry as a duplicate at producer 1's offset.
+    #[cfg(madsim)]
+    #[test]
+    fn a_rejected_snapshot_is_deleted_so_a_regrown_log_never_trusts_it() {
+        use crate::codec::Payment;
+        use crate::storage::{DiskLatency, SimDisk, Tear};
+        let rt = madsim::runtime::Runtime::with_seed_and_config(1, madsim::Config::default());
+        rt.block_on(async {
+            let disk = SimDisk::new(DiskLatency::default());
+            let payments = |producer: u32, from: u32, n: u32| -> Vec<Payment> {
+                (from..from + n)
+                    .map(|i| Payment::generate(producer, i, 5))
+                    .collect()
+            };
+            let s = disk.handle();
+            let (mut log, _) = PartitionLog::open(&s, 0, true, true).await.unwrap();
+            let mut table = SequenceTable::new(DEDUP_WINDOW);
+            // Producer 0's first batch, synced: offsets 0..2.
+            log.append(&s, 0, 0, 0, payments(0, 0, 2)).await.unwrap();
+            log.sync(&s).await.unwrap();
+            table.record(0, 0, 0, 2, 0);
+            // Its second batch (seqs 2..4) at offsets 2..4, snapshotted BEFORE the log sync.
+            log.append(&s, 0, 0, 2, payments(0, 2, 2)).await.unwrap();
+            table.record(0, 0, 2, 2, 2);
+            let snapshot = table.encode_snapshot(log.log_end());
+            s.replace(&snapshot_file(0), &snapshot).await.unwrap();
+            disk.crash(&mut |_, _| Tear::LOSE_ALL);
+
+            // First recovery: the snapshot (offset 4) lies beyond the log end (2).
+            let s = disk.handle();
+            let (mut log, _) = PartitionLog::open(&s, 0, true, true).await.unwrap();
+            let snapshot = s.read(&snapshot_file(0)).await.unwrap();
+            let (_, how, deleted) =
+                rebuild_producer_state(&s, &snapshot, &log, DEDUP_WINDOW, 0, false, false)
+                    .await
+                    .unwrap();
+            assert!(how.snapshot_rejected);
+            // The log grows back past offset 4 with producer 1's batch: offsets 2..6.
+            log.append(&s, 1, 0, 0, payments(1, 0, 4)).await.unwrap();
+            log.sync(&s).await.unwrap();
+            disk.crash(&mut |_, _| Tear::LOSE_ALL);
+
+            // Second recovery: producer 0 retries its lost batch (seqs 2..4).
+            let s = disk.handle();
+            let (log, _) = PartitionLog::open(&s, 0, true, true).await.unwrap();
+            assert_eq!(log.log_end(), 6);
+            let snapshot = s.read(&snapshot_file(0)).await.unwrap();
+            let (table, how, _) =
+                rebuild_producer_state(&s, &snapshot, &log, DEDUP_WINDOW, 0, false, false)
+                    .await
+                    .unwrap();
+            assert_eq!(
+                table.check(0, 2, 2),
+                SeqCheck::Append,
+                "a retry answered from the stale snapshot, at producer 1's offset 2"
+            );
+            assert_eq!(table.last_seq(1), Some(3), "producer 1's batch is known");
+            assert_eq!(how.snapshot_offset, None);
+            assert!(deleted, "the first recovery deleted what it rejected");
+        });
     }
 }

@@ -66,11 +66,26 @@ pub enum Bug {
     /// such a batch up front with RECORD_TOO_LARGE; KAFKA-3995 is the producer side, splitting
     /// the batch). Exposed by large payments and a broker crash.
     OversizedBatchAccepted,
+    /// Log recovery does not verify frame checksums: it trusts any frame whose length and
+    /// structure parse, so a damaged sector inside a well-formed batch is served as data
+    /// (memgraph/memgraph#4219: local WAL crash recovery applied transactions without checking
+    /// their CRC32, so a flipped byte inside a payload was replayed as data). Exposed by a
+    /// broker crash whose kept tail comes back damaged.
+    ChecksumNotVerified,
+    /// The broker takes its periodic producer-state snapshot at the append, before the log
+    /// sync, and recovery rejects a snapshot beyond the recovered log end but leaves the file.
+    /// Once the log grows back past the snapshot's offset with other batches, a later recovery
+    /// trusts it: producers it never saw lose their state, and a retry of a lost batch is
+    /// answered as a duplicate at another payment's offset. Kafka deletes snapshots beyond the
+    /// log end when it truncates (ProducerStateManager.truncateAndReload; apache/kafka#3306,
+    /// KAFKA-5435, on keeping that deletion safe; apache/kafka#7599, KAFKA-9105, a regression
+    /// that stopped removing snapshots). Exposed by broker crashes that lose unsynced appends.
+    StaleSnapshotKept,
 }
 
 impl Bug {
     /// Every planted bug, in catalogue order.
-    pub const ALL: [Bug; 13] = [
+    pub const ALL: [Bug; 15] = [
         Bug::NoDedup,
         Bug::DedupWindow1,
         Bug::AckBeforeSync,
@@ -84,6 +99,8 @@ impl Bug {
         Bug::CommitSkipsOne,
         Bug::StoreAckBeforeSync,
         Bug::OversizedBatchAccepted,
+        Bug::ChecksumNotVerified,
+        Bug::StaleSnapshotKept,
     ];
 
     pub fn name(self) -> &'static str {
@@ -101,6 +118,8 @@ impl Bug {
             Bug::CommitSkipsOne => "commit-skips-one",
             Bug::StoreAckBeforeSync => "store-ack-before-sync",
             Bug::OversizedBatchAccepted => "oversized-batch-accepted",
+            Bug::ChecksumNotVerified => "checksum-not-verified",
+            Bug::StaleSnapshotKept => "stale-snapshot-kept",
         }
     }
 
@@ -120,6 +139,8 @@ impl Bug {
             Bug::CommitSkipsOne => "consumer commits one past the next offset; exposed by a consumer restart",
             Bug::StoreAckBeforeSync => "store acks an apply before syncing it; exposed by a store crash",
             Bug::OversizedBatchAccepted => "broker accepts a batch over its frame limit, which recovery then cuts; exposed by large payments and a broker crash",
+            Bug::ChecksumNotVerified => "log recovery does not verify frame checksums; exposed by a broker crash with a damaged tail",
+            Bug::StaleSnapshotKept => "broker snapshots before the sync and keeps a snapshot recovery rejected; exposed by broker crashes losing unsynced appends",
         }
     }
 }

@@ -695,6 +695,12 @@ pub enum Tail {
 /// Splits `bytes` into the bodies of its valid frames, stopping at the first torn or corrupt one.
 /// Returns the bodies, the length of the valid prefix and how the scan ended.
 pub fn scan_frames(bytes: &[u8]) -> (Vec<&[u8]>, usize, Tail) {
+    scan_frames_with(bytes, true)
+}
+
+/// [`scan_frames`], checking each frame's CRC only if `verify`: without it (the planted
+/// `checksum-not-verified`) any frame whose length parses is taken, damaged or not.
+pub fn scan_frames_with(bytes: &[u8], verify: bool) -> (Vec<&[u8]>, usize, Tail) {
     let mut bodies = Vec::new();
     let mut pos = 0;
     while pos < bytes.len() {
@@ -711,13 +717,27 @@ pub fn scan_frames(bytes: &[u8]) -> (Vec<&[u8]>, usize, Tail) {
             return (bodies, pos, Tail::Torn);
         }
         let body = &rest[FRAME_HEADER_LEN..FRAME_HEADER_LEN + len];
-        if crc32fast::hash(body) != crc {
+        if verify && crc32fast::hash(body) != crc {
             return (bodies, pos, Tail::Corrupt);
         }
         bodies.push(body);
         pos += FRAME_HEADER_LEN + len;
     }
     (bodies, pos, Tail::Clean)
+}
+
+/// Whether the frame at `at` is whole, with a length within the limit, yet fails its CRC:
+/// damage that only the checksum could see, unlike a torn tail or a garbage length. Recovery
+/// asks this at the point where it cut a file, to tell a checksum rejection from a torn write.
+pub fn checksum_fails_at(bytes: &[u8], at: usize) -> bool {
+    let Some(rest) = bytes.get(at..).filter(|r| r.len() >= FRAME_HEADER_LEN) else {
+        return false;
+    };
+    let len = u32::from_le_bytes(rest[0..4].try_into().expect("4 bytes")) as usize;
+    let crc = u32::from_le_bytes(rest[4..8].try_into().expect("4 bytes"));
+    len <= FRAME_BODY_LEN_MAX
+        && rest.len() >= FRAME_HEADER_LEN + len
+        && crc32fast::hash(&rest[FRAME_HEADER_LEN..FRAME_HEADER_LEN + len]) != crc
 }
 
 /// The body of a file written whole by an atomic replace: exactly one valid frame.
@@ -911,6 +931,29 @@ mod tests {
             prop_assert!(bodies.is_empty(), "a damaged frame was accepted");
             prop_assert_ne!(tail, Tail::Clean);
         }
+    }
+
+    #[test]
+    fn a_checksum_failure_is_told_apart_from_a_torn_or_oversized_frame() {
+        let mut bytes = frame(b"first");
+        let second = bytes.len();
+        bytes.extend_from_slice(&frame(b"second body"));
+        assert!(!checksum_fails_at(&bytes, second), "a good frame");
+        bytes[second + FRAME_HEADER_LEN + 4] ^= 0x20;
+        assert!(checksum_fails_at(&bytes, second));
+        assert_eq!(scan_frames(&bytes).2, Tail::Corrupt);
+        // Unverified, the damaged frame is taken as it is.
+        let (bodies, _, tail) = scan_frames_with(&bytes, false);
+        assert_eq!((bodies.len(), tail), (2, Tail::Clean));
+        assert_eq!(bodies[1], b"secoNd body");
+        assert!(
+            !checksum_fails_at(&bytes[..bytes.len() - 1], second),
+            "torn"
+        );
+        assert!(!checksum_fails_at(&bytes, bytes.len()), "nothing there");
+        let mut huge = bytes.clone();
+        huge[second..second + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(!checksum_fails_at(&huge, second), "a garbage length");
     }
 
     #[test]

@@ -5,7 +5,10 @@
 //! it decoded from a frame whose checksum matched and whose base offset continues the log; so a
 //! corrupt record is never served, and nothing after it either.
 
-use crate::codec::{frame, scan_frames, DecodeError, FetchedRecord, Payment, Reader, Tail, Writer};
+use crate::codec::{
+    checksum_fails_at, frame, scan_frames_with, DecodeError, FetchedRecord, Payment, Reader, Tail,
+    Writer,
+};
 use crate::storage::{Storage, StorageError};
 use serde::{Deserialize, Serialize};
 
@@ -74,7 +77,13 @@ pub struct RecoveredLog {
 /// A frame whose checksum holds but whose body does not decode, or whose base offset does not
 /// continue the log, ends the valid prefix as corrupt.
 pub fn recover_log(bytes: &[u8]) -> RecoveredLog {
-    let (bodies, framed_len, mut tail) = scan_frames(bytes);
+    recover_log_with(bytes, true)
+}
+
+/// [`recover_log`], verifying frame checksums only if `verify` (off: the planted
+/// `checksum-not-verified`, which trusts any frame whose structure parses).
+pub fn recover_log_with(bytes: &[u8], verify: bool) -> RecoveredLog {
+    let (bodies, framed_len, mut tail) = scan_frames_with(bytes, verify);
     let mut batches: Vec<StoredBatch> = Vec::with_capacity(bodies.len());
     let mut valid_len = 0;
     let mut next_offset = 0;
@@ -117,20 +126,24 @@ pub struct PartitionLog {
 pub struct LogRecovery {
     pub truncated_bytes: u64,
     pub tail: Tail,
+    /// The cut fell on a whole frame whose checksum failed: damage, not a torn write.
+    pub checksum_rejected: bool,
 }
 
 impl PartitionLog {
     /// Opens the partition's log, cutting off (durably) a torn or corrupt tail.
     /// With `cut_tail == false` (the planted `torn-tail-kept`) the invalid tail stays in the
-    /// file and later appends land after it.
+    /// file and later appends land after it. With `verify_crc == false` (the planted
+    /// `checksum-not-verified`) a damaged frame whose structure parses is served.
     pub async fn open(
         storage: &dyn Storage,
         partition: u32,
         cut_tail: bool,
+        verify_crc: bool,
     ) -> Result<(PartitionLog, LogRecovery), StorageError> {
         let file = log_file(partition);
         let bytes = storage.read(&file).await?;
-        let recovered = recover_log(&bytes);
+        let recovered = recover_log_with(&bytes, verify_crc);
         let truncated_bytes = (bytes.len() - recovered.valid_len) as u64;
         if truncated_bytes > 0 && cut_tail {
             storage.truncate(&file, recovered.valid_len).await?;
@@ -145,6 +158,7 @@ impl PartitionLog {
             LogRecovery {
                 truncated_bytes,
                 tail: recovered.tail,
+                checksum_rejected: checksum_fails_at(&bytes, recovered.valid_len),
             },
         ))
     }
@@ -261,6 +275,23 @@ mod tests {
         assert_eq!(got.batches, batches[..1].to_vec());
         assert_eq!(got.valid_len, first_len);
         assert_eq!(got.tail, Tail::Corrupt);
+    }
+
+    #[test]
+    fn a_flipped_bit_inside_a_well_formed_batch_is_cut_only_by_the_checksum() {
+        let batches = vec![batch(0, 1, 0, 3), batch(3, 1, 3, 2)];
+        let mut bytes = file_of(&batches);
+        let first_len = frame(&batches[0].encode()).len();
+        // The last byte of the second batch: inside its last payment, structure intact.
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x01;
+        let got = recover_log(&bytes);
+        assert_eq!((got.batches.len(), got.valid_len), (1, first_len));
+        assert!(checksum_fails_at(&bytes, got.valid_len));
+        // Without the checksum, the altered batch decodes and would be served.
+        let trusting = recover_log_with(&bytes, false);
+        assert_eq!(trusting.batches.len(), 2);
+        assert_ne!(trusting.batches[1], batches[1]);
     }
 
     #[test]

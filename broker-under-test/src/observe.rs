@@ -186,11 +186,13 @@ pub enum Probe {
     ConsumerResumedFromCommit,
     StoreDedupHit,
     StoreTornRowDropped,
+    ChecksumRejectedFrame,
+    StaleSnapshotDeleted,
 }
 
 impl Probe {
     /// Every probe, in catalogue order.
-    pub const ALL: [Probe; 14] = [
+    pub const ALL: [Probe; 16] = [
         Probe::DuplicateBatchAnswered,
         Probe::OutOfOrderRejected,
         Probe::ZombieFenced,
@@ -205,6 +207,8 @@ impl Probe {
         Probe::ConsumerResumedFromCommit,
         Probe::StoreDedupHit,
         Probe::StoreTornRowDropped,
+        Probe::ChecksumRejectedFrame,
+        Probe::StaleSnapshotDeleted,
     ];
 
     pub fn name(self) -> &'static str {
@@ -223,6 +227,8 @@ impl Probe {
             Probe::ConsumerResumedFromCommit => "consumer-resumed-from-commit",
             Probe::StoreDedupHit => "store-dedup-hit",
             Probe::StoreTornRowDropped => "store-torn-row-dropped",
+            Probe::ChecksumRejectedFrame => "checksum-rejected-frame",
+            Probe::StaleSnapshotDeleted => "stale-snapshot-deleted",
         }
     }
 
@@ -257,6 +263,12 @@ impl Probe {
             }
             Probe::StoreDedupHit => "store: a re-delivered payment was recognised as applied",
             Probe::StoreTornRowDropped => "store: recovery cut a torn row",
+            Probe::ChecksumRejectedFrame => {
+                "any node: recovery cut a whole frame whose checksum failed (damage, not a tear)"
+            }
+            Probe::StaleSnapshotDeleted => {
+                "broker: recovery deleted a producer-state snapshot beyond the recovered log end"
+            }
         }
     }
 }
@@ -336,6 +348,8 @@ mod tests {
                 "consumer-resumed-from-commit",
                 "store-dedup-hit",
                 "store-torn-row-dropped",
+                "checksum-rejected-frame",
+                "stale-snapshot-deleted",
             ]
         );
         for probe in Probe::ALL {

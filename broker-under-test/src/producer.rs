@@ -432,6 +432,9 @@ async fn recover(ctx: &NodeCtx) -> Result<(Outbox, u64), NodeError> {
     if torn_bytes > 0 {
         storage.truncate(OUTBOX_FILE, outbox.valid_len).await?;
         ctx.probe(Probe::OutboxTornTailDropped);
+        if crate::codec::checksum_fails_at(&bytes, outbox.valid_len) {
+            ctx.probe(Probe::ChecksumRejectedFrame);
+        }
     }
     let boot = outbox.boot + 1;
     storage.append(OUTBOX_FILE, &encode_boot(boot)).await?;

@@ -6,6 +6,8 @@
 //! - `sync` makes everything written to the file so far durable;
 //! - on a crash each file keeps its synced bytes; of the bytes written since the last sync, a
 //!   prefix may survive (a torn write, possibly with its last sector garbled) and the rest is lost;
+//! - a crash may instead keep every unsynced byte with one damaged region inside them (flipped
+//!   bits, a zeroed or a garbage block): the frames still parse and only a checksum can tell;
 //! - synced data is never damaged;
 //! - a storage handle belongs to one incarnation of its node: after a crash the old handle fails
 //!   every operation, so no late write of a dead incarnation lands.
@@ -92,6 +94,9 @@ pub struct Tear {
     /// Whether the last surviving bytes (up to one 512-byte sector) come back garbled, as a
     /// sector half-written at power loss does.
     pub garble: bool,
+    /// A damaged region inside the kept bytes, placed by the caller. Unlike `garble` it can
+    /// hit the middle of a well-formed frame, so lengths still parse and only the CRC tells.
+    pub damage: Option<Damage>,
 }
 
 impl Tear {
@@ -99,7 +104,67 @@ impl Tear {
     pub const LOSE_ALL: Tear = Tear {
         keep: 0,
         garble: false,
+        damage: None,
     };
+
+    /// Keep `keep` unsynced bytes, garbled or not, undamaged.
+    pub fn keep(keep: usize, garble: bool) -> Tear {
+        Tear {
+            keep,
+            garble,
+            damage: None,
+        }
+    }
+}
+
+/// A damaged region in a file's kept unsynced bytes: a sector that came back wrong.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Damage {
+    /// Where it starts, counted from the first unsynced byte (clamped to the kept bytes).
+    pub offset: usize,
+    pub kind: DamageKind,
+}
+
+/// What the damage does to the bytes it covers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DamageKind {
+    /// XORs one byte with `mask`: bit rot, a few flipped bits.
+    FlipBits { mask: u8 },
+    /// Zeroes `len` bytes: a block that was never written (a lost or misdirected write).
+    Zero { len: usize },
+    /// Overwrites `len` bytes with noise drawn from `seed`: another block's content.
+    Garbage { len: usize, seed: u64 },
+}
+
+impl Damage {
+    /// Applies the damage to `bytes` (the kept unsynced bytes only, so synced data is never
+    /// touched); the region is clipped to them. Returns whether any byte changed.
+    fn apply(&self, bytes: &mut [u8]) -> bool {
+        if bytes.is_empty() {
+            return false;
+        }
+        let start = self.offset.min(bytes.len() - 1);
+        let total = bytes.len();
+        let region = |len: usize| start..total.min(start.saturating_add(len.max(1)));
+        let before = bytes.to_vec();
+        match self.kind {
+            DamageKind::FlipBits { mask } => bytes[start] ^= mask,
+            DamageKind::Zero { len } => bytes[region(len)].fill(0),
+            DamageKind::Garbage { len, seed } => {
+                // splitmix64: a tiny, fixed generator, so the noise is a pure function of the
+                // seed recorded in the schedule.
+                let mut state = seed;
+                for b in &mut bytes[region(len)] {
+                    state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+                    let mut z = state;
+                    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+                    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+                    *b = (z ^ (z >> 31)) as u8;
+                }
+            }
+        }
+        before != bytes
+    }
 }
 
 /// What one crash of a disk threw away.
@@ -113,6 +178,15 @@ pub struct CrashReport {
     pub files_torn: u32,
     /// Files whose surviving tail was garbled.
     pub files_garbled: u32,
+    /// Files whose kept tail came back with a damaged region. Left out of the JSON when zero,
+    /// so that crash records of runs without damage (every trace before damage existed) hash
+    /// as they always did.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub files_damaged: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 #[derive(Default)]
@@ -183,6 +257,12 @@ impl SimDisk {
                     let start = file.synced_len.max(file.data.len().saturating_sub(512));
                     file.data[start..].iter_mut().for_each(|b| *b = !*b);
                     report.files_garbled += 1;
+                }
+                let synced = file.synced_len;
+                if let Some(damage) = decision.damage {
+                    if damage.apply(&mut file.data[synced..]) {
+                        report.files_damaged += 1;
+                    }
                 }
             }
             // What survived a crash is what is on the platter now.
@@ -339,15 +419,9 @@ mod tests {
             let report = disk.crash(&mut |file, unsynced| {
                 seen.push((file.to_string(), unsynced));
                 if file == "a" {
-                    Tear {
-                        keep: 4,
-                        garble: true,
-                    }
+                    Tear::keep(4, true)
                 } else {
-                    Tear {
-                        keep: 99,
-                        garble: false,
-                    }
+                    Tear::keep(99, false)
                 }
             });
             assert_eq!(seen, vec![("a".to_string(), 10), ("b".to_string(), 3)]);
@@ -357,7 +431,8 @@ mod tests {
                     bytes_lost: 6,
                     bytes_torn: 7,
                     files_torn: 2,
-                    files_garbled: 1
+                    files_garbled: 1,
+                    files_damaged: 0,
                 }
             );
             let a = disk.contents("a");
@@ -365,6 +440,42 @@ mod tests {
             assert_eq!(a.len(), 10);
             assert_ne!(&a[6..], b"0123", "the kept tail is garbled");
             assert_eq!(disk.contents("b"), b"xyz");
+        });
+    }
+
+    #[test]
+    fn damage_hits_only_kept_unsynced_bytes_and_keeps_the_length() {
+        run(|disk| async move {
+            let s = disk.handle();
+            s.append("f", b"synced").await.unwrap();
+            s.sync("f").await.unwrap();
+            s.append("f", b"0123456789").await.unwrap();
+            let damaged = |kind| {
+                let damage = Some(Damage { offset: 3, kind });
+                move |_: &str, unsynced: usize| Tear {
+                    keep: unsynced,
+                    garble: false,
+                    damage,
+                }
+            };
+            let report = disk.crash(&mut damaged(DamageKind::FlipBits { mask: 0x01 }));
+            assert_eq!(report.files_damaged, 1);
+            assert_eq!(disk.contents("f"), b"synced0122456789");
+            // Nothing unsynced is left: a second damaged crash changes nothing.
+            disk.crash(&mut damaged(DamageKind::Zero { len: 99 }));
+            assert_eq!(disk.contents("f"), b"synced0122456789");
+            let s = disk.handle();
+            s.append("f", b"abcdef").await.unwrap();
+            disk.crash(&mut damaged(DamageKind::Zero { len: 99 }));
+            assert_eq!(disk.contents("f"), b"synced0122456789abc\0\0\0");
+            s.append("f", b"x").await.unwrap_err();
+            let s = disk.handle();
+            s.append("f", b"wxyz").await.unwrap();
+            let report = disk.crash(&mut damaged(DamageKind::Garbage { len: 2, seed: 7 }));
+            let f = disk.contents("f");
+            assert_eq!(f.len(), 26);
+            assert_eq!(&f[..25], b"synced0122456789abc\0\0\0wxy");
+            assert_eq!(report.files_damaged, u32::from(f[25] != b'z'));
         });
     }
 
@@ -393,10 +504,7 @@ mod tests {
             });
             // The write is still waiting out its latency when the node loses power.
             madsim::time::sleep(Duration::from_micros(10)).await;
-            disk.crash(&mut |_, _| Tear {
-                keep: usize::MAX,
-                garble: false,
-            });
+            disk.crash(&mut |_, _| Tear::keep(usize::MAX, false));
             assert_eq!(write.await.unwrap(), Err(StorageError::Dead));
             assert!(disk.contents("f").is_empty());
         });

@@ -63,16 +63,26 @@ pub fn recover_rows(bytes: &[u8]) -> (Vec<StoreRow>, usize, Tail) {
     (rows, valid_len, tail)
 }
 
+/// Reads the rows back and durably cuts a torn or corrupt tail. Returns the rows and how
+/// many bytes were cut.
+async fn recover(ctx: &NodeCtx) -> Result<(Vec<StoreRow>, u64), NodeError> {
+    let bytes = ctx.storage.read(APPLIED_FILE).await?;
+    let (rows, valid_len, _) = recover_rows(&bytes);
+    let truncated_bytes = (bytes.len() - valid_len) as u64;
+    if truncated_bytes > 0 {
+        ctx.storage.truncate(APPLIED_FILE, valid_len).await?;
+        ctx.probe(Probe::StoreTornRowDropped);
+        if crate::codec::checksum_fails_at(&bytes, valid_len) {
+            ctx.probe(Probe::ChecksumRejectedFrame);
+        }
+    }
+    Ok((rows, truncated_bytes))
+}
+
 /// Runs the store until the node is killed.
 pub async fn run_store(ctx: NodeCtx) -> Result<(), NodeError> {
     let storage = ctx.storage.clone();
-    let bytes = storage.read(APPLIED_FILE).await?;
-    let (mut rows, valid_len, _) = recover_rows(&bytes);
-    let truncated_bytes = (bytes.len() - valid_len) as u64;
-    if truncated_bytes > 0 {
-        storage.truncate(APPLIED_FILE, valid_len).await?;
-        ctx.probe(Probe::StoreTornRowDropped);
-    }
+    let (mut rows, truncated_bytes) = recover(&ctx).await?;
     // The planted `store-ack-before-sync` leaves syncing to a background flusher.
     let _flusher = ctx.bug(Bug::StoreAckBeforeSync).then(|| {
         let storage = storage.clone();

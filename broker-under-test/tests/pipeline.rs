@@ -172,14 +172,12 @@ fn run_pipeline_with(workload: Workload, bugs: Bugs, faults: Faults) -> Outcome 
         if faults.crashes {
             madsim::time::sleep(Duration::from_millis(150)).await;
             // Keep half of each file's unsynced tail: a torn write for recovery to cut off.
-            cluster.crash(NodeName::Broker, &mut |_, unsynced| Tear {
-                keep: unsynced / 2,
-                garble: false,
+            cluster.crash(NodeName::Broker, &mut |_, unsynced| {
+                Tear::keep(unsynced / 2, false)
             });
             madsim::time::sleep(Duration::from_millis(100)).await;
-            cluster.crash(NodeName::Producer(1), &mut |_, unsynced| Tear {
-                keep: unsynced / 2,
-                garble: true,
+            cluster.crash(NodeName::Producer(1), &mut |_, unsynced| {
+                Tear::keep(unsynced / 2, true)
             });
         }
         // Liveness, bounded: wait (in simulated time) until the store holds every owed payment.

@@ -26,7 +26,8 @@ fn fault() -> impl Strategy<Value = Fault> {
     prop_oneof![
         (any::<bool>(), any::<bool>()).prop_map(|(torn, garble)| Fault::Crash {
             torn,
-            garble: torn && garble
+            garble: torn && garble,
+            corrupt: None,
         }),
         Just(Fault::Pause),
         (0..6usize, any::<bool>()).prop_map(|(peer, two_way)| Fault::Partition {

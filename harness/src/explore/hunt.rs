@@ -25,6 +25,12 @@ pub fn exposing_scenarios(bug: Bug) -> &'static [&'static str] {
         Bug::StoreAckBeforeSync => &["store-crashes", "standard"],
         // Only batches over the frame limit expose it, and only this scenario makes them.
         Bug::OversizedBatchAccepted => &["large-payments"],
+        // Only damage inside a whole frame gets past the structure checks to the checksum,
+        // and only this scenario draws it.
+        Bug::ChecksumNotVerified => &["disk-corruption"],
+        // It needs a lost unsnapshotted append, regrowth past the snapshot and another crash
+        // before the next snapshot: 10 of 200 broker-crash-loop seeds, none of 200 standard.
+        Bug::StaleSnapshotKept => &["broker-crash-loop"],
     }
 }
 

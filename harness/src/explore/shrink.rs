@@ -1,9 +1,9 @@
 //! Shrinking a failing fault schedule: delta debugging over its entries, then shorter
-//! durations, then gentler parameters, keeping every step that still fails with an anomaly of
-//! the same kind.
+//! durations, then no corruption or smaller damage, then gentler parameters, keeping every
+//! step that still fails with an anomaly of the same kind.
 
 use crate::check::AnomalyKind;
-use crate::schedule::{Fault, FaultEntry, FaultSchedule};
+use crate::schedule::{Corruption, Fault, FaultEntry, FaultSchedule};
 use crate::sim::run;
 use crate::world::{RunOutcome, RunPlan};
 
@@ -33,6 +33,7 @@ pub fn shrink(plan: &RunPlan, kind: AnomalyKind, progress: &dyn Fn(u32, usize)) 
     }
     shrinker.fewer(&mut schedule);
     shrinker.shorter(&mut schedule);
+    shrinker.undamaged(&mut schedule);
     shrinker.gentler(&mut schedule);
     Some(Shrunk {
         plan: RunPlan {
@@ -123,6 +124,29 @@ impl Shrinker<'_> {
         }
     }
 
+    /// Less damage: each corrupted crash without its corruption if it still fails, or else
+    /// with smaller damage (fewer flipped bits, half the block) while it still fails.
+    fn undamaged(&mut self, schedule: &mut FaultSchedule) {
+        for i in 0..schedule.len() {
+            let Fault::Crash {
+                corrupt: Some(mut current),
+                ..
+            } = schedule[i].fault
+            else {
+                continue;
+            };
+            if self.keep_if_fails(schedule, with_corruption(schedule, i, None)) {
+                continue;
+            }
+            while let Some(smaller) = current.smaller() {
+                if !self.keep_if_fails(schedule, with_corruption(schedule, i, Some(smaller))) {
+                    break;
+                }
+                current = smaller;
+            }
+        }
+    }
+
     /// Gentler faults: lower rates and spreads, untorn crashes, one-way partitions.
     fn gentler(&mut self, schedule: &mut FaultSchedule) {
         for i in 0..schedule.len() {
@@ -137,22 +161,40 @@ impl Shrinker<'_> {
     }
 }
 
-/// One step gentler, or `None` at the gentlest.
+/// `schedule` with entry `i` (a crash) damaged by `corrupt` instead.
+fn with_corruption(
+    schedule: &FaultSchedule,
+    i: usize,
+    corrupt: Option<Corruption>,
+) -> FaultSchedule {
+    let mut candidate = schedule.clone();
+    if let Fault::Crash { corrupt: c, .. } = &mut candidate[i].fault {
+        *c = corrupt;
+    }
+    candidate
+}
+
+/// One step gentler, or `None` at the gentlest. A crash's corruption (already as small as
+/// it fails with, see `undamaged`) needs a torn tail, so it goes with the tear.
 fn gentler(fault: &Fault) -> Option<Fault> {
     match fault {
         Fault::Crash {
             torn: true,
             garble: true,
+            corrupt,
         } => Some(Fault::Crash {
             torn: true,
             garble: false,
+            corrupt: *corrupt,
         }),
         Fault::Crash {
             torn: true,
             garble: false,
+            ..
         } => Some(Fault::Crash {
             torn: false,
             garble: false,
+            corrupt: None,
         }),
         Fault::Partition {
             peer,

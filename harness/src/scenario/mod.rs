@@ -118,6 +118,21 @@ pub struct FaultSpec {
     /// Probability that a torn prefix comes back garbled.
     #[serde(default)]
     pub garble_probability: f64,
+    /// Damage inside well-formed frames of a torn crash's tail; missing: none, and no draw
+    /// for it, so scenarios without it keep their schedules and traces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub corruption: Option<CorruptionSpec>,
+}
+
+/// How often a torn crash comes back with a damaged region, and how large one may be.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorruptionSpec {
+    /// Probability that a torn crash keeps every unsynced byte with one damaged region
+    /// inside them (flipped bits, a zeroed block or a garbage block, equally likely).
+    pub probability: f64,
+    /// The longest zeroed or garbage block, in bytes (1..=4096).
+    pub max_bytes: u32,
 }
 
 /// How many crashes of a kind a seed draws.

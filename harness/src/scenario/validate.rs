@@ -103,8 +103,23 @@ pub(super) fn faults(f: &FaultSpec) -> Result<(), String> {
     }
     probability(f.torn_write_probability, "faults.torn_write_probability")?;
     probability(f.garble_probability, "faults.garble_probability")?;
+    if let Some(c) = &f.corruption {
+        probability(c.probability, "faults.corruption.probability")?;
+        check(
+            (1..=CORRUPTION_BYTES_MAX).contains(&c.max_bytes),
+            &format!("faults.corruption.max_bytes must be 1..={CORRUPTION_BYTES_MAX}"),
+        )?;
+        // Damage comes only with a torn crash: without torn writes it would never be drawn.
+        check(
+            f.torn_write_probability > 0.0,
+            "faults.corruption needs faults.torn_write_probability > 0",
+        )?;
+    }
     Ok(())
 }
+
+/// The largest damaged block: eight sectors.
+const CORRUPTION_BYTES_MAX: u32 = 4096;
 
 pub(super) fn limits(limits: &Limits) -> Result<(), String> {
     check(

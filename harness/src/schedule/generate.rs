@@ -1,8 +1,10 @@
 //! Drawing a run's fault schedule from the scenario and the run's schedule generator.
 
 use super::swarm::swarm;
-use super::{Fault, FaultEntry, FaultSchedule, Target};
-use crate::scenario::{CrashSpec, FaultSpec, PartitionSpec, Range, Scenario, WindowSpec};
+use super::{Corruption, Damage, Fault, FaultEntry, FaultSchedule, Target};
+use crate::scenario::{
+    CorruptionSpec, CrashSpec, FaultSpec, PartitionSpec, Range, Scenario, WindowSpec,
+};
 use broker_under_test::NodeName;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -100,17 +102,51 @@ impl Draw<'_> {
         self.nodes[self.rng.random_range(0..self.nodes.len())]
     }
 
-    /// Each crash draws, in this order: target, torn, garble, start, downtime.
+    /// Each crash draws, in this order: target, torn, garble, the corruption (only if the
+    /// scenario has `faults.corruption` and the crash is torn), start, downtime.
     fn crashes(&mut self, spec: &CrashSpec, targets: &[NodeName], f: &FaultSpec) {
         for _ in 0..draw_u32(self.rng, &spec.count) {
             let target = targets[self.rng.random_range(0..targets.len())].into();
             let torn = self.rng.random_bool(f.torn_write_probability);
             let garble = torn && self.rng.random_bool(f.garble_probability);
+            let corrupt = match &f.corruption {
+                Some(c) if torn => self.corruption(c),
+                _ => None,
+            };
             let at_ms = self.at();
             let duration_ms = draw_u64(self.rng, &spec.down_ms);
-            let fault = Fault::Crash { torn, garble };
+            let fault = Fault::Crash {
+                torn,
+                garble,
+                corrupt,
+            };
             self.push(at_ms, target, duration_ms, fault);
         }
+    }
+
+    /// A corruption draws: whether, position, kind, then the kind's mask or length (and
+    /// a garbage block's seed).
+    fn corruption(&mut self, spec: &CorruptionSpec) -> Option<Corruption> {
+        if !self.rng.random_bool(spec.probability) {
+            return None;
+        }
+        let at_permille = self.rng.random_range(0..1000);
+        let damage = match self.rng.random_range(0..3) {
+            0 => Damage::FlipBits {
+                mask: self.rng.random_range(1..=u8::MAX),
+            },
+            1 => Damage::Zero {
+                len: self.rng.random_range(1..=spec.max_bytes),
+            },
+            _ => Damage::Garbage {
+                len: self.rng.random_range(1..=spec.max_bytes),
+                seed: self.rng.random(),
+            },
+        };
+        Some(Corruption {
+            at_permille,
+            damage,
+        })
     }
 
     /// Each pause draws: target, start, length.

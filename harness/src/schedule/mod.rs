@@ -34,8 +34,16 @@ pub struct FaultEntry {
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Fault {
     /// Power loss: the node dies, its disk loses unsynced writes (keeping a torn, possibly
-    /// garbled, prefix if `torn`), and it restarts after `duration_ms`.
-    Crash { torn: bool, garble: bool },
+    /// garbled, prefix if `torn`), and it restarts after `duration_ms`. With `corrupt` every
+    /// unsynced byte reaches the platter but one region inside comes back damaged.
+    Crash {
+        torn: bool,
+        garble: bool,
+        /// Absent from the JSON when `None`, so schedules without damage (every schedule
+        /// before it existed) serialize and hash exactly as they did.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        corrupt: Option<Corruption>,
+    },
     /// The node's tasks freeze for `duration_ms`, then go on as if nothing happened.
     Pause,
     /// Messages from `target` to `peer` (and back, if `two_way`) are lost.
@@ -46,6 +54,72 @@ pub enum Fault {
     Duplicate { rate: f64 },
     /// Each message to or from `target` waits an extra uniform delay up to `spread_ms`.
     Delay { spread_ms: u64 },
+}
+
+/// A damaged region in a crashed node's kept tail: in every file with unsynced bytes, the
+/// crash keeps them all and damages them at `at_permille` thousandths of their length. The
+/// frames around it stay whole, so only a checksum can tell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Corruption {
+    /// Where the damage starts, in thousandths of the file's unsynced bytes (0..1000).
+    pub at_permille: u16,
+    #[serde(flatten)]
+    pub damage: Damage,
+}
+
+/// What a [`Corruption`] does to the bytes it covers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "damage", rename_all = "kebab-case")]
+pub enum Damage {
+    /// One byte XORed with `mask` (bit rot).
+    FlipBits { mask: u8 },
+    /// `len` bytes zeroed (a block never written).
+    Zero { len: u32 },
+    /// `len` bytes of noise drawn from `seed` (another block's content).
+    Garbage { len: u32, seed: u64 },
+}
+
+impl Corruption {
+    /// The disk model's damage for a file with `unsynced` bytes, all of them kept.
+    pub fn for_file(&self, unsynced: usize) -> broker_under_test::storage::Damage {
+        use broker_under_test::storage::DamageKind;
+        let kind = match self.damage {
+            Damage::FlipBits { mask } => DamageKind::FlipBits { mask },
+            Damage::Zero { len } => DamageKind::Zero { len: len as usize },
+            Damage::Garbage { len, seed } => DamageKind::Garbage {
+                len: len as usize,
+                seed,
+            },
+        };
+        broker_under_test::storage::Damage {
+            offset: unsynced * usize::from(self.at_permille.min(999)) / 1000,
+            kind,
+        }
+    }
+
+    /// One step smaller, or `None` at the smallest: fewer flipped bits, half the block.
+    pub fn smaller(&self) -> Option<Corruption> {
+        let damage = match self.damage {
+            Damage::FlipBits { mask } if mask.count_ones() > 1 => Damage::FlipBits {
+                mask: mask & (mask - 1),
+            },
+            Damage::Zero { len } if len > 1 => Damage::Zero { len: len / 2 },
+            Damage::Garbage { len, seed } if len > 1 => Damage::Garbage { len: len / 2, seed },
+            _ => return None,
+        };
+        Some(Corruption { damage, ..*self })
+    }
+}
+
+impl fmt::Display for Corruption {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let at = f64::from(self.at_permille) / 10.0;
+        match self.damage {
+            Damage::FlipBits { mask } => write!(f, "flip-bits mask={mask:#04x} at {at:.1}%"),
+            Damage::Zero { len } => write!(f, "zero {len} B at {at:.1}%"),
+            Damage::Garbage { len, seed } => write!(f, "garbage {len} B (seed {seed}) at {at:.1}%"),
+        }
+    }
 }
 
 impl Fault {
@@ -90,7 +164,17 @@ impl fmt::Display for FaultEntry {
             self.duration_ms
         )?;
         match &self.fault {
-            Fault::Crash { torn, garble } => write!(f, "  torn={torn} garble={garble}"),
+            Fault::Crash {
+                torn,
+                garble,
+                corrupt,
+            } => {
+                write!(f, "  torn={torn} garble={garble}")?;
+                match corrupt {
+                    Some(c) => write!(f, " corrupt={c}"),
+                    None => Ok(()),
+                }
+            }
             Fault::Pause => Ok(()),
             Fault::Partition { peer, two_way } => {
                 write!(f, "  {} {peer}", if *two_way { "<->" } else { "->" })
@@ -171,6 +255,7 @@ mod tests {
             fault: Fault::Crash {
                 torn: true,
                 garble: false,
+                corrupt: None,
             },
         };
         let json = serde_json::to_string(&entry).unwrap();
@@ -180,5 +265,49 @@ mod tests {
         );
         assert_eq!(serde_json::from_str::<FaultEntry>(&json).unwrap(), entry);
         assert!(entry.active_at(10) && entry.active_at(59) && !entry.active_at(60));
+    }
+
+    #[test]
+    fn a_corrupted_crash_carries_its_damage_and_shrinks_to_smaller_damage() {
+        let corrupt = Corruption {
+            at_permille: 420,
+            damage: Damage::Garbage { len: 6, seed: 9 },
+        };
+        let entry = FaultEntry {
+            at_ms: 10,
+            target: Target::Node(NodeName::Store),
+            duration_ms: 50,
+            fault: Fault::Crash {
+                torn: true,
+                garble: false,
+                corrupt: Some(corrupt),
+            },
+        };
+        let json = serde_json::to_string(&entry).unwrap();
+        assert_eq!(
+            json,
+            r#"{"at_ms":10,"target":"store","duration_ms":50,"kind":"crash","torn":true,"garble":false,"corrupt":{"at_permille":420,"damage":"garbage","len":6,"seed":9}}"#
+        );
+        assert_eq!(serde_json::from_str::<FaultEntry>(&json).unwrap(), entry);
+        assert!(entry
+            .to_string()
+            .ends_with("corrupt=garbage 6 B (seed 9) at 42.0%"));
+        let lens: Vec<u32> = std::iter::successors(Some(corrupt), Corruption::smaller)
+            .map(|c| match c.damage {
+                Damage::Garbage { len, .. } => len,
+                _ => unreachable!(),
+            })
+            .collect();
+        assert_eq!(lens, [6, 3, 1]);
+        let flips = Corruption {
+            at_permille: 999,
+            damage: Damage::FlipBits { mask: 0b1011 },
+        };
+        let masks: Vec<_> = std::iter::successors(Some(flips), Corruption::smaller)
+            .map(|c| c.damage)
+            .collect();
+        assert_eq!(masks.last(), Some(&Damage::FlipBits { mask: 0b1000 }));
+        assert_eq!(flips.for_file(1000).offset, 999);
+        assert_eq!(flips.for_file(10).offset, 9);
     }
 }

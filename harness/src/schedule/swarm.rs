@@ -67,5 +67,7 @@ pub(super) fn swarm(spec: &FaultSpec, rng: &mut ChaCha8Rng) -> FaultSpec {
         }),
         torn_write_probability: spec.torn_write_probability,
         garble_probability: spec.garble_probability,
+        // Not swarmed: switching it draws nothing, so swarm schedules stay as they were.
+        corruption: spec.corruption.clone(),
     }
 }

@@ -7,7 +7,7 @@
 
 use crate::check::{Anomaly, AnomalyKind, Durable};
 use crate::history::{Actor, HarnessEvent, Recorder};
-use crate::schedule::Fault;
+use crate::schedule::{Corruption, Fault};
 use crate::sim::net::Network;
 use crate::system::{node_names, Deployment, Setup};
 use crate::world::liveness::{Liveness, Settled};
@@ -148,7 +148,7 @@ impl Sim {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .random_bool(plan.scenario.faults.torn_write_probability);
-            self.crash(node, torn, false);
+            self.crash(node, torn, false, None);
             self.deployment.restart(node);
             self.recorder.harness(node, HarnessEvent::NodeRestarted);
         }
@@ -174,16 +174,20 @@ impl Sim {
     }
 
     /// Kills `node`, crashing its disk with a tear drawn from the disk generator, and records
-    /// the crash.
-    fn crash(&self, node: NodeName, torn: bool, garble: bool) {
+    /// the crash. A corrupted crash keeps every unsynced byte (so its frames are whole) with
+    /// the schedule's damage inside them, and draws nothing from the disk generator.
+    fn crash(&self, node: NodeName, torn: bool, garble: bool, corrupt: Option<Corruption>) {
         let report = {
             let mut rng = self.disk_rng.lock().unwrap_or_else(|e| e.into_inner());
             self.deployment.kill(node, &mut |_, unsynced| {
-                if torn && unsynced > 0 {
+                if let Some(c) = corrupt.filter(|_| torn && unsynced > 0) {
                     Tear {
-                        keep: rng.random_range(0..unsynced),
+                        keep: unsynced,
                         garble,
+                        damage: Some(c.for_file(unsynced)),
                     }
+                } else if torn && unsynced > 0 {
+                    Tear::keep(rng.random_range(0..unsynced), garble)
                 } else {
                     Tear::LOSE_ALL
                 }
@@ -235,7 +239,11 @@ async fn inject(plan: RunPlan, sim: Sim) {
         let name = node.to_string();
         let back_after = Duration::from_millis(entry.duration_ms);
         match entry.fault {
-            Fault::Crash { torn, garble } => {
+            Fault::Crash {
+                torn,
+                garble,
+                corrupt,
+            } => {
                 {
                     let mut d = sim.downed.lock().unwrap_or_else(|e| e.into_inner());
                     if d.crashed.contains_key(&name) {
@@ -244,7 +252,7 @@ async fn inject(plan: RunPlan, sim: Sim) {
                     d.crashed.insert(name.clone(), node);
                     d.paused.remove(&name);
                 }
-                sim.crash(node, torn, garble);
+                sim.crash(node, torn, garble, corrupt);
                 sim.restart_later(node, back_after, false);
             }
             Fault::Pause => {

@@ -1,5 +1,5 @@
 //! What the history shows on the lanes besides messages: crashes (with the unsynced bytes they
-//! lost), restarts, the heal and the final recovery across the page, every event of the traced
+//! lost and any damage to what they kept), restarts, the heal and the final recovery across the page, every event of the traced
 //! payment as a dot on its lane, and the first anomaly as a line across the page.
 
 use super::axis::TimeAxis;
@@ -8,7 +8,44 @@ use super::lanes::{Lanes, LEFT};
 use crate::check::Anomaly;
 use crate::history::{Entry, HarnessEvent, What};
 use crate::report::excerpt;
+use crate::schedule::{Corruption, Fault};
+use broker_under_test::storage::CrashReport;
 use std::fmt::Write;
+
+/// A crash's mark: the bytes it lost, and, for a damaged tail, the damage the schedule asked
+/// for and how many files it changed.
+fn crash(
+    svg: &mut String,
+    e: &Entry,
+    lx: f64,
+    y: f64,
+    report: &CrashReport,
+    damage: Option<Corruption>,
+) {
+    let lost = if report.bytes_lost > 0 {
+        format!(" lost {} B", report.bytes_lost)
+    } else {
+        String::new()
+    };
+    let (mark, detail) = match damage.filter(|_| report.files_damaged > 0) {
+        Some(c) => (
+            " ☢ damaged",
+            format!(", {} files damaged: {c}", report.files_damaged),
+        ),
+        None => ("", String::new()),
+    };
+    let _ = write!(
+        svg,
+        r#"<g class="crash" data-node="{n}"><text x="{tx}" y="{ty}">✖ crash{lost}{mark}</text><title>{n} lost power at {t:.3} ms: {lost_b} unsynced bytes lost, {torn} kept torn{detail}</title></g>"#,
+        n = esc(&e.node.to_string()),
+        tx = lx - 8.0,
+        ty = y + 4.0,
+        t = e.at_us as f64 / 1000.0,
+        lost_b = report.bytes_lost,
+        torn = report.bytes_torn,
+        detail = esc(&detail),
+    );
+}
 
 /// Every event worth a mark. `traced` is the payment whose events are dotted.
 pub(super) fn draw(
@@ -19,25 +56,19 @@ pub(super) fn draw(
     traced: Option<&str>,
     width: f64,
 ) {
+    // The scheduled damage of the crash about to be recorded: the fault's start comes first.
+    let mut scheduled_damage: Option<Corruption> = None;
     for e in history {
         let (lx, y) = (lanes.x(e.node), axis.at(e.at_us));
         match &e.what {
+            What::Harness(HarnessEvent::FaultStarted { fault }) => {
+                if let Fault::Crash { corrupt, .. } = fault.fault {
+                    scheduled_damage = corrupt;
+                }
+            }
             What::Harness(HarnessEvent::NodeCrashed { report }) => {
-                let lost = if report.bytes_lost > 0 {
-                    format!(" lost {} B", report.bytes_lost)
-                } else {
-                    String::new()
-                };
-                let _ = write!(
-                    svg,
-                    r#"<g class="crash" data-node="{n}"><text x="{tx}" y="{ty}">✖ crash{lost}</text><title>{n} lost power at {t:.3} ms: {lost_b} unsynced bytes lost, {torn} kept torn</title></g>"#,
-                    n = esc(&e.node.to_string()),
-                    tx = lx - 8.0,
-                    ty = y + 4.0,
-                    t = e.at_us as f64 / 1000.0,
-                    lost_b = report.bytes_lost,
-                    torn = report.bytes_torn
-                );
+                let damage = scheduled_damage.take();
+                crash(svg, e, lx, y, report, damage);
             }
             What::Harness(HarnessEvent::NodeRestarted) => {
                 let _ = write!(

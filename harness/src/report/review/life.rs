@@ -144,10 +144,15 @@ fn passes_through(node: NodeName, producer: NodeName) -> bool {
 
 fn harness_text(event: &HarnessEvent) -> Option<String> {
     match event {
-        HarnessEvent::NodeCrashed { report } => Some(format!(
-            "crashed, {} unsynced bytes lost",
-            report.bytes_lost
-        )),
+        // The damage is named only when there was some, so reviews of crashes without it
+        // read as they always did.
+        HarnessEvent::NodeCrashed { report } => Some(match report.files_damaged {
+            0 => format!("crashed, {} unsynced bytes lost", report.bytes_lost),
+            n => format!(
+                "crashed, {} unsynced bytes lost, a damaged region kept in {n} files",
+                report.bytes_lost
+            ),
+        }),
         HarnessEvent::NodeRestarted => Some("restarted".to_string()),
         _ => None,
     }
