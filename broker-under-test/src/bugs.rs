@@ -66,11 +66,23 @@ pub enum Bug {
     /// such a batch up front with RECORD_TOO_LARGE; KAFKA-3995 is the producer side, splitting
     /// the batch). Exposed by large payments and a broker crash.
     OversizedBatchAccepted,
+    /// The broker retries a failed log sync and, when the retry succeeds, trusts it and
+    /// acknowledges the group, as PostgreSQL did until 2018 ("fsyncgate": Craig Ringer's report
+    /// on pgsql-hackers, "PostgreSQL's handling of fsync() errors is unsafe and risks data
+    /// loss at least on XFS"): Linux had already marked the failed pages clean, so the retry
+    /// succeeded without writing them. Exposed by a sync error on the broker and a later crash.
+    SyncFailureRetried,
+    /// The store's recovery takes a read error for the end of its rows file: it keeps what it
+    /// read before the error (nothing) and cuts the "torn" rest, losing acknowledged rows
+    /// (Ganesan et al., "Redundancy Does Not Imply Fault Tolerance", FAST 2017: stores that on
+    /// a read error or corruption at recovery treated the log as ending there and truncated
+    /// it). Exposed by a read error during a store restart.
+    ReadErrorAsEof,
 }
 
 impl Bug {
     /// Every planted bug, in catalogue order.
-    pub const ALL: [Bug; 13] = [
+    pub const ALL: [Bug; 15] = [
         Bug::NoDedup,
         Bug::DedupWindow1,
         Bug::AckBeforeSync,
@@ -84,6 +96,8 @@ impl Bug {
         Bug::CommitSkipsOne,
         Bug::StoreAckBeforeSync,
         Bug::OversizedBatchAccepted,
+        Bug::SyncFailureRetried,
+        Bug::ReadErrorAsEof,
     ];
 
     pub fn name(self) -> &'static str {
@@ -101,6 +115,8 @@ impl Bug {
             Bug::CommitSkipsOne => "commit-skips-one",
             Bug::StoreAckBeforeSync => "store-ack-before-sync",
             Bug::OversizedBatchAccepted => "oversized-batch-accepted",
+            Bug::SyncFailureRetried => "sync-failure-retried",
+            Bug::ReadErrorAsEof => "read-error-as-eof",
         }
     }
 
@@ -120,6 +136,8 @@ impl Bug {
             Bug::CommitSkipsOne => "consumer commits one past the next offset; exposed by a consumer restart",
             Bug::StoreAckBeforeSync => "store acks an apply before syncing it; exposed by a store crash",
             Bug::OversizedBatchAccepted => "broker accepts a batch over its frame limit, which recovery then cuts; exposed by large payments and a broker crash",
+            Bug::SyncFailureRetried => "broker retries a failed log sync and trusts the retry (fsyncgate); exposed by a sync error and a broker crash",
+            Bug::ReadErrorAsEof => "store recovery takes a read error for the end of its rows and cuts the rest; exposed by a read error at a store restart",
         }
     }
 }

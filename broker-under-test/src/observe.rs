@@ -6,6 +6,7 @@
 
 use crate::codec::{ErrorCode, Payment};
 use crate::name::NodeName;
+use crate::storage::IoOp;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::str::FromStr;
@@ -155,6 +156,11 @@ pub enum Event {
         offset: u64,
         duplicate: bool,
     },
+
+    // --- any node ---
+    /// A storage operation failed with an I/O error, and the node crashes and restarts through
+    /// recovery from its disk (what covered the failed operation was never acknowledged).
+    StorageFailed { op: IoOp, file: String },
 }
 
 /// Receives a node's events. The harness's implementation stamps them with simulated time and
@@ -186,11 +192,14 @@ pub enum Probe {
     ConsumerResumedFromCommit,
     StoreDedupHit,
     StoreTornRowDropped,
+    SyncFailed,
+    ReadFailed,
+    WriteFailed,
 }
 
 impl Probe {
     /// Every probe, in catalogue order.
-    pub const ALL: [Probe; 14] = [
+    pub const ALL: [Probe; 17] = [
         Probe::DuplicateBatchAnswered,
         Probe::OutOfOrderRejected,
         Probe::ZombieFenced,
@@ -205,6 +214,9 @@ impl Probe {
         Probe::ConsumerResumedFromCommit,
         Probe::StoreDedupHit,
         Probe::StoreTornRowDropped,
+        Probe::SyncFailed,
+        Probe::ReadFailed,
+        Probe::WriteFailed,
     ];
 
     pub fn name(self) -> &'static str {
@@ -223,6 +235,9 @@ impl Probe {
             Probe::ConsumerResumedFromCommit => "consumer-resumed-from-commit",
             Probe::StoreDedupHit => "store-dedup-hit",
             Probe::StoreTornRowDropped => "store-torn-row-dropped",
+            Probe::SyncFailed => "sync-failed",
+            Probe::ReadFailed => "read-failed",
+            Probe::WriteFailed => "write-failed",
         }
     }
 
@@ -257,6 +272,11 @@ impl Probe {
             }
             Probe::StoreDedupHit => "store: a re-delivered payment was recognised as applied",
             Probe::StoreTornRowDropped => "store: recovery cut a torn row",
+            Probe::SyncFailed => "any node: a sync failed with an I/O error (never acknowledged)",
+            Probe::ReadFailed => {
+                "any node: a read failed with an I/O error (recovery restarted, never read as empty)"
+            }
+            Probe::WriteFailed => "any node: a write failed with an I/O error",
         }
     }
 }

@@ -25,6 +25,8 @@ pub fn exposing_scenarios(bug: Bug) -> &'static [&'static str] {
         Bug::StoreAckBeforeSync => &["store-crashes", "standard"],
         // Only batches over the frame limit expose it, and only this scenario makes them.
         Bug::OversizedBatchAccepted => &["large-payments"],
+        // Only I/O errors expose them, and only this scenario injects them.
+        Bug::SyncFailureRetried | Bug::ReadErrorAsEof => &["disk-errors"],
     }
 }
 

@@ -166,6 +166,15 @@ fn gentler(fault: &Fault) -> Option<Fault> {
         Fault::Delay { spread_ms } if *spread_ms > 1 => Some(Fault::Delay {
             spread_ms: spread_ms / 2,
         }),
+        Fault::IoErrors { rate, ops } if *rate > 0.01 => Some(Fault::IoErrors {
+            rate: rate / 2.0,
+            ops: ops.clone(),
+        }),
+        // At the lowest rate, fewer kinds of operation fail: the last one listed goes first.
+        Fault::IoErrors { rate, ops } if ops.len() > 1 => Some(Fault::IoErrors {
+            rate: *rate,
+            ops: ops[..ops.len() - 1].to_vec(),
+        }),
         _ => None,
     }
 }

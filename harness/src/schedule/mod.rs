@@ -12,6 +12,7 @@ mod target;
 pub use generate::generate;
 pub use target::Target;
 
+use broker_under_test::storage::IoOp;
 use broker_under_test::NodeName;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -46,6 +47,9 @@ pub enum Fault {
     Duplicate { rate: f64 },
     /// Each message to or from `target` waits an extra uniform delay up to `spread_ms`.
     Delay { spread_ms: u64 },
+    /// For `duration_ms`, each storage operation of `target` of a kind in `ops` fails with an
+    /// I/O error with probability `rate` (a failed sync loses the unsynced bytes it covered).
+    IoErrors { rate: f64, ops: Vec<IoOp> },
 }
 
 impl Fault {
@@ -57,6 +61,7 @@ impl Fault {
             Fault::Loss { .. } => "loss",
             Fault::Duplicate { .. } => "duplicate",
             Fault::Delay { .. } => "delay",
+            Fault::IoErrors { .. } => "io-errors",
         }
     }
 
@@ -97,6 +102,10 @@ impl fmt::Display for FaultEntry {
             }
             Fault::Loss { rate } | Fault::Duplicate { rate } => write!(f, "  rate={rate:.3}"),
             Fault::Delay { spread_ms } => write!(f, "  spread={spread_ms} ms"),
+            Fault::IoErrors { rate, ops } => {
+                let ops: Vec<&str> = ops.iter().map(|op| op.name()).collect();
+                write!(f, "  rate={rate:.3} ops={}", ops.join(","))
+            }
         }
     }
 }
@@ -180,5 +189,29 @@ mod tests {
         );
         assert_eq!(serde_json::from_str::<FaultEntry>(&json).unwrap(), entry);
         assert!(entry.active_at(10) && entry.active_at(59) && !entry.active_at(60));
+    }
+
+    #[test]
+    fn an_io_error_window_serializes_with_its_rate_and_operations() {
+        let entry = FaultEntry {
+            at_ms: 120,
+            target: Target::Node(NodeName::Store),
+            duration_ms: 400,
+            fault: Fault::IoErrors {
+                rate: 0.25,
+                ops: vec![IoOp::Read, IoOp::Sync],
+            },
+        };
+        let json = serde_json::to_string(&entry).unwrap();
+        assert_eq!(
+            json,
+            r#"{"at_ms":120,"target":"store","duration_ms":400,"kind":"io-errors","rate":0.25,"ops":["read","sync"]}"#
+        );
+        assert_eq!(serde_json::from_str::<FaultEntry>(&json).unwrap(), entry);
+        assert!(!entry.fault.is_network());
+        assert!(
+            entry.to_string().ends_with("rate=0.250 ops=read,sync"),
+            "{entry}"
+        );
     }
 }

@@ -67,5 +67,8 @@ pub(super) fn swarm(spec: &FaultSpec, rng: &mut ChaCha8Rng) -> FaultSpec {
         }),
         torn_write_probability: spec.torn_write_probability,
         garble_probability: spec.garble_probability,
+        // Not swarmed (yet): switching it would need draws that would move every existing
+        // swarm seed's schedule. Kept as configured.
+        io_errors: spec.io_errors.clone(),
     }
 }
