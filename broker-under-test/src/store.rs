@@ -64,15 +64,21 @@ pub fn recover_rows(bytes: &[u8]) -> (Vec<StoreRow>, usize, Tail) {
     (rows, valid_len, tail)
 }
 
+/// The rows file, whole, and whether a read error was taken for its end: only the planted
+/// read-error-as-eof sees one (to any other store an I/O error is fatal, see `cluster`). It
+/// takes what was read before the error (nothing) for the whole file, and the rest of it, as
+/// the file's size shows, for a torn tail to cut.
+async fn read_rows_file(ctx: &NodeCtx) -> Result<(Vec<u8>, bool), NodeError> {
+    match ctx.storage.read(APPLIED_FILE).await {
+        Err(StorageError::Io(_)) if ctx.bug(Bug::ReadErrorAsEof) => Ok((Vec::new(), true)),
+        read => Ok((read?, false)),
+    }
+}
+
 /// Runs the store until the node is killed.
 pub async fn run_store(ctx: NodeCtx) -> Result<(), NodeError> {
     let storage = ctx.storage.clone();
-    let (bytes, read_failed) = match storage.read(APPLIED_FILE).await {
-        // The planted read-error-as-eof: what was read before the error (nothing) is taken for
-        // the whole file, and the rest of it, as the file's size shows, for a torn tail.
-        Err(StorageError::Io(_)) if ctx.bug(Bug::ReadErrorAsEof) => (Vec::new(), true),
-        read => (read?, false),
-    };
+    let (bytes, read_failed) = read_rows_file(&ctx).await?;
     let (mut rows, valid_len, _) = recover_rows(&bytes);
     let truncated_bytes = (bytes.len() - valid_len) as u64;
     if truncated_bytes > 0 || read_failed {
