@@ -356,6 +356,9 @@ mod tests {
                 "consumer-resumed-from-commit",
                 "store-dedup-hit",
                 "store-torn-row-dropped",
+                "sync-failed",
+                "read-failed",
+                "write-failed",
             ]
         );
         for probe in Probe::ALL {
