@@ -178,3 +178,33 @@ fn gentler(fault: &Fault) -> Option<Fault> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use broker_under_test::storage::IoOp;
+
+    #[test]
+    fn an_io_error_window_softens_by_rate_then_by_operations() {
+        let mut fault = Fault::IoErrors {
+            rate: 0.04,
+            ops: IoOp::ALL.to_vec(),
+        };
+        let mut steps = Vec::new();
+        while let Some(next) = gentler(&fault) {
+            steps.push(next.clone());
+            fault = next;
+        }
+        let rate_then_ops: Vec<(f64, usize)> = steps
+            .iter()
+            .map(|f| match f {
+                Fault::IoErrors { rate, ops } => (*rate, ops.len()),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            rate_then_ops,
+            vec![(0.02, 3), (0.01, 3), (0.01, 2), (0.01, 1)]
+        );
+    }
+}
