@@ -520,7 +520,14 @@ impl Broker {
                 continue;
             }
             if !ctx.bug(Bug::AckBeforeSync) {
-                self.logs[p].sync(ctx.storage.as_ref()).await?;
+                let storage = ctx.storage.as_ref();
+                let mut synced = self.logs[p].sync(storage).await;
+                if synced.is_err() && ctx.bug(Bug::SyncFailureRetried) {
+                    // The planted fsyncgate: a second sync succeeds without writing what the
+                    // first one lost, and the group is acknowledged on its word.
+                    synced = self.logs[p].sync(storage).await;
+                }
+                synced?;
             }
             if self.batches_since_snapshot[p] >= self.cfg.snapshot_every_batches {
                 self.snapshot(ctx, p as u32).await?;

@@ -81,11 +81,23 @@ pub enum Bug {
     /// KAFKA-5435, on keeping that deletion safe; apache/kafka#7599, KAFKA-9105, a regression
     /// that stopped removing snapshots). Exposed by broker crashes that lose unsynced appends.
     StaleSnapshotKept,
+    /// The broker retries a failed log sync and, when the retry succeeds, trusts it and
+    /// acknowledges the group, as PostgreSQL did until 2018 ("fsyncgate": Craig Ringer's report
+    /// on pgsql-hackers, "PostgreSQL's handling of fsync() errors is unsafe and risks data
+    /// loss at least on XFS"): Linux had already marked the failed pages clean, so the retry
+    /// succeeded without writing them. Exposed by a sync error on the broker and a later crash.
+    SyncFailureRetried,
+    /// The store's recovery takes a read error for the end of its rows file: it keeps what it
+    /// read before the error (nothing) and cuts the "torn" rest, losing acknowledged rows
+    /// (Ganesan et al., "Redundancy Does Not Imply Fault Tolerance", FAST 2017: stores that on
+    /// a read error or corruption at recovery treated the log as ending there and truncated
+    /// it). Exposed by a read error during a store restart.
+    ReadErrorAsEof,
 }
 
 impl Bug {
     /// Every planted bug, in catalogue order.
-    pub const ALL: [Bug; 15] = [
+    pub const ALL: [Bug; 17] = [
         Bug::NoDedup,
         Bug::DedupWindow1,
         Bug::AckBeforeSync,
@@ -101,6 +113,8 @@ impl Bug {
         Bug::OversizedBatchAccepted,
         Bug::ChecksumNotVerified,
         Bug::StaleSnapshotKept,
+        Bug::SyncFailureRetried,
+        Bug::ReadErrorAsEof,
     ];
 
     pub fn name(self) -> &'static str {
@@ -120,6 +134,8 @@ impl Bug {
             Bug::OversizedBatchAccepted => "oversized-batch-accepted",
             Bug::ChecksumNotVerified => "checksum-not-verified",
             Bug::StaleSnapshotKept => "stale-snapshot-kept",
+            Bug::SyncFailureRetried => "sync-failure-retried",
+            Bug::ReadErrorAsEof => "read-error-as-eof",
         }
     }
 
@@ -141,6 +157,8 @@ impl Bug {
             Bug::OversizedBatchAccepted => "broker accepts a batch over its frame limit, which recovery then cuts; exposed by large payments and a broker crash",
             Bug::ChecksumNotVerified => "log recovery does not verify frame checksums; exposed by a broker crash with a damaged tail",
             Bug::StaleSnapshotKept => "broker snapshots before the sync and keeps a snapshot recovery rejected; exposed by broker crashes losing unsynced appends",
+            Bug::SyncFailureRetried => "broker retries a failed log sync and trusts the retry (fsyncgate); exposed by a sync error and a broker crash",
+            Bug::ReadErrorAsEof => "store recovery takes a read error for the end of its rows and cuts the rest; exposed by a read error at a store restart",
         }
     }
 }

@@ -4,15 +4,24 @@
 //! This is the deployment, not the fault injector: it offers the verbs an operator would use
 //! (`crash`, `kill`, `restart`, `pause`, `resume`) and decides nothing by itself. The harness
 //! chooses when to use them.
+//!
+//! One policy is the node's own: a storage operation that fails with an I/O error is fatal.
+//! The node crashes (its disk loses unsynced bytes, as at power loss) and restarts through
+//! recovery from its disk, as PostgreSQL PANICs on a failed fsync since 2018: after a failed
+//! sync the kernel may have dropped the data it covered, so nothing it covered may be
+//! acknowledged, and a failed read must not pass for an empty file. See [`IoFatal`].
 
 use crate::broker::{run_broker, BrokerConfig};
-use crate::bugs::Bugs;
+use crate::bugs::{Bug, Bugs};
 use crate::consumer::{run_consumer, ConsumerConfig};
 use crate::name::NodeName;
 use crate::node::{NodeCtx, NodeError, RetryPolicy};
-use crate::observe::Observer;
+use crate::observe::{Event, Observer, Probe};
 use crate::producer::{run_producer, PaymentSizes, ProducerConfig};
-use crate::storage::{CrashReport, DiskLatency, SimDisk, Tear};
+use crate::storage::{
+    BoxFuture, CrashReport, DiskLatency, IoInjector, IoOp, SimDisk, SimStorage, Storage,
+    StorageError, Tear,
+};
 use crate::store::run_store;
 use crate::transport::{NetFaults, SimTransport};
 use madsim::runtime::Handle;
@@ -20,7 +29,7 @@ use madsim::task::NodeId;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// Everything needed to deploy the system: node configurations and planted bugs.
@@ -144,31 +153,42 @@ impl Cluster {
             let addr = name.sim_addr();
             let disk = SimDisk::new(spec.disk_latency);
             let incarnations = Arc::new(AtomicU64::new(0));
-            let (node_disk, faults, observer, bugs) =
-                (disk.clone(), faults.clone(), observer.clone(), spec.bugs);
+            // The node's own id, for restarting itself after an I/O error; set once built,
+            // before its first task runs.
+            let own_id = Arc::new(OnceLock::new());
+            let (node_disk, faults, observer, bugs, id) = (
+                disk.clone(),
+                faults.clone(),
+                observer.clone(),
+                spec.bugs,
+                own_id.clone(),
+            );
             let node = handle
                 .create_node()
                 .name(name.to_string())
                 .ip(addr.ip())
                 .init(move || {
                     let incarnation = incarnations.fetch_add(1, Ordering::Relaxed);
-                    let (disk, faults, observer, role) = (
-                        node_disk.clone(),
-                        faults.clone(),
-                        observer.clone(),
-                        role.clone(),
-                    );
+                    let fatal = Arc::new(IoFatal {
+                        name,
+                        disk: node_disk.clone(),
+                        observer: observer.clone(),
+                        id: id.clone(),
+                    });
+                    let (faults, role) = (faults.clone(), role.clone());
                     async move {
-                        if let Err(e) =
-                            run_node(name, addr, incarnation, disk, faults, observer, bugs, role)
-                                .await
-                        {
+                        match run_node(addr, incarnation, fatal.clone(), faults, bugs, role).await {
+                            Ok(()) => {}
+                            // Only a planted bug lets an I/O error reach the role's code; the
+                            // role gave up on it, and the node dies of it all the same.
+                            Err(NodeError::Storage(StorageError::Io(why))) => fatal.die(&why).await,
                             // A node that cannot go on crashes loudly; the harness reports the panic.
-                            panic!("node {name} failed: {e}");
+                            Err(e) => panic!("node {name} failed: {e}"),
                         }
                     }
                 })
                 .build();
+            let _ = own_id.set(node.id());
             nodes.insert(
                 name,
                 Node {
@@ -215,6 +235,12 @@ impl Cluster {
         report
     }
 
+    /// Opens (`Some`) or closes (`None`) an I/O error window on the node's disk: while open,
+    /// `injector` decides which of its storage operations fail (see [`SimDisk::set_io_errors`]).
+    pub fn set_io_errors(&self, name: NodeName, injector: Option<IoInjector>) {
+        self.node(name).disk.set_io_errors(injector);
+    }
+
     /// Freezes every task of the node (a GC pause, a stopped VM); its messages wait.
     pub fn pause(&self, name: NodeName) {
         self.handle.pause(self.node(name).id);
@@ -225,25 +251,28 @@ impl Cluster {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Runs one incarnation of a node's role, its storage fatal on I/O errors (see [`IoFatal`]).
 async fn run_node(
-    name: NodeName,
     addr: SocketAddr,
     incarnation: u64,
-    disk: SimDisk,
+    fatal: Arc<IoFatal>,
     faults: Arc<dyn NetFaults>,
-    observer: Arc<dyn Observer>,
     bugs: Bugs,
     role: Role,
 ) -> Result<(), NodeError> {
     let transport = SimTransport::bind(addr, incarnation, faults)
         .await
         .map_err(|e| NodeError::Bind(e.to_string()))?;
+    let storage = FatalOnIo {
+        inner: fatal.disk.handle(),
+        passed: passed_to_role(&role, bugs),
+        fatal: fatal.clone(),
+    };
     let ctx = NodeCtx {
-        name,
+        name: fatal.name,
         transport: Arc::new(transport),
-        storage: Arc::new(disk.handle()),
-        observer,
+        storage: Arc::new(storage),
+        observer: fatal.observer.clone(),
         bugs,
     };
     match role {
@@ -251,5 +280,130 @@ async fn run_node(
         Role::Store => run_store(ctx).await,
         Role::Consumer(cfg) => run_consumer(ctx, cfg).await,
         Role::Producer(cfg) => run_producer(ctx, cfg).await,
+    }
+}
+
+/// The I/O errors a role sees itself rather than dying of at once: none, except where a
+/// planted bug handles them (wrongly) in the role's own code.
+fn passed_to_role(role: &Role, bugs: Bugs) -> Option<IoOp> {
+    match role {
+        Role::Broker(_) if bugs.has(Bug::SyncFailureRetried) => Some(IoOp::Sync),
+        Role::Store if bugs.has(Bug::ReadErrorAsEof) => Some(IoOp::Read),
+        _ => None,
+    }
+}
+
+/// What a node needs to die of an I/O error and come back: its name, disk, observer and
+/// madsim id.
+struct IoFatal {
+    name: NodeName,
+    disk: SimDisk,
+    observer: Arc<dyn Observer>,
+    id: Arc<OnceLock<NodeId>>,
+}
+
+impl IoFatal {
+    /// The node crashes and restarts through recovery: its disk loses every unsynced byte (a
+    /// failed sync may have dropped them already; nothing the node did not sync may be
+    /// trusted), every handle of this incarnation dies, and madsim kills its tasks and runs
+    /// its init again, which binds afresh (a kill frees the address). Never returns: this
+    /// task is killed at its next await.
+    async fn die(&self, why: &str) {
+        tracing::debug!(node = %self.name, why, "i/o error: crash and recover");
+        self.disk.crash(&mut |_, _| Tear::LOSE_ALL);
+        let id = *self.id.get().expect("a node's id is set before it runs");
+        let handle = Handle::current();
+        handle.kill(id);
+        handle.restart(id);
+        std::future::pending::<()>().await;
+    }
+
+    /// Reports an I/O error of `op` on `file`; it is fatal unless `passed` lets the role see it.
+    async fn failed(&self, op: IoOp, file: &str, why: &str, passed: Option<IoOp>) {
+        self.observer.probe(
+            self.name,
+            match op {
+                IoOp::Read => Probe::ReadFailed,
+                IoOp::Write => Probe::WriteFailed,
+                IoOp::Sync => Probe::SyncFailed,
+            },
+        );
+        if passed != Some(op) {
+            let file = file.to_string();
+            self.observer
+                .record(self.name, Event::StorageFailed { op, file });
+            self.die(why).await;
+        }
+    }
+}
+
+/// A node's storage: the incarnation's disk handle, on which an I/O error is fatal to the node
+/// (it never returns to the caller, see [`IoFatal::die`]) unless `passed` names its kind.
+struct FatalOnIo {
+    inner: SimStorage,
+    passed: Option<IoOp>,
+    fatal: Arc<IoFatal>,
+}
+
+impl FatalOnIo {
+    async fn check<T>(
+        &self,
+        op: IoOp,
+        file: &str,
+        result: Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
+        if let Err(StorageError::Io(why)) = &result {
+            self.fatal.failed(op, file, why, self.passed).await;
+        }
+        result
+    }
+}
+
+impl Storage for FatalOnIo {
+    fn read<'a>(&'a self, file: &'a str) -> BoxFuture<'a, Result<Vec<u8>, StorageError>> {
+        Box::pin(async move {
+            let result = self.inner.read(file).await;
+            self.check(IoOp::Read, file, result).await
+        })
+    }
+
+    fn append<'a>(
+        &'a self,
+        file: &'a str,
+        bytes: &'a [u8],
+    ) -> BoxFuture<'a, Result<(), StorageError>> {
+        Box::pin(async move {
+            let result = self.inner.append(file, bytes).await;
+            self.check(IoOp::Write, file, result).await
+        })
+    }
+
+    fn sync<'a>(&'a self, file: &'a str) -> BoxFuture<'a, Result<(), StorageError>> {
+        Box::pin(async move {
+            let result = self.inner.sync(file).await;
+            self.check(IoOp::Sync, file, result).await
+        })
+    }
+
+    fn truncate<'a>(
+        &'a self,
+        file: &'a str,
+        len: usize,
+    ) -> BoxFuture<'a, Result<(), StorageError>> {
+        Box::pin(async move {
+            let result = self.inner.truncate(file, len).await;
+            self.check(IoOp::Write, file, result).await
+        })
+    }
+
+    fn replace<'a>(
+        &'a self,
+        file: &'a str,
+        bytes: &'a [u8],
+    ) -> BoxFuture<'a, Result<(), StorageError>> {
+        Box::pin(async move {
+            let result = self.inner.replace(file, bytes).await;
+            self.check(IoOp::Write, file, result).await
+        })
     }
 }

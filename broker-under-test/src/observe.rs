@@ -6,6 +6,7 @@
 
 use crate::codec::{ErrorCode, Payment};
 use crate::name::NodeName;
+use crate::storage::IoOp;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::str::FromStr;
@@ -155,6 +156,11 @@ pub enum Event {
         offset: u64,
         duplicate: bool,
     },
+
+    // --- any node ---
+    /// A storage operation failed with an I/O error, and the node crashes and restarts through
+    /// recovery from its disk (what covered the failed operation was never acknowledged).
+    StorageFailed { op: IoOp, file: String },
 }
 
 /// Receives a node's events. The harness's implementation stamps them with simulated time and
@@ -188,11 +194,14 @@ pub enum Probe {
     StoreTornRowDropped,
     ChecksumRejectedFrame,
     StaleSnapshotDeleted,
+    SyncFailed,
+    ReadFailed,
+    WriteFailed,
 }
 
 impl Probe {
     /// Every probe, in catalogue order.
-    pub const ALL: [Probe; 16] = [
+    pub const ALL: [Probe; 19] = [
         Probe::DuplicateBatchAnswered,
         Probe::OutOfOrderRejected,
         Probe::ZombieFenced,
@@ -209,6 +218,9 @@ impl Probe {
         Probe::StoreTornRowDropped,
         Probe::ChecksumRejectedFrame,
         Probe::StaleSnapshotDeleted,
+        Probe::SyncFailed,
+        Probe::ReadFailed,
+        Probe::WriteFailed,
     ];
 
     pub fn name(self) -> &'static str {
@@ -229,6 +241,9 @@ impl Probe {
             Probe::StoreTornRowDropped => "store-torn-row-dropped",
             Probe::ChecksumRejectedFrame => "checksum-rejected-frame",
             Probe::StaleSnapshotDeleted => "stale-snapshot-deleted",
+            Probe::SyncFailed => "sync-failed",
+            Probe::ReadFailed => "read-failed",
+            Probe::WriteFailed => "write-failed",
         }
     }
 
@@ -269,6 +284,11 @@ impl Probe {
             Probe::StaleSnapshotDeleted => {
                 "broker: recovery deleted a producer-state snapshot beyond the recovered log end"
             }
+            Probe::SyncFailed => "any node: a sync failed with an I/O error (never acknowledged)",
+            Probe::ReadFailed => {
+                "any node: a read failed with an I/O error (recovery restarted, never read as empty)"
+            }
+            Probe::WriteFailed => "any node: a write failed with an I/O error",
         }
     }
 }
@@ -350,6 +370,9 @@ mod tests {
                 "store-torn-row-dropped",
                 "checksum-rejected-frame",
                 "stale-snapshot-deleted",
+                "sync-failed",
+                "read-failed",
+                "write-failed",
             ]
         );
         for probe in Probe::ALL {

@@ -10,7 +10,13 @@
 //!   bits, a zeroed or a garbage block): the frames still parse and only a checksum can tell;
 //! - synced data is never damaged;
 //! - a storage handle belongs to one incarnation of its node: after a crash the old handle fails
-//!   every operation, so no late write of a dead incarnation lands.
+//!   every operation, so no late write of a dead incarnation lands;
+//! - while the harness holds an I/O error window open on the disk ([`SimDisk::set_io_errors`]),
+//!   writes, syncs and reads may fail with [`StorageError::Io`], with the kernel's semantics: a
+//!   failed write or read changes and returns nothing, and a failed sync loses the file's unsynced
+//!   bytes for good (Linux marks the dirty pages clean after a failed write-back, the lesson of
+//!   PostgreSQL's "fsyncgate", 2018): the page cache still shows them, but no later sync of this
+//!   incarnation makes anything from that point on durable.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -28,7 +34,7 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub enum StorageError {
     /// The handle's incarnation is dead: its node crashed. Nothing was written.
     Dead,
-    /// A real I/O error (only outside the simulation).
+    /// An I/O error: a real one outside the simulation, an injected one inside it.
     Io(String),
 }
 
@@ -194,11 +200,64 @@ struct SimFile {
     data: Vec<u8>,
     // invariant: synced_len <= data.len()
     synced_len: usize,
+    /// After a failed sync: the incarnation it failed in and the durable length then. No later
+    /// sync of that incarnation makes bytes past it durable (their pages were marked clean
+    /// without reaching the disk). A crash starts a new incarnation, which ends the cap.
+    sync_failed: Option<(u64, usize)>,
 }
+
+/// Which kind of storage operation an injected I/O error hits.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum IoOp {
+    /// `read`.
+    Read,
+    /// `append`, `truncate` and `replace`.
+    Write,
+    /// `sync`.
+    Sync,
+}
+
+impl IoOp {
+    pub const ALL: [IoOp; 3] = [IoOp::Read, IoOp::Write, IoOp::Sync];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            IoOp::Read => "read",
+            IoOp::Write => "write",
+            IoOp::Sync => "sync",
+        }
+    }
+}
+
+impl fmt::Display for IoOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Decides, operation by operation, whether an injected I/O error hits it: `(op, file)` to
+/// true for a failure. The harness draws it from the run's seeded generator; the disk calls it
+/// in simulated time, under its lock, so the same run asks the same questions in the same order.
+pub type IoInjector = Box<dyn FnMut(IoOp, &str) -> bool + Send>;
 
 struct DiskState {
     incarnation: u64,
     files: BTreeMap<String, SimFile>,
+    io_errors: Option<IoInjector>,
+}
+
+impl DiskState {
+    /// Whether an injected I/O error hits this operation (asks the injector only if one is set).
+    fn io_fails(&mut self, op: IoOp, file: &str) -> Result<(), StorageError> {
+        let fails = self.io_errors.as_mut().is_some_and(|fails| fails(op, file));
+        if fails {
+            return Err(StorageError::Io(format!("injected {op} error on {file}")));
+        }
+        Ok(())
+    }
 }
 
 /// One node's simulated disk. It outlives the node's incarnations: the harness owns it, crashes
@@ -215,6 +274,7 @@ impl SimDisk {
             state: Arc::new(Mutex::new(DiskState {
                 incarnation: 0,
                 files: BTreeMap::new(),
+                io_errors: None,
             })),
             latency,
         }
@@ -271,6 +331,12 @@ impl SimDisk {
         report
     }
 
+    /// Opens (`Some`) or closes (`None`) an I/O error window: while open, every operation of
+    /// every live handle asks `injector` whether it fails. Crashes leave it as it is.
+    pub fn set_io_errors(&self, injector: Option<IoInjector>) {
+        self.lock().io_errors = injector;
+    }
+
     /// The bytes of `file` as they are now; after a crash, exactly the durable content. For the
     /// harness's final check, outside simulated time.
     pub fn contents(&self, file: &str) -> Vec<u8> {
@@ -317,16 +383,35 @@ impl SimStorage {
         }
         Ok(op(&mut state))
     }
+
+    /// Like [`SimStorage::op`], but the operation may fail with an injected I/O error first;
+    /// `op` runs only if it does not (a failed write or read changes and returns nothing).
+    async fn faulty_op<T>(
+        &self,
+        latency: Duration,
+        kind: IoOp,
+        file: &str,
+        op: impl FnOnce(&mut DiskState) -> T,
+    ) -> Result<T, StorageError> {
+        self.op(latency, move |s| {
+            s.io_fails(kind, file)?;
+            Ok(op(s))
+        })
+        .await
+        .and_then(|r| r)
+    }
 }
 
 impl Storage for SimStorage {
     fn read<'a>(&'a self, file: &'a str) -> BoxFuture<'a, Result<Vec<u8>, StorageError>> {
-        Box::pin(self.op(self.disk.latency.read, move |s| {
-            s.files
-                .get(file)
-                .map(|f| f.data.clone())
-                .unwrap_or_default()
-        }))
+        Box::pin(
+            self.faulty_op(self.disk.latency.read, IoOp::Read, file, move |s| {
+                s.files
+                    .get(file)
+                    .map(|f| f.data.clone())
+                    .unwrap_or_default()
+            }),
+        )
     }
 
     fn append<'a>(
@@ -334,21 +419,42 @@ impl Storage for SimStorage {
         file: &'a str,
         bytes: &'a [u8],
     ) -> BoxFuture<'a, Result<(), StorageError>> {
-        Box::pin(self.op(self.disk.latency.write, move |s| {
-            s.files
-                .entry(file.to_string())
-                .or_default()
-                .data
-                .extend_from_slice(bytes);
-        }))
+        Box::pin(
+            self.faulty_op(self.disk.latency.write, IoOp::Write, file, move |s| {
+                s.files
+                    .entry(file.to_string())
+                    .or_default()
+                    .data
+                    .extend_from_slice(bytes);
+            }),
+        )
     }
 
     fn sync<'a>(&'a self, file: &'a str) -> BoxFuture<'a, Result<(), StorageError>> {
-        Box::pin(self.op(self.disk.latency.sync, move |s| {
-            if let Some(f) = s.files.get_mut(file) {
-                f.synced_len = f.data.len();
-            }
-        }))
+        let incarnation = self.incarnation;
+        Box::pin(async move {
+            self.op(self.disk.latency.sync, move |s| {
+                let failed = s.io_fails(IoOp::Sync, file);
+                let Some(f) = s.files.get_mut(file) else {
+                    return failed;
+                };
+                let cap = match f.sync_failed {
+                    Some((inc, cap)) if inc == incarnation => Some(cap),
+                    _ => None,
+                };
+                if failed.is_err() && cap.is_none() {
+                    // fsyncgate: the unsynced bytes' pages are marked clean, never written.
+                    f.sync_failed = Some((incarnation, f.synced_len));
+                }
+                if failed.is_ok() {
+                    // A later sync succeeds, but only up to where the failed one lost bytes.
+                    f.synced_len = cap.unwrap_or(f.data.len()).min(f.data.len());
+                }
+                failed
+            })
+            .await
+            .and_then(|r| r)
+        })
     }
 
     fn truncate<'a>(
@@ -356,12 +462,18 @@ impl Storage for SimStorage {
         file: &'a str,
         len: usize,
     ) -> BoxFuture<'a, Result<(), StorageError>> {
-        Box::pin(self.op(self.disk.latency.sync, move |s| {
-            if let Some(f) = s.files.get_mut(file) {
-                f.data.truncate(len);
-                f.synced_len = f.synced_len.min(f.data.len());
-            }
-        }))
+        Box::pin(
+            self.faulty_op(self.disk.latency.sync, IoOp::Write, file, move |s| {
+                if let Some(f) = s.files.get_mut(file) {
+                    f.data.truncate(len);
+                    f.synced_len = f.synced_len.min(f.data.len());
+                    // Cut below a failed sync's mark: the bytes it lost are gone anyway.
+                    if f.sync_failed.is_some_and(|(_, cap)| len <= cap) {
+                        f.sync_failed = None;
+                    }
+                }
+            }),
+        )
     }
 
     fn replace<'a>(
@@ -370,11 +482,106 @@ impl Storage for SimStorage {
         bytes: &'a [u8],
     ) -> BoxFuture<'a, Result<(), StorageError>> {
         let latency = self.disk.latency.write + self.disk.latency.sync;
-        Box::pin(self.op(latency, move |s| {
-            let f = s.files.entry(file.to_string()).or_default();
-            f.data = bytes.to_vec();
-            f.synced_len = f.data.len();
+        Box::pin(self.faulty_op(latency, IoOp::Write, file, move |s| {
+            // A new file renamed over the old: whatever a failed sync lost went with the old.
+            *s.files.entry(file.to_string()).or_default() = SimFile {
+                data: bytes.to_vec(),
+                synced_len: bytes.len(),
+                sync_failed: None,
+            };
         }))
+    }
+}
+
+#[cfg(all(test, madsim))]
+mod io_error_tests {
+    use super::*;
+
+    fn run<F: Future<Output = ()>>(f: impl FnOnce(SimDisk) -> F) {
+        let rt = madsim::runtime::Runtime::with_seed_and_config(1, madsim::Config::default());
+        rt.block_on(f(SimDisk::new(DiskLatency::default())));
+    }
+
+    /// An injector failing exactly the listed operations, once each, in order.
+    fn failing(mut script: Vec<IoOp>) -> IoInjector {
+        Box::new(move |op, _| {
+            if script.first() == Some(&op) {
+                script.remove(0);
+                true
+            } else {
+                false
+            }
+        })
+    }
+
+    #[test]
+    fn after_a_failed_sync_a_successful_one_does_not_make_the_lost_bytes_durable() {
+        run(|disk| async move {
+            let s = disk.handle();
+            s.append("f", b"durable").await.unwrap();
+            s.sync("f").await.unwrap();
+            s.append("f", b"-lost").await.unwrap();
+            disk.set_io_errors(Some(failing(vec![IoOp::Sync])));
+            assert!(matches!(s.sync("f").await, Err(StorageError::Io(_))));
+            s.append("f", b"-later").await.unwrap();
+            s.sync("f").await.unwrap();
+            // The page cache still shows everything ...
+            assert_eq!(s.read("f").await.unwrap(), b"durable-lost-later");
+            // ... but a power loss keeps only what the last good sync before the failure did.
+            disk.crash(&mut |_, _| Tear::LOSE_ALL);
+            assert_eq!(disk.contents("f"), b"durable");
+            // The next incarnation starts clean: its syncs are whole again.
+            disk.set_io_errors(None);
+            let s = disk.handle();
+            s.append("f", b"+new").await.unwrap();
+            s.sync("f").await.unwrap();
+            disk.crash(&mut |_, _| Tear::LOSE_ALL);
+            assert_eq!(disk.contents("f"), b"durable+new");
+        });
+    }
+
+    #[test]
+    fn a_failed_read_or_write_returns_an_error_and_changes_nothing() {
+        run(|disk| async move {
+            let s = disk.handle();
+            s.append("f", b"abc").await.unwrap();
+            s.sync("f").await.unwrap();
+            disk.set_io_errors(Some(failing(vec![IoOp::Read, IoOp::Write, IoOp::Write])));
+            assert!(matches!(s.read("f").await, Err(StorageError::Io(_))));
+            assert!(matches!(
+                s.append("f", b"x").await,
+                Err(StorageError::Io(_))
+            ));
+            assert!(matches!(
+                s.replace("f", b"y").await,
+                Err(StorageError::Io(_))
+            ));
+            assert_eq!(s.read("f").await.unwrap(), b"abc");
+            assert_eq!(disk.unsynced_bytes(), 0);
+        });
+    }
+
+    #[test]
+    fn the_injector_is_asked_only_while_the_window_is_open_and_in_operation_order() {
+        run(|disk| async move {
+            let asked = Arc::new(Mutex::new(Vec::new()));
+            let log = asked.clone();
+            let s = disk.handle();
+            s.append("a", b"1").await.unwrap();
+            disk.set_io_errors(Some(Box::new(move |op, file| {
+                log.lock().unwrap().push((op, file.to_string()));
+                false
+            })));
+            s.sync("a").await.unwrap();
+            s.read("b").await.unwrap();
+            disk.set_io_errors(None);
+            s.append("a", b"2").await.unwrap();
+            let asked = asked.lock().unwrap().clone();
+            assert_eq!(
+                asked,
+                vec![(IoOp::Sync, "a".to_string()), (IoOp::Read, "b".to_string())]
+            );
+        });
     }
 }
 

@@ -10,6 +10,7 @@ use crate::codec::{
 };
 use crate::node::{NodeCtx, NodeError};
 use crate::observe::{Event, Probe};
+use crate::storage::StorageError;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
@@ -63,13 +64,25 @@ pub fn recover_rows(bytes: &[u8]) -> (Vec<StoreRow>, usize, Tail) {
     (rows, valid_len, tail)
 }
 
-/// Reads the rows back and durably cuts a torn or corrupt tail. Returns the rows and how
-/// many bytes were cut.
+/// The rows file, whole, and whether a read error was taken for its end: only the planted
+/// read-error-as-eof sees one (to any other store an I/O error is fatal, see `cluster`). It
+/// takes what was read before the error (nothing) for the whole file, and the rest of it, as
+/// the file's size shows, for a torn tail to cut.
+async fn read_rows_file(ctx: &NodeCtx) -> Result<(Vec<u8>, bool), NodeError> {
+    match ctx.storage.read(APPLIED_FILE).await {
+        Err(StorageError::Io(_)) if ctx.bug(Bug::ReadErrorAsEof) => Ok((Vec::new(), true)),
+        read => Ok((read?, false)),
+    }
+}
+
+/// Reads the rows back and durably cuts a torn or corrupt tail (and, for the planted
+/// read-error-as-eof, everything after a read error). Returns the rows and how many bytes were
+/// cut as the read showed them.
 async fn recover(ctx: &NodeCtx) -> Result<(Vec<StoreRow>, u64), NodeError> {
-    let bytes = ctx.storage.read(APPLIED_FILE).await?;
+    let (bytes, read_failed) = read_rows_file(ctx).await?;
     let (rows, valid_len, _) = recover_rows(&bytes);
     let truncated_bytes = (bytes.len() - valid_len) as u64;
-    if truncated_bytes > 0 {
+    if truncated_bytes > 0 || read_failed {
         ctx.storage.truncate(APPLIED_FILE, valid_len).await?;
         ctx.probe(Probe::StoreTornRowDropped);
         if crate::codec::checksum_fails_at(&bytes, valid_len) {

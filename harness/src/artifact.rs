@@ -205,7 +205,9 @@ impl Artifact {
                 Fault::Partition { peer, .. } if !known(*peer) || e.target == (*peer).into() => {
                     return Err(format!("fault_schedule[{i}]: bad partition peer '{peer}'"));
                 }
-                Fault::Loss { rate } | Fault::Duplicate { rate } if !(0.0..=1.0).contains(rate) => {
+                Fault::Loss { rate } | Fault::Duplicate { rate } | Fault::IoErrors { rate, .. }
+                    if !(0.0..=1.0).contains(rate) =>
+                {
                     return Err(format!(
                         "fault_schedule[{i}]: rate {rate} is not a probability"
                     ));

@@ -1,7 +1,7 @@
 //! Coverage of rare paths: a standard sweep must hit every probe (duplicate answered, zombie
-//! fenced, torn tail cut, snapshot used, ...), and a `disk-corruption` sweep the storage-fault
-//! probes that only damage inside whole frames reaches. A probe never hit is a path the harness
-//! claims to test but does not.
+//! fenced, torn tail cut, snapshot used, ...) but the storage-fault ones, and a sweep of
+//! `disk-corruption` or `disk-errors` each of those that the scenario reaches. A probe never
+//! hit is a path the harness claims to test but does not.
 
 use broker_under_test::{Bugs, Probe};
 use harness::explore::{probe_table, sweep, Sweep};
@@ -17,6 +17,8 @@ fn elsewhere(probe: Probe) -> Option<Option<&'static str>> {
         // The broker snapshots only after the log sync, so no correct run has a snapshot
         // beyond its durable log; broker::tests changes that ordering to reach it.
         Probe::StaleSnapshotDeleted => Some(None),
+        // Only injected I/O errors make a storage operation fail.
+        Probe::SyncFailed | Probe::ReadFailed | Probe::WriteFailed => Some(Some("disk-errors")),
         _ => None,
     }
 }
@@ -54,11 +56,12 @@ fn a_standard_sweep_hits_every_probe() {
 }
 
 #[test]
-fn a_disk_corruption_sweep_hits_the_probes_standard_cannot() {
-    let table = sweep_of("disk-corruption", 0..20);
-    for (probe, hits) in table {
-        if elsewhere(probe) == Some(Some("disk-corruption")) {
-            assert!(hits > 0, "{probe} never hit over 20 disk-corruption seeds");
+fn the_storage_fault_scenarios_hit_the_probes_standard_cannot() {
+    for scenario in ["disk-corruption", "disk-errors"] {
+        for (probe, hits) in sweep_of(scenario, 0..20) {
+            if elsewhere(probe) == Some(Some(scenario)) {
+                assert!(hits > 0, "{probe} never hit over 20 {scenario} seeds");
+            }
         }
     }
 }

@@ -31,6 +31,8 @@ pub fn exposing_scenarios(bug: Bug) -> &'static [&'static str] {
         // It needs a lost unsnapshotted append, regrowth past the snapshot and another crash
         // before the next snapshot: 10 of 200 broker-crash-loop seeds, none of 200 standard.
         Bug::StaleSnapshotKept => &["broker-crash-loop"],
+        // Only I/O errors expose them, and only this scenario injects them.
+        Bug::SyncFailureRetried | Bug::ReadErrorAsEof => &["disk-errors"],
     }
 }
 

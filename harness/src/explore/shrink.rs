@@ -208,6 +208,45 @@ fn gentler(fault: &Fault) -> Option<Fault> {
         Fault::Delay { spread_ms } if *spread_ms > 1 => Some(Fault::Delay {
             spread_ms: spread_ms / 2,
         }),
+        Fault::IoErrors { rate, ops } if *rate > 0.01 => Some(Fault::IoErrors {
+            rate: rate / 2.0,
+            ops: ops.clone(),
+        }),
+        // At the lowest rate, fewer kinds of operation fail: the last one listed goes first.
+        Fault::IoErrors { rate, ops } if ops.len() > 1 => Some(Fault::IoErrors {
+            rate: *rate,
+            ops: ops[..ops.len() - 1].to_vec(),
+        }),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use broker_under_test::storage::IoOp;
+
+    #[test]
+    fn an_io_error_window_softens_by_rate_then_by_operations() {
+        let mut fault = Fault::IoErrors {
+            rate: 0.04,
+            ops: IoOp::ALL.to_vec(),
+        };
+        let mut steps = Vec::new();
+        while let Some(next) = gentler(&fault) {
+            steps.push(next.clone());
+            fault = next;
+        }
+        let rate_then_ops: Vec<(f64, usize)> = steps
+            .iter()
+            .map(|f| match f {
+                Fault::IoErrors { rate, ops } => (*rate, ops.len()),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            rate_then_ops,
+            vec![(0.02, 3), (0.01, 3), (0.01, 2), (0.01, 1)]
+        );
     }
 }

@@ -108,6 +108,18 @@ pub fn run_real(plan: &RunPlan, node_bin: &Path, dir: &Path) -> Result<RunOutcom
             node_bin.display()
         ));
     }
+    // A real kernel's I/O errors cannot be summoned from here (that takes a device mapper's
+    // error target and root); refusing beats a run that claims to test them.
+    if let Some(e) = plan
+        .schedule
+        .iter()
+        .find(|e| matches!(e.fault, Fault::IoErrors { .. }))
+    {
+        return Err(format!(
+            "real mode cannot inject I/O errors (the schedule's io-errors on {} at {} ms): run this scenario simulated",
+            e.target, e.at_ms
+        ));
+    }
     let liveness = Duration::from_millis(plan.scenario.limits.liveness_ms).min(LIVENESS_CAP);
     let mut world = World::deploy(plan, node_bin, dir, liveness)?;
     // Phase 1: workload and the schedule's crashes and pauses, in real time.

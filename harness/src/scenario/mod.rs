@@ -4,6 +4,7 @@
 //! given to `--scenario`. Every field is checked on load; a bad file is an error naming the file
 //! and the field, never a panic.
 
+use broker_under_test::storage::IoOp;
 use serde::{Deserialize, Serialize};
 mod validate;
 
@@ -122,6 +123,10 @@ pub struct FaultSpec {
     /// for it, so scenarios without it keep their schedules and traces.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub corruption: Option<CorruptionSpec>,
+    /// Windows in which one node's storage operations fail with I/O errors. Last, and left out
+    /// of a scenario that has none, so older scenarios draw and print exactly as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub io_errors: Option<IoErrorSpec>,
 }
 
 /// How often a torn crash comes back with a damaged region, and how large one may be.
@@ -133,6 +138,25 @@ pub struct CorruptionSpec {
     pub probability: f64,
     /// The longest zeroed or garbage block, in bytes (1..=4096).
     pub max_bytes: u32,
+}
+
+/// How many I/O error windows a seed draws, how long, at what rate, on which operations.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IoErrorSpec {
+    /// How many (inclusive range).
+    pub count: Range<u32>,
+    /// How long each lasts (inclusive range, milliseconds).
+    pub duration_ms: Range<u64>,
+    /// Per-operation probability of an error while the window is open.
+    pub rate: Range<f64>,
+    /// Which kinds of operation fail (`read`, `write`, `sync`); missing: all three.
+    #[serde(default = "all_io_ops")]
+    pub ops: Vec<IoOp>,
+}
+
+fn all_io_ops() -> Vec<IoOp> {
+    IoOp::ALL.to_vec()
 }
 
 /// How many crashes of a kind a seed draws.

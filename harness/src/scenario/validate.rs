@@ -115,6 +115,19 @@ pub(super) fn faults(f: &FaultSpec) -> Result<(), String> {
             "faults.corruption needs faults.torn_write_probability > 0",
         )?;
     }
+    if let Some(io) = &f.io_errors {
+        range(&io.count, COUNT_MAX, "faults.io_errors.count")?;
+        range(&io.duration_ms, TIME_MAX_MS, "faults.io_errors.duration_ms")?;
+        range(&io.rate, 1.0, "faults.io_errors.rate")?;
+        probability(io.rate[0], "faults.io_errors.rate")?;
+        let mut ops = io.ops.clone();
+        ops.sort();
+        ops.dedup();
+        check(
+            !io.ops.is_empty() && ops.len() == io.ops.len(),
+            "faults.io_errors.ops must name each of read, write, sync at most once, and one at least",
+        )?;
+    }
     Ok(())
 }
 
@@ -214,6 +227,7 @@ fn fault_counts(f: &FaultSpec) -> Vec<u32> {
     counts.extend(f.loss.as_ref().map(|p| p.count[1]));
     counts.extend(f.duplicate.as_ref().map(|p| p.count[1]));
     counts.extend(f.delay.as_ref().map(|p| p.count[1]));
+    counts.extend(f.io_errors.as_ref().map(|p| p.count[1]));
     counts
 }
 

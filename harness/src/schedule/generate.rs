@@ -3,7 +3,7 @@
 use super::swarm::swarm;
 use super::{Corruption, Damage, Fault, FaultEntry, FaultSchedule, Target};
 use crate::scenario::{
-    CorruptionSpec, CrashSpec, FaultSpec, PartitionSpec, Range, Scenario, WindowSpec,
+    CorruptionSpec, CrashSpec, FaultSpec, IoErrorSpec, PartitionSpec, Range, Scenario, WindowSpec,
 };
 use broker_under_test::NodeName;
 use rand::Rng;
@@ -76,6 +76,10 @@ pub fn generate(scenario: &Scenario, rng: &mut ChaCha8Rng) -> FaultSchedule {
         draw.windows(&spec.count, &spec.duration_ms, &|rng| Fault::Delay {
             spread_ms: draw_u64(rng, &spec.spread_ms),
         });
+    }
+    // Drawn last, and only when configured, so every scenario without it draws as before.
+    if let Some(spec) = &f.io_errors {
+        draw.io_errors(spec);
     }
     let mut schedule = draw.schedule;
     // Stable: entries starting at the same time keep their draw order.
@@ -197,6 +201,18 @@ impl Draw<'_> {
             let at_ms = self.at();
             let duration_ms = draw_u64(self.rng, length);
             self.push(at_ms, target, duration_ms, fault);
+        }
+    }
+
+    /// Each I/O error window draws, in this order: target (one node), rate, start, length.
+    fn io_errors(&mut self, spec: &IoErrorSpec) {
+        for _ in 0..draw_u32(self.rng, &spec.count) {
+            let target = self.any_node().into();
+            let rate = draw_f64(self.rng, &spec.rate);
+            let at_ms = self.at();
+            let duration_ms = draw_u64(self.rng, &spec.duration_ms);
+            let ops = spec.ops.clone();
+            self.push(at_ms, target, duration_ms, Fault::IoErrors { rate, ops });
         }
     }
 

@@ -12,6 +12,7 @@ mod target;
 pub use generate::generate;
 pub use target::Target;
 
+use broker_under_test::storage::IoOp;
 use broker_under_test::NodeName;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -54,6 +55,9 @@ pub enum Fault {
     Duplicate { rate: f64 },
     /// Each message to or from `target` waits an extra uniform delay up to `spread_ms`.
     Delay { spread_ms: u64 },
+    /// For `duration_ms`, each storage operation of `target` of a kind in `ops` fails with an
+    /// I/O error with probability `rate` (a failed sync loses the unsynced bytes it covered).
+    IoErrors { rate: f64, ops: Vec<IoOp> },
 }
 
 /// A damaged region in a crashed node's kept tail: in every file with unsynced bytes, the
@@ -131,6 +135,7 @@ impl Fault {
             Fault::Loss { .. } => "loss",
             Fault::Duplicate { .. } => "duplicate",
             Fault::Delay { .. } => "delay",
+            Fault::IoErrors { .. } => "io-errors",
         }
     }
 
@@ -181,6 +186,10 @@ impl fmt::Display for FaultEntry {
             }
             Fault::Loss { rate } | Fault::Duplicate { rate } => write!(f, "  rate={rate:.3}"),
             Fault::Delay { spread_ms } => write!(f, "  spread={spread_ms} ms"),
+            Fault::IoErrors { rate, ops } => {
+                let ops: Vec<&str> = ops.iter().map(|op| op.name()).collect();
+                write!(f, "  rate={rate:.3} ops={}", ops.join(","))
+            }
         }
     }
 }
@@ -309,5 +318,29 @@ mod tests {
         assert_eq!(masks.last(), Some(&Damage::FlipBits { mask: 0b1000 }));
         assert_eq!(flips.for_file(1000).offset, 999);
         assert_eq!(flips.for_file(10).offset, 9);
+    }
+
+    #[test]
+    fn an_io_error_window_serializes_with_its_rate_and_operations() {
+        let entry = FaultEntry {
+            at_ms: 120,
+            target: Target::Node(NodeName::Store),
+            duration_ms: 400,
+            fault: Fault::IoErrors {
+                rate: 0.25,
+                ops: vec![IoOp::Read, IoOp::Sync],
+            },
+        };
+        let json = serde_json::to_string(&entry).unwrap();
+        assert_eq!(
+            json,
+            r#"{"at_ms":120,"target":"store","duration_ms":400,"kind":"io-errors","rate":0.25,"ops":["read","sync"]}"#
+        );
+        assert_eq!(serde_json::from_str::<FaultEntry>(&json).unwrap(), entry);
+        assert!(!entry.fault.is_network());
+        assert!(
+            entry.to_string().ends_with("rate=0.250 ops=read,sync"),
+            "{entry}"
+        );
     }
 }

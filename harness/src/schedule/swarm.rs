@@ -69,5 +69,8 @@ pub(super) fn swarm(spec: &FaultSpec, rng: &mut ChaCha8Rng) -> FaultSpec {
         garble_probability: spec.garble_probability,
         // Not swarmed: switching it draws nothing, so swarm schedules stay as they were.
         corruption: spec.corruption.clone(),
+        // Not swarmed (yet): switching it would need draws that would move every existing
+        // swarm seed's schedule. Kept as configured.
+        io_errors: spec.io_errors.clone(),
     }
 }

@@ -12,8 +12,8 @@ use crate::sim::net::Network;
 use crate::system::{node_names, Deployment, Setup};
 use crate::world::liveness::{Liveness, Settled};
 use crate::world::outcome::Ending;
-use crate::world::plan::{generator, RunPlan, STREAM_DISK};
-use broker_under_test::storage::Tear;
+use crate::world::plan::{generator, RunPlan, STREAM_DISK, STREAM_IO};
+use broker_under_test::storage::{IoOp, Tear};
 use broker_under_test::NodeName;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -38,6 +38,10 @@ const FINAL_READ_BOUND: Duration = Duration::from_secs(60);
 struct Downed {
     crashed: BTreeMap<String, NodeName>,
     paused: BTreeMap<String, NodeName>,
+    /// Nodes with an I/O error window open, with the window's number: a window's end closes
+    /// it only if no later window on that node replaced it.
+    io_windows: BTreeMap<String, (NodeName, u64)>,
+    io_windows_opened: u64,
     healed: bool,
 }
 
@@ -48,6 +52,9 @@ struct Sim {
     recorder: Arc<Recorder>,
     /// The disk stream: how much of each crash's unsynced bytes survives.
     disk_rng: Arc<Mutex<ChaCha8Rng>>,
+    /// The I/O error stream: which storage operation an open window fails. A stream of its
+    /// own, so that crashes' tears draw exactly as in a run without I/O errors.
+    io_rng: Arc<Mutex<ChaCha8Rng>>,
     downed: Arc<Mutex<Downed>>,
     unsynced_lost: Arc<AtomicU64>,
 }
@@ -68,6 +75,7 @@ pub(crate) async fn drive(
         deployment: Arc::from(deployment),
         recorder,
         disk_rng: Arc::new(Mutex::new(generator(plan.seed, STREAM_DISK))),
+        io_rng: Arc::new(Mutex::new(generator(plan.seed, STREAM_IO))),
         downed: Arc::default(),
         unsynced_lost: Arc::default(),
     };
@@ -123,6 +131,9 @@ impl Sim {
         for node in std::mem::take(&mut d.paused).into_values() {
             self.deployment.resume(node);
             self.recorder.harness(node, HarnessEvent::NodeResumed);
+        }
+        for (node, _) in std::mem::take(&mut d.io_windows).into_values() {
+            self.deployment.set_io_errors(node, None);
         }
         drop(d);
         self.recorder.harness(Actor::Harness, HarnessEvent::Healed);
@@ -199,6 +210,40 @@ impl Sim {
             .harness(node, HarnessEvent::NodeCrashed { report });
     }
 
+    /// Opens an I/O error window on `node`'s disk for `length`: each operation of a kind in
+    /// `ops` fails with probability `rate`, drawn from the I/O error stream. A later window on
+    /// the same node replaces this one; the heal closes every window.
+    fn io_window(&self, node: NodeName, rate: f64, ops: Vec<IoOp>, length: Duration) {
+        let number = {
+            let mut d = self.downed.lock().unwrap_or_else(|e| e.into_inner());
+            d.io_windows_opened += 1;
+            let number = d.io_windows_opened;
+            d.io_windows.insert(node.to_string(), (node, number));
+            number
+        };
+        let rng = self.io_rng.clone();
+        self.deployment.set_io_errors(
+            node,
+            Some(Box::new(move |op, _file| {
+                ops.contains(&op)
+                    && rng
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .random_bool(rate)
+            })),
+        );
+        let sim = self.clone();
+        madsim::task::spawn(async move {
+            madsim::time::sleep(length).await;
+            let mut d = sim.downed.lock().unwrap_or_else(|e| e.into_inner());
+            let name = node.to_string();
+            if !d.healed && d.io_windows.get(&name).map(|w| w.1) == Some(number) {
+                d.io_windows.remove(&name);
+                sim.deployment.set_io_errors(node, None);
+            }
+        });
+    }
+
     /// Brings `node` back after `after`, unless the heal did first.
     fn restart_later(&self, node: NodeName, after: Duration, paused: bool) {
         let sim = self.clone();
@@ -266,6 +311,7 @@ async fn inject(plan: RunPlan, sim: Sim) {
                 sim.recorder.harness(node, HarnessEvent::NodePaused);
                 sim.restart_later(node, back_after, true);
             }
+            Fault::IoErrors { rate, ops } => sim.io_window(node, rate, ops, back_after),
             _ => {}
         }
     }

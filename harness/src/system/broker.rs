@@ -10,7 +10,7 @@ use broker_under_test::client::read_back;
 use broker_under_test::cluster::{Cluster, ClusterSpec, Workload};
 use broker_under_test::codec::{DecodeError, Request, Response};
 use broker_under_test::producer::PaymentSizes;
-use broker_under_test::storage::{CrashReport, Tear};
+use broker_under_test::storage::{CrashReport, IoInjector, Tear};
 use broker_under_test::transport::{MessageKind, NoFaults, SimTransport};
 use broker_under_test::{Bugs, NodeName};
 use std::sync::Arc;
@@ -86,6 +86,11 @@ impl Deployment for BrokerDeployment {
 
     fn resume(&self, node: NodeName) {
         self.cluster.resume(node);
+    }
+
+    fn set_io_errors(&self, node: NodeName, injector: Option<IoInjector>) -> bool {
+        self.cluster.set_io_errors(node, injector);
+        true
     }
 
     fn final_read(&self) -> BoxFuture<'_, Result<Durable, String>> {

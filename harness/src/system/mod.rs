@@ -41,7 +41,7 @@
 mod broker;
 
 use crate::scenario::Scenario;
-use broker_under_test::storage::{CrashReport, Tear};
+use broker_under_test::storage::{CrashReport, IoInjector, Tear};
 use broker_under_test::transport::{MessageKind, NetFaults};
 use broker_under_test::{Bugs, NodeName, Observer};
 use std::fmt;
@@ -65,7 +65,8 @@ pub mod kit {
     pub use broker_under_test::codec::Payment;
     pub use broker_under_test::node::RetryPolicy;
     pub use broker_under_test::storage::{
-        CrashReport, DiskLatency, SimDisk, SimStorage, Storage, StorageError, Tear,
+        CrashReport, DiskLatency, IoInjector, IoOp, SimDisk, SimStorage, Storage, StorageError,
+        Tear,
     };
     pub use broker_under_test::store::StoreRow;
     pub use broker_under_test::transport::{
@@ -137,6 +138,15 @@ pub trait Deployment: Send + Sync {
     fn pause(&self, node: NodeName);
     /// Unfreezes a paused node.
     fn resume(&self, node: NodeName);
+    /// Opens (`Some`) or closes (`None`) a window of I/O errors on the node's disk: while open,
+    /// `injector(op, file)` says which storage operations fail (the kit's
+    /// [`SimDisk::set_io_errors`](kit::SimDisk::set_io_errors) carries it out, with the
+    /// kernel's semantics). Returns whether the system carried it out: the default cannot, and
+    /// a scenario with I/O errors then tests nothing of them for this system.
+    fn set_io_errors(&self, node: NodeName, injector: Option<IoInjector>) -> bool {
+        let _ = (node, injector);
+        false
+    }
     /// Reads every record of the log and every row of the store through the system's own
     /// client API, after the final recovery; an error says why it could not (a node that does
     /// not answer within the harness's bound fails the run).

@@ -36,6 +36,8 @@ pub struct RunPlan {
 pub(crate) const STREAM_SCHEDULE: u64 = 0;
 pub(crate) const STREAM_NETWORK: u64 = 1;
 pub(crate) const STREAM_DISK: u64 = 2;
+/// Which storage operations fail in an I/O error window (drawn only while one is open).
+pub(crate) const STREAM_IO: u64 = 3;
 
 pub(crate) fn generator(seed: u64, stream: u64) -> ChaCha8Rng {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);

@@ -1,5 +1,5 @@
 //! What the history shows on the lanes besides messages: crashes (with the unsynced bytes they
-//! lost and any damage to what they kept), restarts, the heal and the final recovery across the page, every event of the traced
+//! lost and any damage to what they kept; a node's own crash on an I/O error with the failed operation), restarts, the heal and the final recovery across the page, every event of the traced
 //! payment as a dot on its lane, and the first anomaly as a line across the page.
 
 use super::axis::TimeAxis;
@@ -10,6 +10,7 @@ use crate::history::{Entry, HarnessEvent, What};
 use crate::report::excerpt;
 use crate::schedule::{Corruption, Fault};
 use broker_under_test::storage::CrashReport;
+use broker_under_test::Event;
 use std::fmt::Write;
 
 /// A crash's mark: the bytes it lost, and, for a damaged tail, the damage the schedule asked
@@ -76,6 +77,17 @@ pub(super) fn draw(
                     r#"<text class="restart" x="{}" y="{}">▲ restart</text>"#,
                     lx - 8.0,
                     y + 4.0
+                );
+            }
+            What::Node(Event::StorageFailed { op, file }) => {
+                let _ = write!(
+                    svg,
+                    r#"<g class="crash" data-node="{n}"><text x="{tx}" y="{ty}">✖ {op} error</text><title>{n}: {op} of {f} failed at {t:.3} ms; the node crashed and recovered from its disk</title></g>"#,
+                    n = esc(&e.node.to_string()),
+                    f = esc(file),
+                    tx = lx - 8.0,
+                    ty = y + 4.0,
+                    t = e.at_us as f64 / 1000.0,
                 );
             }
             What::Harness(HarnessEvent::Healed) => phase(svg, y, width, "heal"),

@@ -57,8 +57,8 @@ impl Lanes {
         }
     }
 
-    /// Partitions as a band between the two lanes, pauses as a band on the lane, for as long as
-    /// the fault lasts. Other faults show as their effects (lost arrows, crashes).
+    /// Partitions as a band between the two lanes, pauses and I/O error windows as bands on the
+    /// lane, for as long as the fault lasts. Other faults show as their effects (lost arrows, crashes).
     pub(super) fn draw_fault_bands(
         &self,
         svg: &mut String,
@@ -92,6 +92,17 @@ impl Lanes {
                         r#"<rect class="pause" x="{}" y="{y0}" width="24" height="{h}"><title>{} paused for {} ms</title></rect>"#,
                         self.x(f.target) - 12.0,
                         esc(&f.target.to_string()),
+                        f.duration_ms
+                    );
+                }
+                Fault::IoErrors { rate, ops } => {
+                    let ops: Vec<&str> = ops.iter().map(|op| op.name()).collect();
+                    let _ = write!(
+                        svg,
+                        r#"<rect class="io-errors" x="{}" y="{y0}" width="12" height="{h}"><title>{} I/O errors ({}) at rate {rate:.3} for {} ms</title></rect>"#,
+                        self.x(f.target) - 6.0,
+                        esc(&f.target.to_string()),
+                        ops.join(", "),
                         f.duration_ms
                     );
                 }
