@@ -9,7 +9,7 @@
 //! The node crashes (its disk loses unsynced bytes, as at power loss) and restarts through
 //! recovery from its disk, as PostgreSQL PANICs on a failed fsync since 2018: after a failed
 //! sync the kernel may have dropped the data it covered, so nothing it covered may be
-//! acknowledged, and a failed read must not pass for an empty file. See [`IoFatal`].
+//! acknowledged, and a failed read must not pass for an empty file. See `IoFatal`.
 
 use crate::broker::{run_broker, BrokerConfig};
 use crate::bugs::{Bug, Bugs};
