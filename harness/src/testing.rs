@@ -146,9 +146,10 @@ impl Check {
 }
 
 impl Failed {
-    /// The first anomaly of the failing run.
-    pub fn first(&self) -> &Anomaly {
-        &self.outcome.anomalies[0]
+    /// The first anomaly of the failing run; `None` when the run, made again, passed (the
+    /// system is not deterministic).
+    pub fn first(&self) -> Option<&Anomaly> {
+        self.outcome.anomalies.first()
     }
 }
 
@@ -172,6 +173,12 @@ impl fmt::Display for Failed {
         )?;
         for anomaly in &o.anomalies {
             writeln!(f, "  {anomaly}")?;
+        }
+        if o.anomalies.is_empty() {
+            writeln!(
+                f,
+                "  none when run again: the system under test is not deterministic"
+            )?;
         }
         writeln!(f, "trace hash {}", o.trace_hash)?;
         let test = std::thread::current()
@@ -253,8 +260,8 @@ mod tests {
             .bugs(Bugs::NONE.with(Bug::StoreNoDedup));
         let failed = check.run().expect_err("store-no-dedup is caught");
         assert_eq!(
-            failed.first().kind,
-            crate::check::AnomalyKind::StoreDuplicate
+            failed.first().map(|a| a.kind),
+            Some(crate::check::AnomalyKind::StoreDuplicate)
         );
         let text = failed.to_string();
         assert!(

@@ -8,7 +8,7 @@ use crate::{consumer, producer, relay, store, Config};
 use harness::system::kit::{
     CrashReport, DiskLatency, NetFaults, NoFaults, NodeName, Observer, SimDisk, SimTransport, Tear,
 };
-use harness::system::{BoxFuture, Deployment, Durable, READER_ADDR};
+use harness::system::{BoxFuture, Deployment, Durable, ReaderNode, READER_ADDR};
 use madsim::runtime::Handle;
 use madsim::task::NodeId;
 use std::collections::BTreeMap;
@@ -119,12 +119,7 @@ impl Deployment for RelayDeployment {
         Box::pin(async move {
             // A client on a node of its own, through the network like any operator's, at the
             // address the harness keeps for it.
-            let reader = self
-                .handle
-                .create_node()
-                .name("final-read")
-                .ip(READER_ADDR.ip())
-                .build();
+            let reader = ReaderNode::new();
             let read = reader.spawn(async move {
                 let transport = SimTransport::bind(READER_ADDR, 0, Arc::new(NoFaults))
                     .await
@@ -132,9 +127,8 @@ impl Deployment for RelayDeployment {
                 read_back(&transport, partitions).await
             });
             let back = read.await;
-            // A live node would keep the whole runtime alive after the run (madsim does not
-            // tear a runtime down when it is dropped).
-            self.handle.kill(reader.id());
+            // Killed on drop, also if the harness gives up on the read and drops this future.
+            drop(reader);
             back.map_err(|e| format!("the final read stopped: {e}"))?
         })
     }

@@ -97,3 +97,20 @@ fn a_caught_bug_replays_shrinks_saves_and_draws_on_this_system_too() {
         "it names the payment"
     );
 }
+
+/// This pipeline does not carry out I/O error windows (its deployment keeps the seam's
+/// default): a scenario that asks for them fails, saying so, rather than passing untested.
+#[test]
+fn a_scenario_with_io_errors_fails_loudly_on_a_system_that_cannot_inject_them() {
+    let failed = Check::new(RelaySystem::new(), "disk-errors")
+        .seeds(0..1)
+        .run()
+        .expect_err("io-errors faults cannot pass silently");
+    let first = failed.first().expect("an anomaly");
+    assert_eq!(first.kind, AnomalyKind::Panic);
+    assert!(
+        first.detail.contains("does not carry out io-errors"),
+        "{}",
+        first.detail
+    );
+}

@@ -254,7 +254,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// directory depends on the number of jobs.
 struct Fold {
     keep_going: bool,
-    /// The next item to fold; runs that finish ahead of it wait in `pending` (a few per job).
+    /// The next item to fold; runs that finish ahead of it wait in `pending`: usually a few
+    /// per job, but as many as finish while one slow seed (bounded by its time limit) runs.
     next: u64,
     pending: BTreeMap<u64, SeedResult>,
     /// Without keep-going: a failure was folded, so every later run is dropped.

@@ -12,7 +12,7 @@ use crate::sim::net::Network;
 use crate::system::{node_names, Deployment, Setup};
 use crate::world::liveness::{Liveness, Settled};
 use crate::world::outcome::Ending;
-use crate::world::plan::{generator, RunPlan, STREAM_DISK, STREAM_IO};
+use crate::world::plan::{generator, RunPlan, STREAM_DISK, STREAM_IO, TIME_LIMIT_SLACK_MS};
 use broker_under_test::storage::{IoOp, Tear};
 use broker_under_test::NodeName;
 use rand::Rng;
@@ -26,8 +26,9 @@ use std::time::Duration;
 const QUIESCE: Duration = Duration::from_millis(200);
 
 /// How long the final read may take, in simulated time: ample for recovery and for reading
-/// the largest accepted scenario back through its clients.
-const FINAL_READ_BOUND: Duration = Duration::from_secs(60);
+/// the largest accepted scenario back through its clients, and well inside the run's time
+/// limit, so that a read that never finishes is reported as such, not as `time-limit`.
+const FINAL_READ_BOUND: Duration = Duration::from_millis(TIME_LIMIT_SLACK_MS / 2);
 
 /// Nodes that are down (crashed, waiting to restart) or paused, shared by the injector, the
 /// restart timers and the heal so that each node is brought back exactly once.
@@ -222,7 +223,7 @@ impl Sim {
             number
         };
         let rng = self.io_rng.clone();
-        self.deployment.set_io_errors(
+        let carried_out = self.deployment.set_io_errors(
             node,
             Some(Box::new(move |op, _file| {
                 ops.contains(&op)
@@ -231,6 +232,12 @@ impl Sim {
                         .unwrap_or_else(|e| e.into_inner())
                         .random_bool(rate)
             })),
+        );
+        // A scenario whose I/O errors never happen must not pass: the run fails, saying why.
+        assert!(
+            carried_out,
+            "the system under test does not carry out io-errors faults \
+             (Deployment::set_io_errors returned false)"
         );
         let sim = self.clone();
         madsim::task::spawn(async move {

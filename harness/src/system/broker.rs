@@ -2,7 +2,7 @@
 //! read through its own clients (`Fetch` from the broker, `ListRows` from the store), and its
 //! messages decoded for timelines.
 
-use super::{BoxFuture, Deployment, MessageView, Setup, System, READER_ADDR};
+use super::{BoxFuture, Deployment, MessageView, ReaderNode, Setup, System, READER_ADDR};
 use crate::check::Durable;
 use crate::scenario::{Scenario, SizeDistribution};
 use crate::sim::messages::MessageClass;
@@ -98,11 +98,7 @@ impl Deployment for BrokerDeployment {
         Box::pin(async move {
             // A client of its own, on a node of its own: the read goes through the system's
             // network and request handling like any operator's.
-            let reader = madsim::runtime::Handle::current()
-                .create_node()
-                .name("final-read")
-                .ip(READER_ADDR.ip())
-                .build();
+            let reader = ReaderNode::new();
             let read = reader.spawn(async move {
                 let transport = SimTransport::bind(READER_ADDR, 0, Arc::new(NoFaults))
                     .await
@@ -111,7 +107,7 @@ impl Deployment for BrokerDeployment {
                 read_back(&transport, broker, store, partitions).await
             });
             let back = read.await;
-            madsim::runtime::Handle::current().kill(reader.id());
+            drop(reader);
             let back = back.map_err(|e| format!("the final read stopped: {e}"))??;
             Ok(Durable {
                 logs: back

@@ -58,6 +58,49 @@ pub use broker::BrokerSystem;
 /// nodes use, so the network's fault hook lets its messages through untouched.
 pub const READER_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 2, 1)), 9000);
 
+/// The node a final read's client runs on, at [`READER_ADDR`], killed when this is dropped:
+/// also when the harness gives up on a read that does not finish in time and drops its
+/// future. (madsim does not tear a runtime down when it is dropped, so a node left running
+/// would keep the whole run in memory.)
+pub struct ReaderNode {
+    node: madsim::runtime::NodeHandle,
+}
+
+impl ReaderNode {
+    /// Creates the node on the current madsim runtime.
+    pub fn new() -> ReaderNode {
+        let node = madsim::runtime::Handle::current()
+            .create_node()
+            .name("final-read")
+            .ip(READER_ADDR.ip())
+            .build();
+        ReaderNode { node }
+    }
+
+    /// Runs the read on the node.
+    pub fn spawn<F>(&self, read: F) -> madsim::task::JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.node.spawn(read)
+    }
+}
+
+impl Default for ReaderNode {
+    fn default() -> ReaderNode {
+        ReaderNode::new()
+    }
+}
+
+impl Drop for ReaderNode {
+    fn drop(&mut self) {
+        if let Ok(handle) = madsim::runtime::Handle::try_current() {
+            handle.kill(self.node.id());
+        }
+    }
+}
+
 /// The pieces a system under test builds on, re-exported so that a system needs only this
 /// crate: node names, the event vocabulary, payments, the simulated disk with its crash model,
 /// and the request/reply transport whose every message passes the harness's fault hook.

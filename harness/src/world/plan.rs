@@ -32,6 +32,10 @@ pub struct RunPlan {
     pub system: SystemRef,
 }
 
+/// How far past its liveness bound a run may go (the final recovery and read) before madsim
+/// stops it as `time-limit`.
+pub(crate) const TIME_LIMIT_SLACK_MS: u64 = 60_000;
+
 /// The generator streams of a run, derived from the seed in a fixed order.
 pub(crate) const STREAM_SCHEDULE: u64 = 0;
 pub(crate) const STREAM_NETWORK: u64 = 1;
@@ -75,7 +79,9 @@ impl RunPlan {
     /// The simulated-time bound past which madsim stops the run.
     pub(crate) fn time_limit(&self) -> Duration {
         Duration::from_millis(
-            self.scenario.workload.duration_ms + self.scenario.limits.liveness_ms + 60_000,
+            self.scenario.workload.duration_ms
+                + self.scenario.limits.liveness_ms
+                + TIME_LIMIT_SLACK_MS,
         )
     }
 
