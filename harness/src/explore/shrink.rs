@@ -35,6 +35,7 @@ pub fn shrink(plan: &RunPlan, kind: AnomalyKind, progress: &dyn Fn(u32, usize)) 
     shrinker.shorter(&mut schedule);
     shrinker.undamaged(&mut schedule);
     shrinker.gentler(&mut schedule);
+    shrinker.fewer_ops(&mut schedule);
     Some(Shrunk {
         plan: RunPlan {
             schedule,
@@ -159,6 +160,40 @@ impl Shrinker<'_> {
             }
         }
     }
+
+    /// I/O error windows on fewer kinds of operation: any one of them is dropped while the
+    /// run still fails, until each window fails only the operations the failure needs.
+    fn fewer_ops(&mut self, schedule: &mut FaultSchedule) {
+        for i in 0..schedule.len() {
+            'window: loop {
+                for fewer in without_one_op(&schedule[i].fault) {
+                    let mut candidate = schedule.clone();
+                    candidate[i].fault = fewer;
+                    if self.keep_if_fails(schedule, candidate) {
+                        continue 'window;
+                    }
+                }
+                break;
+            }
+        }
+    }
+}
+
+/// The operations an I/O error window could do without, one at a time, each a candidate:
+/// whichever kind the failure needs (a failed read, say, listed first) is kept.
+fn without_one_op(fault: &Fault) -> Vec<Fault> {
+    match fault {
+        Fault::IoErrors { rate, ops } if ops.len() > 1 => (0..ops.len())
+            .map(|drop| Fault::IoErrors {
+                rate: *rate,
+                ops: (0..ops.len())
+                    .filter(|&k| k != drop)
+                    .map(|k| ops[k])
+                    .collect(),
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// `schedule` with entry `i` (a crash) damaged by `corrupt` instead.
@@ -208,14 +243,10 @@ fn gentler(fault: &Fault) -> Option<Fault> {
         Fault::Delay { spread_ms } if *spread_ms > 1 => Some(Fault::Delay {
             spread_ms: spread_ms / 2,
         }),
+        // Fewer kinds of failing operation is `fewer_ops`' step: any of them may go.
         Fault::IoErrors { rate, ops } if *rate > 0.01 => Some(Fault::IoErrors {
             rate: rate / 2.0,
             ops: ops.clone(),
-        }),
-        // At the lowest rate, fewer kinds of operation fail: the last one listed goes first.
-        Fault::IoErrors { rate, ops } if ops.len() > 1 => Some(Fault::IoErrors {
-            rate: *rate,
-            ops: ops[..ops.len() - 1].to_vec(),
         }),
         _ => None,
     }
@@ -227,7 +258,7 @@ mod tests {
     use broker_under_test::storage::IoOp;
 
     #[test]
-    fn an_io_error_window_softens_by_rate_then_by_operations() {
+    fn an_io_error_window_softens_by_rate_then_drops_any_one_operation() {
         let mut fault = Fault::IoErrors {
             rate: 0.04,
             ops: IoOp::ALL.to_vec(),
@@ -244,9 +275,27 @@ mod tests {
                 other => panic!("{other:?}"),
             })
             .collect();
+        assert_eq!(rate_then_ops, vec![(0.02, 3), (0.01, 3)]);
+        // Then each kind of operation is a candidate to drop, the first listed included.
+        let drops: Vec<Vec<IoOp>> = without_one_op(&fault)
+            .into_iter()
+            .map(|f| match f {
+                Fault::IoErrors { ops, .. } => ops,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        let [read, write, sync] = IoOp::ALL;
         assert_eq!(
-            rate_then_ops,
-            vec![(0.02, 3), (0.01, 3), (0.01, 2), (0.01, 1)]
+            drops,
+            vec![vec![write, sync], vec![read, sync], vec![read, write]]
+        );
+        let one = Fault::IoErrors {
+            rate: 0.01,
+            ops: vec![read],
+        };
+        assert!(
+            without_one_op(&one).is_empty(),
+            "one kind is as few as it gets"
         );
     }
 }
