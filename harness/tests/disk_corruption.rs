@@ -2,35 +2,15 @@
 //! passes, damaged crashes hit every node kind that has a disk, and most seeds see a checksum
 //! reject a frame (the path no torn or garbled tail ever reached).
 
-use broker_under_test::{Bugs, NodeName, Probe};
+mod common;
+
+use broker_under_test::{NodeName, Probe};
 use harness::history::{HarnessEvent, What};
 use harness::scenario::Scenario;
-use harness::sim::run;
-use harness::world::{RunOutcome, RunPlan};
+use harness::world::RunOutcome;
 use std::collections::BTreeSet;
 
 const SEEDS: u64 = 100;
-
-fn outcomes(scenario: &Scenario) -> Vec<RunOutcome> {
-    let seeds: Vec<u64> = (0..SEEDS).collect();
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = seeds
-            .chunks(SEEDS as usize / 2)
-            .map(|chunk| {
-                scope.spawn(move || {
-                    chunk
-                        .iter()
-                        .map(|&s| run(&RunPlan::new(scenario.clone(), s, Bugs::NONE)))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap())
-            .collect()
-    })
-}
 
 /// The kinds of node ("broker", "store", "producer") whose crash kept a damaged region.
 fn damaged_kinds(outcome: &RunOutcome) -> BTreeSet<&'static str> {
@@ -56,7 +36,7 @@ fn damaged_kinds(outcome: &RunOutcome) -> BTreeSet<&'static str> {
 #[test]
 fn over_100_disk_corruption_seeds_checksums_reject_damaged_frames() {
     let scenario = Scenario::resolve("disk-corruption").unwrap();
-    let outcomes = outcomes(&scenario);
+    let outcomes = common::outcomes(&scenario, 0..SEEDS);
     let mut rejected = 0;
     let mut kinds = BTreeSet::new();
     for outcome in &outcomes {

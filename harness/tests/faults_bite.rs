@@ -2,12 +2,12 @@
 //! after its acknowledgement was lost, crash every kind of node, and lose unsynced writes; over
 //! `disk-errors` seeds, syncs and reads fail and every node survives them by crash and recovery.
 
+mod common;
+
 use broker_under_test::storage::IoOp;
-use broker_under_test::{Bugs, Event, NodeName, Probe};
+use broker_under_test::{Event, NodeName, Probe};
 use harness::history::{Actor, HarnessEvent, What};
 use harness::scenario::Scenario;
-use harness::sim::run;
-use harness::world::RunPlan;
 use std::collections::BTreeSet;
 
 const SEEDS: u64 = 200;
@@ -26,25 +26,7 @@ struct Seen {
 fn over_200_standard_seeds_every_fault_kind_bites() {
     let standard = Scenario::resolve("standard").unwrap();
     let mut seen = Seen::default();
-    let seeds: Vec<u64> = (0..SEEDS).collect();
-    let outcomes: Vec<_> = std::thread::scope(|scope| {
-        let handles: Vec<_> = seeds
-            .chunks(SEEDS as usize / 2)
-            .map(|chunk| {
-                let standard = &standard;
-                scope.spawn(move || {
-                    chunk
-                        .iter()
-                        .map(|&s| run(&RunPlan::new(standard.clone(), s, Bugs::NONE)))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap())
-            .collect()
-    });
+    let outcomes = common::outcomes(&standard, 0..SEEDS);
     for outcome in &outcomes {
         assert!(
             outcome.passed(),
@@ -135,8 +117,8 @@ const DISK_SEEDS: u64 = 100;
 fn over_100_disk_errors_seeds_syncs_and_reads_fail_and_the_system_passes() {
     let scenario = Scenario::resolve("disk-errors").unwrap();
     let (mut sync_failed, mut read_failed, mut restarted) = (0u64, 0u64, 0u64);
-    for seed in 0..DISK_SEEDS {
-        let outcome = run(&RunPlan::new(scenario.clone(), seed, Bugs::NONE));
+    for outcome in common::outcomes(&scenario, 0..DISK_SEEDS) {
+        let seed = outcome.seed;
         assert!(outcome.passed(), "seed {seed}: {:#?}", outcome.anomalies);
         let hits = |p: Probe| outcome.probes.get(&p).copied().unwrap_or(0) > 0;
         sync_failed += u64::from(hits(Probe::SyncFailed));

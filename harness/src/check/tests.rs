@@ -3,6 +3,9 @@
 
 use super::{check, AnomalyKind, Durable};
 use crate::history::{Entry, What};
+use crate::scenario::Scenario;
+use crate::world::outcome::{RunOutcome, Stats, Verdict};
+use crate::world::RunPlan;
 use broker_under_test::store::StoreRow;
 use broker_under_test::{Event, Payment};
 
@@ -321,7 +324,13 @@ fn poll_skip_when_a_fetch_leaves_a_gap() {
 #[test]
 fn nonmonotonic_send_when_a_later_sequence_gets_a_lower_offset() {
     let mut run = Run::clean();
-    run.history.push(at(
+    run.history.push(later_sequence_at_lower_offset());
+    run.only(AnomalyKind::NonmonotonicSend);
+}
+
+/// Producer 0's sequence 4 acknowledged at offset 1, below its earlier batches' offsets.
+fn later_sequence_at_lower_offset() -> Entry {
+    at(
         12_000,
         "producer-0",
         Event::ProduceAcked {
@@ -330,22 +339,13 @@ fn nonmonotonic_send_when_a_later_sequence_gets_a_lower_offset() {
             base_offset: 1,
             payments: vec![],
         },
-    ));
-    run.only(AnomalyKind::NonmonotonicSend);
+    )
 }
 
 /// Every early stop, not only the step limit, still reports what the history recorded before
 /// it proves: a panic, a stuck run or the time limit must not hide a safety violation.
 #[test]
 fn every_early_stop_reports_the_safety_anomalies_recorded_before_it() {
-    use crate::scenario::Scenario;
-    use crate::world::outcome::{RunOutcome, Stats, Verdict};
-    use crate::world::RunPlan;
-    let plan = RunPlan::new(
-        Scenario::resolve("standard").unwrap(),
-        0,
-        broker_under_test::Bugs::NONE,
-    );
     for stop in [
         AnomalyKind::Panic,
         AnomalyKind::Stuck,
@@ -353,40 +353,34 @@ fn every_early_stop_reports_the_safety_anomalies_recorded_before_it() {
         AnomalyKind::StepLimit,
     ] {
         let mut run = Run::clean();
-        run.history.push(at(
-            12_000,
-            "producer-0",
-            Event::ProduceAcked {
-                partition: 0,
-                base_seq: 4,
-                base_offset: 1,
-                payments: vec![],
-            },
-        ));
-        let stopped = super::Anomaly::new(stop, None, 13_000, format!("stopped: {stop}"));
-        let outcome = RunOutcome::judged(
-            &plan,
-            run.history,
-            Err(stopped),
-            Stats::default(),
-            Default::default(),
-            Vec::new(),
-        );
-        let kinds: Vec<AnomalyKind> = outcome.anomalies.iter().map(|a| a.kind).collect();
+        run.history.push(later_sequence_at_lower_offset());
+        let (kinds, verdict) = stopped_by(stop, run.history);
         assert_eq!(kinds, vec![AnomalyKind::NonmonotonicSend, stop], "{stop}");
-        assert_eq!(outcome.verdict, Verdict::Fail);
+        assert_eq!(verdict, Verdict::Fail);
     }
     // Durable-state and missing properties are not judged on a cut history: a clean prefix
     // reports the stop alone.
-    let stopped = super::Anomaly::new(AnomalyKind::Panic, None, 13_000, "boom".to_string());
+    let (kinds, _) = stopped_by(AnomalyKind::Panic, Run::clean().history);
+    assert_eq!(kinds, vec![AnomalyKind::Panic]);
+}
+
+/// The anomaly kinds and verdict of a run of standard seed 0 that recorded `history` and
+/// then stopped early with `stop`.
+fn stopped_by(stop: AnomalyKind, history: Vec<Entry>) -> (Vec<AnomalyKind>, Verdict) {
+    let plan = RunPlan::new(
+        Scenario::resolve("standard").unwrap(),
+        0,
+        broker_under_test::Bugs::NONE,
+    );
+    let stopped = super::Anomaly::new(stop, None, 13_000, format!("stopped: {stop}"));
     let outcome = RunOutcome::judged(
         &plan,
-        Run::clean().history,
+        history,
         Err(stopped),
         Stats::default(),
         Default::default(),
         Vec::new(),
     );
-    let kinds: Vec<AnomalyKind> = outcome.anomalies.iter().map(|a| a.kind).collect();
-    assert_eq!(kinds, vec![AnomalyKind::Panic]);
+    let kinds = outcome.anomalies.iter().map(|a| a.kind).collect();
+    (kinds, outcome.verdict)
 }
