@@ -50,6 +50,8 @@ struct Seen {
 /// as the producer does on a refusal, the two halves, and one more small batch; then a broker
 /// crash and a fetch of everything. With the planted bug the oversized batch is acknowledged
 /// and the sequence goes on after it.
+// One scripted exchange on the wire, in order, as the doc above tells it: kept whole so it reads
+// as that story.
 fn oversized_batch_then_crash(bugs: Bugs) -> Seen {
     let runtime = madsim::runtime::Runtime::with_seed_and_config(5, madsim::Config::default());
     runtime.block_on(async move {

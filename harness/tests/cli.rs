@@ -30,6 +30,8 @@ fn json(out: &Out) -> serde_json::Value {
         .unwrap_or_else(|e| panic!("no JSON ({e}): {}{}", out.stdout, out.stderr))
 }
 
+// One user's session from sweep to show, in order; split, its steps would lose the artifact
+// they pass along.
 #[test]
 fn a_failure_found_by_explore_replays_shrinks_and_shows() {
     let dir = tempfile::tempdir().unwrap();
@@ -365,6 +367,7 @@ fn rejects(args: &[&str], dir: &Path, names: &str) {
     );
 }
 
+// A table of bad inputs, a line each: its length is the number of cases, not of steps.
 #[test]
 fn bad_input_is_named_and_exits_2() {
     let dir = tempfile::tempdir().unwrap();

@@ -22,6 +22,7 @@ struct Seen {
     unsynced_lost: u64,
 }
 
+// One pass over the outcomes gathers every fault kind's evidence, then one assertion each.
 #[test]
 fn over_200_standard_seeds_every_fault_kind_bites() {
     let standard = Scenario::resolve("standard").unwrap();
