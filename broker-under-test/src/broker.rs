@@ -296,6 +296,12 @@ impl Broker {
             Request::Apply { .. } | Request::ListRows { .. } => {
                 Response::Error(ErrorCode::Malformed)
             }
+            // A single broker is not part of a replicated deployment.
+            Request::Heartbeat { .. }
+            | Request::Metadata
+            | Request::AlterIsr { .. }
+            | Request::ReplicaFetch { .. }
+            | Request::LastSeq { .. } => Response::Error(ErrorCode::Malformed),
         })
     }
 

@@ -93,11 +93,34 @@ pub enum Bug {
     /// a read error or corruption at recovery treated the log as ending there and truncated
     /// it). Exposed by a read error during a store restart.
     ReadErrorAsEof,
+    /// Replication: the leader acknowledges a produce once its own log has synced the batch,
+    /// without waiting for the in-sync followers (the high watermark), like Kafka's `acks=1`.
+    /// Exposed by a leader crash or isolation before its followers fetched the batch.
+    AckBeforeReplication,
+    /// Replication: a follower that learns of a new leader truncates its log to its own high
+    /// watermark instead of asking the leader where its last epoch ends: the pre-KIP-101
+    /// Kafka replication protocol, which lost committed records and let replicas diverge
+    /// (KIP-101, KAFKA-1211). Exposed by repeated failovers.
+    TruncateToHighWatermark,
+    /// Replication: the controller elects any live replica when the leader fails, in sync or
+    /// not (Kafka's `unclean.leader.election.enable=true`; Jepsen's 2013 Kafka analysis lost
+    /// acknowledged writes this way). Exposed by a lagging follower and a leader crash.
+    UncleanLeaderElection,
+    /// Replication: followers append replicated batches without feeding them to their producer
+    /// state, so a new leader does not know the producers' last sequences and, like a broker
+    /// whose producer state expired, accepts a retry as new (AutoMQ/automq#437: idempotent
+    /// duplicates after partition reassignment). Exposed by a retry that crosses a failover.
+    ProducerStateNotReplicated,
+    /// Replication: the leader serves consumer fetches up to its log end instead of its high
+    /// watermark, so a consumer can read (and the store apply) records that a failover then
+    /// truncates (KAFKA-2334 describes the window in which consumers could see such records).
+    /// Exposed by a leader failure with unreplicated records that were read.
+    ReadPastHighWatermark,
 }
 
 impl Bug {
     /// Every planted bug, in catalogue order.
-    pub const ALL: [Bug; 17] = [
+    pub const ALL: [Bug; 22] = [
         Bug::NoDedup,
         Bug::DedupWindow1,
         Bug::AckBeforeSync,
@@ -115,6 +138,11 @@ impl Bug {
         Bug::StaleSnapshotKept,
         Bug::SyncFailureRetried,
         Bug::ReadErrorAsEof,
+        Bug::AckBeforeReplication,
+        Bug::TruncateToHighWatermark,
+        Bug::UncleanLeaderElection,
+        Bug::ProducerStateNotReplicated,
+        Bug::ReadPastHighWatermark,
     ];
 
     pub fn name(self) -> &'static str {
@@ -136,6 +164,11 @@ impl Bug {
             Bug::StaleSnapshotKept => "stale-snapshot-kept",
             Bug::SyncFailureRetried => "sync-failure-retried",
             Bug::ReadErrorAsEof => "read-error-as-eof",
+            Bug::AckBeforeReplication => "ack-before-replication",
+            Bug::TruncateToHighWatermark => "truncate-to-high-watermark",
+            Bug::UncleanLeaderElection => "unclean-leader-election",
+            Bug::ProducerStateNotReplicated => "producer-state-not-replicated",
+            Bug::ReadPastHighWatermark => "read-past-high-watermark",
         }
     }
 
@@ -159,6 +192,11 @@ impl Bug {
             Bug::StaleSnapshotKept => "broker snapshots before the sync and keeps a snapshot recovery rejected; exposed by broker crashes losing unsynced appends",
             Bug::SyncFailureRetried => "broker retries a failed log sync and trusts the retry (fsyncgate); exposed by a sync error and a broker crash",
             Bug::ReadErrorAsEof => "store recovery takes a read error for the end of its rows and cuts the rest; exposed by a read error at a store restart",
+            Bug::AckBeforeReplication => "leader acks once its own log synced, not at the high watermark; exposed by a leader failure before followers fetched",
+            Bug::TruncateToHighWatermark => "follower truncates to its own high watermark, not its leader's epoch end (pre-KIP-101); exposed by repeated failovers",
+            Bug::UncleanLeaderElection => "controller elects an out-of-sync replica; exposed by a lagging follower and a leader failure",
+            Bug::ProducerStateNotReplicated => "followers do not rebuild producer state from replicated batches; exposed by a retry across a failover",
+            Bug::ReadPastHighWatermark => "leader serves consumers past the high watermark; exposed by a failover truncating records already read",
         }
     }
 }

@@ -131,6 +131,11 @@ impl Writer {
             }
         }
     }
+    /// A count, then the values.
+    pub fn u32s(&mut self, v: &[u32]) {
+        self.u32(v.len() as u32);
+        v.iter().for_each(|x| self.u32(*x));
+    }
     pub fn opt_u64(&mut self, v: Option<u64>) {
         match v {
             None => self.u8(0),
@@ -204,6 +209,11 @@ impl<'a> Reader<'a> {
         let len = self.u16()? as usize;
         let bytes = self.take(len)?;
         String::from_utf8(bytes.to_vec()).map_err(|_| DecodeError::BadUtf8)
+    }
+    /// A count, then the values (see `Writer::u32s`).
+    pub fn u32s(&mut self) -> Result<Vec<u32>, DecodeError> {
+        let n = self.count(4)?;
+        (0..n).map(|_| self.u32()).collect()
     }
     pub fn opt_u32(&mut self) -> Result<Option<u32>, DecodeError> {
         match self.u8()? {
@@ -285,6 +295,15 @@ pub enum ErrorCode {
     /// The batch (or row) is larger than a frame may be, so it could never be read back:
     /// refused before anything is written (Kafka's RECORD_TOO_LARGE / MESSAGE_TOO_LARGE).
     RecordTooLarge,
+    /// Replication: this broker does not lead the partition (or no longer does); ask the
+    /// controller's `Metadata` for the leader and retry there.
+    NotLeader,
+    /// Replication: the request names a leader epoch older than the receiver's; the sender
+    /// must learn the new leadership first.
+    StaleLeaderEpoch,
+    /// Replication: not possible yet (no leader elected, or the leader's high watermark has not
+    /// caught up with its log); retry after a backoff.
+    NotReady,
 }
 
 impl ErrorCode {
@@ -300,6 +319,9 @@ impl ErrorCode {
             ErrorCode::UnknownProducer => w.u8(5),
             ErrorCode::StorageFailure => w.u8(6),
             ErrorCode::RecordTooLarge => w.u8(7),
+            ErrorCode::NotLeader => w.u8(8),
+            ErrorCode::StaleLeaderEpoch => w.u8(9),
+            ErrorCode::NotReady => w.u8(10),
         }
     }
 
@@ -312,6 +334,9 @@ impl ErrorCode {
             5 => ErrorCode::UnknownProducer,
             6 => ErrorCode::StorageFailure,
             7 => ErrorCode::RecordTooLarge,
+            8 => ErrorCode::NotLeader,
+            9 => ErrorCode::StaleLeaderEpoch,
+            10 => ErrorCode::NotReady,
             t => return Err(DecodeError::UnknownTag(t)),
         })
     }
@@ -329,6 +354,9 @@ impl fmt::Display for ErrorCode {
             ErrorCode::UnknownProducer => write!(f, "unknown producer"),
             ErrorCode::StorageFailure => write!(f, "storage failure"),
             ErrorCode::RecordTooLarge => write!(f, "record too large"),
+            ErrorCode::NotLeader => write!(f, "not the leader"),
+            ErrorCode::StaleLeaderEpoch => write!(f, "stale leader epoch"),
+            ErrorCode::NotReady => write!(f, "not ready, retry"),
         }
     }
 }
@@ -375,6 +403,59 @@ pub enum Request {
         from: u32,
         max_rows: u32,
     },
+    /// Replication, broker to controller: "broker `broker` is alive". Answered with
+    /// `Leadership`, which is how brokers learn what they lead and follow.
+    Heartbeat {
+        broker: u32,
+    },
+    /// Replication, client to controller: who leads each partition. Answered with `Leadership`.
+    Metadata,
+    /// Replication, leader to controller: set the partition's in-sync replicas to `isr`. Applied
+    /// (durably, before the reply) only if `leader` still leads at `leader_epoch`; answered with
+    /// `Leadership` either way, so a stale leader learns the truth.
+    AlterIsr {
+        partition: u32,
+        leader: u32,
+        leader_epoch: u32,
+        isr: Vec<u32>,
+    },
+    /// Replication, follower to leader: batches from `offset` on. `offset` is the follower's
+    /// log end, all of it synced; `last_epoch` is the leader epoch of its last batch (`None`
+    /// for an empty log), which the leader checks against its own epochs (KIP-320) before it
+    /// serves anything or counts `offset` towards the high watermark.
+    ReplicaFetch {
+        partition: u32,
+        replica: u32,
+        leader_epoch: u32,
+        offset: u64,
+        last_epoch: Option<u32>,
+    },
+    /// Replication, producer to partition leader (second half of InitProducerId): the last
+    /// sequence of `producer_id` in the partition's committed log. The leader answers only when
+    /// its whole log is committed (else `NotReady`), and fences older epochs from then on.
+    LastSeq {
+        partition: u32,
+        producer_id: u64,
+        epoch: u32,
+    },
+}
+
+/// One partition's leadership as the controller records it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionState {
+    /// The leading replica's index, or `None` while no eligible replica is alive.
+    pub leader: Option<u32>,
+    /// Grows by one at every election; batches carry the epoch they were appended under.
+    pub leader_epoch: u32,
+    /// The in-sync replicas, leader included: every one holds every committed record.
+    pub isr: Vec<u32>,
+}
+
+/// A log batch as replicated: the batch and the leader epoch it was appended under.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplicatedBatch {
+    pub leader_epoch: u32,
+    pub batch: crate::log::StoredBatch,
 }
 
 /// A fetched record: its offset in the partition and the payment it carries.
@@ -416,6 +497,27 @@ pub enum Response {
         total: u32,
     },
     Error(ErrorCode),
+    /// Replication: the controller's view of every partition (to `Heartbeat`, `Metadata` and
+    /// `AlterIsr`).
+    Leadership {
+        partitions: Vec<PartitionState>,
+    },
+    /// Replication: batches for a follower, and the leader's high watermark.
+    Replicated {
+        high_watermark: u64,
+        batches: Vec<ReplicatedBatch>,
+    },
+    /// Replication: the follower's log diverges from the leader's. The leader's largest epoch
+    /// not above the follower's `last_epoch` is `epoch`, and it ends at `end_offset`: truncate
+    /// to at most that and fetch again.
+    Diverging {
+        epoch: u32,
+        end_offset: u64,
+    },
+    /// Replication: the answer to `LastSeq`.
+    LastSeq {
+        last_seq: Option<u32>,
+    },
 }
 
 impl Request {
@@ -482,6 +584,47 @@ impl Request {
                 w.u32(*from);
                 w.u32(*max_rows);
             }
+            Request::Heartbeat { broker } => {
+                w.u8(8);
+                w.u32(*broker);
+            }
+            Request::Metadata => w.u8(9),
+            Request::AlterIsr {
+                partition,
+                leader,
+                leader_epoch,
+                isr,
+            } => {
+                w.u8(10);
+                w.u32(*partition);
+                w.u32(*leader);
+                w.u32(*leader_epoch);
+                w.u32s(isr);
+            }
+            Request::ReplicaFetch {
+                partition,
+                replica,
+                leader_epoch,
+                offset,
+                last_epoch,
+            } => {
+                w.u8(11);
+                w.u32(*partition);
+                w.u32(*replica);
+                w.u32(*leader_epoch);
+                w.u64(*offset);
+                w.opt_u32(*last_epoch);
+            }
+            Request::LastSeq {
+                partition,
+                producer_id,
+                epoch,
+            } => {
+                w.u8(12);
+                w.u32(*partition);
+                w.u64(*producer_id);
+                w.u32(*epoch);
+            }
         }
         w.buf
     }
@@ -528,6 +671,26 @@ impl Request {
             7 => Request::ListRows {
                 from: r.u32()?,
                 max_rows: r.u32()?,
+            },
+            8 => Request::Heartbeat { broker: r.u32()? },
+            9 => Request::Metadata,
+            10 => Request::AlterIsr {
+                partition: r.u32()?,
+                leader: r.u32()?,
+                leader_epoch: r.u32()?,
+                isr: r.u32s()?,
+            },
+            11 => Request::ReplicaFetch {
+                partition: r.u32()?,
+                replica: r.u32()?,
+                leader_epoch: r.u32()?,
+                offset: r.u64()?,
+                last_epoch: r.opt_u32()?,
+            },
+            12 => Request::LastSeq {
+                partition: r.u32()?,
+                producer_id: r.u64()?,
+                epoch: r.u32()?,
             },
             t => return Err(DecodeError::UnknownTag(t)),
         };
@@ -587,6 +750,38 @@ impl Response {
                     w.u64(row.offset);
                 }
             }
+            Response::Leadership { partitions } => {
+                w.u8(9);
+                w.u32(partitions.len() as u32);
+                for p in partitions {
+                    w.opt_u32(p.leader);
+                    w.u32(p.leader_epoch);
+                    w.u32s(&p.isr);
+                }
+            }
+            Response::Replicated {
+                high_watermark,
+                batches,
+            } => {
+                w.u8(10);
+                w.u64(*high_watermark);
+                w.u32(batches.len() as u32);
+                for b in batches {
+                    w.u32(b.leader_epoch);
+                    let body = b.batch.encode();
+                    w.u32(body.len() as u32);
+                    w.buf.extend_from_slice(&body);
+                }
+            }
+            Response::Diverging { epoch, end_offset } => {
+                w.u8(11);
+                w.u32(*epoch);
+                w.u64(*end_offset);
+            }
+            Response::LastSeq { last_seq } => {
+                w.u8(12);
+                w.opt_u32(*last_seq);
+            }
         }
         w.buf
     }
@@ -644,6 +839,45 @@ impl Response {
                     .collect::<Result<_, DecodeError>>()?;
                 Response::Rows { rows, total }
             }
+            9 => {
+                let n = r.count(1 + 4 + 4)?;
+                let partitions = (0..n)
+                    .map(|_| {
+                        Ok(PartitionState {
+                            leader: r.opt_u32()?,
+                            leader_epoch: r.u32()?,
+                            isr: r.u32s()?,
+                        })
+                    })
+                    .collect::<Result<_, DecodeError>>()?;
+                Response::Leadership { partitions }
+            }
+            10 => {
+                let high_watermark = r.u64()?;
+                let n = r.count(4 + 4)?;
+                let batches = (0..n)
+                    .map(|_| {
+                        let leader_epoch = r.u32()?;
+                        let len = r.u32()? as usize;
+                        let batch = crate::log::StoredBatch::decode(r.take(len)?)?;
+                        Ok(ReplicatedBatch {
+                            leader_epoch,
+                            batch,
+                        })
+                    })
+                    .collect::<Result<_, DecodeError>>()?;
+                Response::Replicated {
+                    high_watermark,
+                    batches,
+                }
+            }
+            11 => Response::Diverging {
+                epoch: r.u32()?,
+                end_offset: r.u64()?,
+            },
+            12 => Response::LastSeq {
+                last_seq: r.opt_u32()?,
+            },
             t => return Err(DecodeError::UnknownTag(t)),
         };
         r.finish()?;
@@ -778,6 +1012,104 @@ mod tests {
             Just(ErrorCode::UnknownProducer),
             Just(ErrorCode::StorageFailure),
             Just(ErrorCode::RecordTooLarge),
+            Just(ErrorCode::NotLeader),
+            Just(ErrorCode::StaleLeaderEpoch),
+            Just(ErrorCode::NotReady),
+        ]
+    }
+
+    fn replicas() -> impl Strategy<Value = Vec<u32>> {
+        prop::collection::vec(0..5u32, 0..4)
+    }
+
+    fn stored_batch() -> impl Strategy<Value = crate::log::StoredBatch> {
+        (
+            any::<u64>(),
+            any::<u64>(),
+            any::<u32>(),
+            any::<u32>(),
+            prop::collection::vec(payment(), 0..4),
+        )
+            .prop_map(|(base_offset, producer_id, epoch, base_seq, records)| {
+                crate::log::StoredBatch {
+                    base_offset,
+                    producer_id,
+                    epoch,
+                    base_seq,
+                    records,
+                }
+            })
+    }
+
+    fn replication_request() -> impl Strategy<Value = Request> {
+        prop_oneof![
+            any::<u32>().prop_map(|broker| Request::Heartbeat { broker }),
+            Just(Request::Metadata),
+            (any::<u32>(), any::<u32>(), any::<u32>(), replicas()).prop_map(
+                |(partition, leader, leader_epoch, isr)| Request::AlterIsr {
+                    partition,
+                    leader,
+                    leader_epoch,
+                    isr
+                }
+            ),
+            (
+                any::<u32>(),
+                any::<u32>(),
+                any::<u32>(),
+                any::<u64>(),
+                any::<Option<u32>>()
+            )
+                .prop_map(|(partition, replica, leader_epoch, offset, last_epoch)| {
+                    Request::ReplicaFetch {
+                        partition,
+                        replica,
+                        leader_epoch,
+                        offset,
+                        last_epoch,
+                    }
+                }),
+            (any::<u32>(), any::<u64>(), any::<u32>()).prop_map(
+                |(partition, producer_id, epoch)| Request::LastSeq {
+                    partition,
+                    producer_id,
+                    epoch
+                }
+            ),
+        ]
+    }
+
+    fn replication_response() -> impl Strategy<Value = Response> {
+        prop_oneof![
+            prop::collection::vec((any::<Option<u32>>(), any::<u32>(), replicas()), 0..4).prop_map(
+                |states| Response::Leadership {
+                    partitions: states
+                        .into_iter()
+                        .map(|(leader, leader_epoch, isr)| PartitionState {
+                            leader,
+                            leader_epoch,
+                            isr
+                        })
+                        .collect()
+                }
+            ),
+            (
+                any::<u64>(),
+                prop::collection::vec((any::<u32>(), stored_batch()), 0..3)
+            )
+                .prop_map(|(high_watermark, batches)| Response::Replicated {
+                    high_watermark,
+                    batches: batches
+                        .into_iter()
+                        .map(|(leader_epoch, batch)| ReplicatedBatch {
+                            leader_epoch,
+                            batch
+                        })
+                        .collect()
+                }),
+            (any::<u32>(), any::<u64>())
+                .prop_map(|(epoch, end_offset)| Response::Diverging { epoch, end_offset }),
+            any::<Option<u32>>().prop_map(|last_seq| Response::LastSeq { last_seq }),
         ]
     }
 
@@ -826,6 +1158,7 @@ mod tests {
             }),
             (any::<u32>(), any::<u32>())
                 .prop_map(|(from, max_rows)| Request::ListRows { from, max_rows }),
+            replication_request(),
         ]
     }
 
@@ -874,6 +1207,7 @@ mod tests {
                         .collect(),
                     total,
                 }),
+            replication_response(),
         ]
     }
 

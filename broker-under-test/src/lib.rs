@@ -20,6 +20,7 @@ pub mod producer;
 pub mod producer_state;
 #[cfg(not(madsim))]
 pub mod real;
+pub mod replication;
 mod serde_str;
 pub mod storage;
 pub mod store;

@@ -8,11 +8,19 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::str::FromStr;
 
-/// One node of the deployment. The order (broker, store, consumer, then producers by index) is
-/// the order nodes are listed and started in.
+/// One node of the deployment. The order (broker, replicas by index, controller, store,
+/// consumer, then producers by index) is the order nodes are listed and started in.
+///
+/// A single-broker deployment has `Broker`; a replicated one has `Replica(0..n)` and the
+/// `Controller` instead (see `replication`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum NodeName {
     Broker,
+    /// One broker of a replicated deployment: "broker-<index>".
+    Replica(u32),
+    /// The controller of a replicated deployment: leader election, ISR, producer ids and
+    /// consumer offsets.
+    Controller,
     Store,
     Consumer,
     Producer(u32),
@@ -22,10 +30,14 @@ pub enum NodeName {
 const SIM_PORT: u16 = 9000;
 
 impl NodeName {
-    /// The node's address in the simulation: servers in 10.0.0.x, producers in 10.0.1.x.
+    /// The node's address in the simulation: servers in 10.0.0.x (replicas from 10.0.0.10),
+    /// producers in 10.0.1.x.
     pub fn sim_addr(self) -> SocketAddr {
         let (a, b) = match self {
             NodeName::Broker => (0, 1),
+            // `ClusterSpec` caps replicas at 100.
+            NodeName::Replica(index) => (0, 10 + index as u8),
+            NodeName::Controller => (0, 4),
             NodeName::Store => (0, 2),
             NodeName::Consumer => (0, 3),
             // ClusterSpec caps producers at 200, so the host part stays within 1..=200.
@@ -39,6 +51,8 @@ impl fmt::Display for NodeName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             NodeName::Broker => f.pad("broker"),
+            NodeName::Replica(index) => f.pad(&format!("broker-{index}")),
+            NodeName::Controller => f.pad("controller"),
             NodeName::Store => f.pad("store"),
             NodeName::Consumer => f.pad("consumer"),
             NodeName::Producer(index) => f.pad(&format!("producer-{index}")),
@@ -54,7 +68,7 @@ impl fmt::Display for UnknownNode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "unknown node '{}' (nodes are broker, store, consumer and producer-<index>)",
+            "unknown node '{}' (nodes are broker, broker-<index>, controller, store, consumer and producer-<index>)",
             self.0
         )
     }
@@ -71,15 +85,23 @@ impl FromStr for NodeName {
             "broker" => Ok(NodeName::Broker),
             "store" => Ok(NodeName::Store),
             "consumer" => Ok(NodeName::Consumer),
+            "controller" => Ok(NodeName::Controller),
             _ => {
-                let digits = s.strip_prefix("producer-").ok_or_else(unknown)?;
+                let (make, digits): (fn(u32) -> NodeName, &str) =
+                    if let Some(digits) = s.strip_prefix("producer-") {
+                        (NodeName::Producer, digits)
+                    } else if let Some(digits) = s.strip_prefix("broker-") {
+                        (NodeName::Replica, digits)
+                    } else {
+                        return Err(unknown());
+                    };
                 let index: u32 = digits.parse().map_err(|_| unknown())?;
                 // Only the spelling Display gives ("producer-3", not "producer-03" or
                 // "producer-+3"): one node has one name, and it survives a round trip.
                 if index.to_string() != digits {
                     return Err(unknown());
                 }
-                Ok(NodeName::Producer(index))
+                Ok(make(index))
             }
         }
     }
@@ -110,6 +132,9 @@ mod tests {
             (NodeName::Consumer, "consumer"),
             (NodeName::Producer(0), "producer-0"),
             (NodeName::Producer(17), "producer-17"),
+            (NodeName::Replica(0), "broker-0"),
+            (NodeName::Replica(2), "broker-2"),
+            (NodeName::Controller, "controller"),
         ];
         for (node, text) in nodes {
             assert_eq!(node.to_string(), text);
@@ -125,6 +150,8 @@ mod tests {
             "producer-x",
             "producer-03",
             "producer-+3",
+            "broker-",
+            "broker-01",
         ] {
             assert!(bad.parse::<NodeName>().is_err(), "{bad}");
         }

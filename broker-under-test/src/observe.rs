@@ -157,6 +157,39 @@ pub enum Event {
         duplicate: bool,
     },
 
+    // --- replication: controller ---
+    /// The controller chose `leader` (or none: no eligible replica is alive) for the partition
+    /// at `leader_epoch`, durably. `clean`: the leader came from the in-sync replicas.
+    LeaderElected {
+        partition: u32,
+        leader: Option<u32>,
+        leader_epoch: u32,
+        isr: Vec<u32>,
+        clean: bool,
+    },
+    /// The controller changed the partition's in-sync replicas, durably.
+    IsrChanged {
+        partition: u32,
+        leader_epoch: u32,
+        isr: Vec<u32>,
+    },
+
+    // --- replication: brokers ---
+    /// This replica now leads the partition; its epoch starts at `log_end`.
+    BecameLeader {
+        partition: u32,
+        leader_epoch: u32,
+        log_end: u64,
+    },
+    /// This replica now follows `leader` on the partition.
+    BecameFollower {
+        partition: u32,
+        leader_epoch: u32,
+        leader: u32,
+    },
+    /// This replica cut its log of the partition from `from` back to `to`, to match its leader.
+    FollowerTruncated { partition: u32, from: u64, to: u64 },
+
     // --- any node ---
     /// A storage operation failed with an I/O error, and the node crashes and restarts through
     /// recovery from its disk (what covered the failed operation was never acknowledged).
@@ -197,11 +230,18 @@ pub enum Probe {
     SyncFailed,
     ReadFailed,
     WriteFailed,
+    LeaderElected,
+    IsrShrunk,
+    IsrExpanded,
+    FollowerTruncated,
+    DedupAcrossFailover,
+    NotLeaderRedirected,
+    AckWaitedForReplication,
 }
 
 impl Probe {
     /// Every probe, in catalogue order.
-    pub const ALL: [Probe; 19] = [
+    pub const ALL: [Probe; 26] = [
         Probe::DuplicateBatchAnswered,
         Probe::OutOfOrderRejected,
         Probe::ZombieFenced,
@@ -221,6 +261,13 @@ impl Probe {
         Probe::SyncFailed,
         Probe::ReadFailed,
         Probe::WriteFailed,
+        Probe::LeaderElected,
+        Probe::IsrShrunk,
+        Probe::IsrExpanded,
+        Probe::FollowerTruncated,
+        Probe::DedupAcrossFailover,
+        Probe::NotLeaderRedirected,
+        Probe::AckWaitedForReplication,
     ];
 
     pub fn name(self) -> &'static str {
@@ -244,6 +291,13 @@ impl Probe {
             Probe::SyncFailed => "sync-failed",
             Probe::ReadFailed => "read-failed",
             Probe::WriteFailed => "write-failed",
+            Probe::LeaderElected => "leader-elected",
+            Probe::IsrShrunk => "isr-shrunk",
+            Probe::IsrExpanded => "isr-expanded",
+            Probe::FollowerTruncated => "follower-truncated",
+            Probe::DedupAcrossFailover => "dedup-across-failover",
+            Probe::NotLeaderRedirected => "not-leader-redirected",
+            Probe::AckWaitedForReplication => "ack-waited-for-replication",
         }
     }
 
@@ -289,6 +343,23 @@ impl Probe {
                 "any node: a read failed with an I/O error (recovery restarted, never read as empty)"
             }
             Probe::WriteFailed => "any node: a write failed with an I/O error",
+            Probe::LeaderElected => {
+                "controller: a partition's leader failed and another replica was elected"
+            }
+            Probe::IsrShrunk => "controller: a lagging replica left a partition's in-sync set",
+            Probe::IsrExpanded => "controller: a caught-up replica rejoined the in-sync set",
+            Probe::FollowerTruncated => {
+                "replica: a follower cut a divergent log suffix to its leader's epoch end"
+            }
+            Probe::DedupAcrossFailover => {
+                "replica: a retry was answered as a duplicate of a batch from an earlier leader epoch"
+            }
+            Probe::NotLeaderRedirected => {
+                "client: a request met a former leader and went on to the new one"
+            }
+            Probe::AckWaitedForReplication => {
+                "replica: a produce acknowledgement waited for the in-sync followers"
+            }
         }
     }
 }

@@ -22,7 +22,8 @@ fn damaged_kinds(outcome: &RunOutcome) -> BTreeSet<&'static str> {
                 if report.files_damaged > 0 =>
             {
                 Some(match node {
-                    NodeName::Broker => "broker",
+                    NodeName::Broker | NodeName::Replica(_) => "broker",
+                    NodeName::Controller => "controller",
                     NodeName::Store => "store",
                     NodeName::Consumer => "consumer",
                     NodeName::Producer(_) => "producer",

@@ -93,6 +93,10 @@ async fn run_role(node: Node) -> Result<(), Stop> {
         NodeName::Store => store::run(node).await,
         NodeName::Consumer => consumer::run(node).await,
         NodeName::Producer(index) => producer::run(node, index).await,
+        // One relay, no replicas: a replicated scenario is not this system's to run.
+        NodeName::Replica(_) | NodeName::Controller => {
+            panic!("relay-pipeline has no node {}", node.name)
+        }
     }
 }
 

@@ -33,6 +33,12 @@ pub fn exposing_scenarios(bug: Bug) -> &'static [&'static str] {
         Bug::StaleSnapshotKept => &["broker-crash-loop"],
         // Only I/O errors expose them, and only this scenario injects them.
         Bug::SyncFailureRetried | Bug::ReadErrorAsEof => &["disk-errors"],
+        // Replication bugs need replicas and failovers.
+        Bug::AckBeforeReplication
+        | Bug::TruncateToHighWatermark
+        | Bug::UncleanLeaderElection
+        | Bug::ProducerStateNotReplicated
+        | Bug::ReadPastHighWatermark => &["failover", "standard-replicated"],
     }
 }
 

@@ -48,6 +48,24 @@ pub enum MessageClass {
     ListRows,
     /// A page of the store's rows.
     Rows,
+    /// Replication: a broker's heartbeat to the controller.
+    Heartbeat,
+    /// Replication: a client asks the controller who leads each partition.
+    Metadata,
+    /// Replication: a leader asks the controller to change a partition's in-sync replicas.
+    AlterIsr,
+    /// Replication: a follower fetches from its leader.
+    ReplicaFetch,
+    /// Replication: a producer asks a leader for its last committed sequence.
+    LastSeq,
+    /// Replication: the controller's view of every partition's leadership.
+    Leadership,
+    /// Replication: batches for a follower.
+    Replicated,
+    /// Replication: the follower's log diverges; where to truncate.
+    Diverging,
+    /// Replication: a producer's last committed sequence on a partition.
+    LastSeqAnswered,
     /// A request of a system whose `describe` does not class it.
     OtherRequest,
     /// A reply of a system whose `describe` does not class it.

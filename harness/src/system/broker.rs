@@ -145,6 +145,11 @@ impl Body {
                 Request::OffsetFetch { .. } => MessageClass::OffsetFetch,
                 Request::Apply { .. } => MessageClass::Apply,
                 Request::ListRows { .. } => MessageClass::ListRows,
+                Request::Heartbeat { .. } => MessageClass::Heartbeat,
+                Request::Metadata => MessageClass::Metadata,
+                Request::AlterIsr { .. } => MessageClass::AlterIsr,
+                Request::ReplicaFetch { .. } => MessageClass::ReplicaFetch,
+                Request::LastSeq { .. } => MessageClass::LastSeq,
             },
             Body::Request(Err(_)) => MessageClass::MalformedRequest,
             Body::Reply(Ok(response)) => match response {
@@ -156,6 +161,10 @@ impl Body {
                 Response::Applied { .. } => MessageClass::Applied,
                 Response::Error(_) => MessageClass::Error,
                 Response::Rows { .. } => MessageClass::Rows,
+                Response::Leadership { .. } => MessageClass::Leadership,
+                Response::Replicated { .. } => MessageClass::Replicated,
+                Response::Diverging { .. } => MessageClass::Diverging,
+                Response::LastSeq { .. } => MessageClass::LastSeqAnswered,
             },
             Body::Reply(Err(_)) => MessageClass::MalformedReply,
         }
@@ -209,6 +218,21 @@ fn request_label(request: &Request) -> String {
         Request::OffsetFetch { partition, .. } => format!("offset-fetch partition={partition}"),
         Request::Apply { payment, .. } => format!("apply {}", payment.id),
         Request::ListRows { from, .. } => format!("list-rows from={from}"),
+        Request::Heartbeat { broker } => format!("heartbeat broker-{broker}"),
+        Request::Metadata => "metadata".to_string(),
+        Request::AlterIsr {
+            partition,
+            leader_epoch,
+            isr,
+            ..
+        } => format!("alter-isr partition={partition} epoch={leader_epoch} isr={isr:?}"),
+        Request::ReplicaFetch {
+            partition,
+            leader_epoch,
+            offset,
+            ..
+        } => format!("replica-fetch partition={partition} epoch={leader_epoch} offset={offset}"),
+        Request::LastSeq { partition, .. } => format!("last-seq partition={partition}"),
     }
 }
 
@@ -224,6 +248,24 @@ fn reply_label(response: &Response) -> String {
         Response::OffsetCommitted => "OffsetCommitted".to_string(),
         Response::OffsetFetched { .. } => "OffsetFetched".to_string(),
         Response::Rows { rows, total } => format!("{} of {total} rows", rows.len()),
+        Response::Leadership { partitions } => {
+            let leaders: Vec<String> = partitions
+                .iter()
+                .map(|p| match p.leader {
+                    Some(l) => format!("{l}@{}", p.leader_epoch),
+                    None => format!("-@{}", p.leader_epoch),
+                })
+                .collect();
+            format!("leaders {}", leaders.join(","))
+        }
+        Response::Replicated {
+            high_watermark,
+            batches,
+        } => format!("{} batches hw={high_watermark}", batches.len()),
+        Response::Diverging { epoch, end_offset } => {
+            format!("diverging epoch={epoch} end={end_offset}")
+        }
+        Response::LastSeq { last_seq } => format!("last-seq {last_seq:?}"),
     }
 }
 

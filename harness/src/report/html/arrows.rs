@@ -82,6 +82,11 @@ fn css_class(class: MessageClass) -> &'static str {
         MessageClass::OffsetFetch
         | MessageClass::MalformedRequest
         | MessageClass::ListRows
+        | MessageClass::Heartbeat
+        | MessageClass::Metadata
+        | MessageClass::AlterIsr
+        | MessageClass::ReplicaFetch
+        | MessageClass::LastSeq
         | MessageClass::OtherRequest => "k-other",
         MessageClass::Produced => "k-ack",
         MessageClass::Fetched => "k-fetched",
@@ -92,6 +97,10 @@ fn css_class(class: MessageClass) -> &'static str {
         | MessageClass::Error
         | MessageClass::MalformedReply
         | MessageClass::Rows
+        | MessageClass::Leadership
+        | MessageClass::Replicated
+        | MessageClass::Diverging
+        | MessageClass::LastSeqAnswered
         | MessageClass::OtherReply => "k-reply",
     }
 }
