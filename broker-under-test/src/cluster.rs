@@ -18,6 +18,7 @@ use crate::name::NodeName;
 use crate::node::{NodeCtx, NodeError, RetryPolicy};
 use crate::observe::{Event, Observer, Probe};
 use crate::producer::{run_producer, PaymentSizes, ProducerConfig};
+use crate::replication::ReplicationConfig;
 use crate::storage::{
     BoxFuture, CrashReport, DiskLatency, IoInjector, IoOp, SimDisk, SimStorage, Storage,
     StorageError, Tear,
@@ -40,6 +41,8 @@ pub struct ClusterSpec {
     pub consumer: ConsumerConfig,
     pub bugs: Bugs,
     pub disk_latency: DiskLatency,
+    /// `None`: the single `broker` node. `Some`: replicas `broker-0..n` and a controller.
+    pub replication: Option<ReplicationConfig>,
 }
 
 /// The shape of a workload, from which [`ClusterSpec::new`] builds node configurations.
@@ -56,6 +59,8 @@ pub struct Workload {
     pub first_seq: u32,
     /// Payment sizes; `None`: the small, same-sized payments of `Payment::generate`.
     pub payment_sizes: Option<PaymentSizes>,
+    /// Brokers, each holding a replica of every partition; 1 is the single broker of old.
+    pub brokers: u32,
 }
 
 impl ClusterSpec {
@@ -100,6 +105,7 @@ impl ClusterSpec {
             },
             bugs,
             disk_latency: DiskLatency::default(),
+            replication: (workload.brokers > 1).then(|| ReplicationConfig::new(workload.brokers)),
         }
     }
 

@@ -58,6 +58,7 @@
 //! - **Storage** for every replica goes through the same storage model and its faults as the
 //!   single broker's: torn and damaged tails cut at recovery, I/O errors fatal to the node.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 pub use crate::codec::{PartitionState, ReplicatedBatch};
@@ -96,4 +97,23 @@ impl ReplicationConfig {
             fetch_interval: Duration::from_millis(5),
         }
     }
+}
+
+/// What one replica of a replicated deployment needs besides the broker's own configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplicaConfig {
+    /// This replica's index: it is node `broker-<index>`.
+    pub index: u32,
+    pub replication: ReplicationConfig,
+    /// Where the controller listens.
+    pub controller: SocketAddr,
+    /// Where replica `i` listens, for every `i` (followers fetch from their leader).
+    pub replicas: Vec<SocketAddr>,
+}
+
+/// What the controller needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ControllerConfig {
+    pub partitions: u32,
+    pub replication: ReplicationConfig,
 }

@@ -65,6 +65,7 @@ fn oversized_batch_then_crash(bugs: Bugs) -> Seen {
             seed: 0,
             first_seq: 0,
             payment_sizes: None,
+            brokers: 1,
         };
         let cluster = Cluster::start(
             &ClusterSpec::new(&workload, bugs),

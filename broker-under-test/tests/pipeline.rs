@@ -128,6 +128,7 @@ fn workload() -> Workload {
         seed: 7,
         first_seq: 0,
         payment_sizes: None,
+        brokers: 1,
     }
 }
 

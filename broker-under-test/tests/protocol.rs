@@ -29,6 +29,7 @@ fn with_cluster<F: Future<Output = ()> + Send + 'static>(
             seed: 0,
             first_seq: 0,
             payment_sizes: None,
+            brokers: 1,
         };
         let _cluster = Cluster::start(
             &ClusterSpec::new(&workload, Bugs::NONE),

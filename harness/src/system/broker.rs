@@ -38,6 +38,7 @@ impl BrokerSystem {
                 max_bytes: size.bytes[1],
                 log_uniform: size.distribution == SizeDistribution::LogUniform,
             }),
+            brokers: 1,
         };
         ClusterSpec::new(&workload, bugs)
     }
