@@ -12,6 +12,7 @@ pub mod client;
 pub mod cluster;
 pub mod codec;
 pub mod consumer;
+pub mod controller;
 pub mod log;
 pub mod name;
 pub mod node;
@@ -20,6 +21,7 @@ pub mod producer;
 pub mod producer_state;
 #[cfg(not(madsim))]
 pub mod real;
+pub mod replica;
 pub mod replication;
 mod serde_str;
 pub mod storage;
