@@ -153,7 +153,7 @@ pub async fn rebuild_producer_state(
     Ok((table, rebuild, delete))
 }
 
-fn corrupt(file: &str) -> impl FnOnce(DecodeError) -> NodeError + '_ {
+pub(crate) fn corrupt(file: &str) -> impl FnOnce(DecodeError) -> NodeError + '_ {
     move |error| NodeError::Corrupt {
         file: file.to_string(),
         error,
@@ -576,7 +576,7 @@ fn fetch_within(log: &PartitionLog, offset: u64, max_records: u32) -> Vec<Fetche
     records
 }
 
-fn encode_offsets(offsets: &BTreeMap<(String, u32), u64>) -> Vec<u8> {
+pub fn encode_offsets(offsets: &BTreeMap<(String, u32), u64>) -> Vec<u8> {
     let mut w = Writer::default();
     w.u32(offsets.len() as u32);
     for ((group, partition), offset) in offsets {
