@@ -38,7 +38,7 @@ impl BrokerSystem {
                 max_bytes: size.bytes[1],
                 log_uniform: size.distribution == SizeDistribution::LogUniform,
             }),
-            brokers: 1,
+            brokers: w.brokers,
         };
         ClusterSpec::new(&workload, bugs)
     }
@@ -47,6 +47,10 @@ impl BrokerSystem {
 impl System for BrokerSystem {
     fn name(&self) -> &str {
         "broker-under-test"
+    }
+
+    fn max_brokers(&self) -> u32 {
+        crate::scenario::BROKERS_MAX
     }
 
     fn deploy(&self, setup: Setup<'_>) -> Box<dyn Deployment> {
