@@ -168,6 +168,12 @@ pub async fn rebuild_producer_state(
     Ok((table, rebuild, delete))
 }
 
+/// A batch that cannot be framed cannot be read back after a crash, so it is refused (the
+/// planted `oversized-batch-accepted` takes it).
+pub(crate) fn too_large(ctx: &NodeCtx, records: &[crate::codec::Payment]) -> bool {
+    batch_body_len(records) > FRAME_BODY_LEN_MAX as u64 && !ctx.bug(Bug::OversizedBatchAccepted)
+}
+
 pub(crate) fn corrupt(file: &str) -> impl FnOnce(DecodeError) -> NodeError + '_ {
     move |error| NodeError::Corrupt {
         file: file.to_string(),
@@ -420,9 +426,7 @@ impl Broker {
         };
         // A batch that cannot be framed cannot be read back after a crash: refuse it before
         // anything is written (the planted `oversized-batch-accepted` does not).
-        if batch_body_len(&records) > FRAME_BODY_LEN_MAX as u64
-            && !ctx.bug(Bug::OversizedBatchAccepted)
-        {
+        if too_large(ctx, &records) {
             tracing::debug!(partition, producer_id, base_seq, count, "batch too large");
             return reject(ErrorCode::RecordTooLarge);
         }
