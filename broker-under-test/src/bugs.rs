@@ -94,27 +94,35 @@ pub enum Bug {
     /// it). Exposed by a read error during a store restart.
     ReadErrorAsEof,
     /// Replication: the leader acknowledges a produce once its own log has synced the batch,
-    /// without waiting for the in-sync followers (the high watermark), like Kafka's `acks=1`.
-    /// Exposed by a leader crash or isolation before its followers fetched the batch.
+    /// without waiting for the in-sync followers (the high watermark): Kafka's `acks=1`, whose
+    /// documented price is that "the record will be lost" if the leader fails before the
+    /// followers replicate it (the producer `acks` documentation; KAFKA-1211 is the upstream
+    /// discussion of acknowledging against the high watermark). Exposed by a leader crash or
+    /// isolation before its followers fetched the batch.
     AckBeforeReplication,
     /// Replication: a follower that learns of a new leader truncates its log to its own high
     /// watermark instead of asking the leader where its last epoch ends: the pre-KIP-101
     /// Kafka replication protocol, which lost committed records and let replicas diverge
-    /// (KIP-101, KAFKA-1211). Exposed by repeated failovers.
+    /// (KIP-101 "Alter Replication Protocol to use Leader Epoch rather than High Watermark for
+    /// Truncation"; KAFKA-6361, log divergence after a fast leader failover). Exposed by
+    /// repeated failovers.
     TruncateToHighWatermark,
-    /// Replication: the controller elects any live replica when the leader fails, in sync or
-    /// not (Kafka's `unclean.leader.election.enable=true`; Jepsen's 2013 Kafka analysis lost
-    /// acknowledged writes this way). Exposed by a lagging follower and a leader crash.
+    /// Replication: the controller elects a live replica that is not in sync when no in-sync
+    /// one is alive (Kafka's `unclean.leader.election.enable=true`; Jepsen's 2013 Kafka
+    /// analysis lost acknowledged writes this way). Exposed by a lagging follower and a leader
+    /// crash.
     UncleanLeaderElection,
     /// Replication: followers append replicated batches without feeding them to their producer
     /// state, so a new leader does not know the producers' last sequences and, like a broker
-    /// whose producer state expired, accepts a retry as new (AutoMQ/automq#437: idempotent
-    /// duplicates after partition reassignment). Exposed by a retry that crosses a failover.
+    /// whose producer state expired, accepts a retry as new (librdkafka#4953: duplicates
+    /// during a leader transition with an idempotent producer; AutoMQ/automq#437: idempotent
+    /// duplicates after reassignment). Exposed by a retry that crosses a failover.
     ProducerStateNotReplicated,
     /// Replication: the leader serves consumer fetches up to its log end instead of its high
     /// watermark, so a consumer can read (and the store apply) records that a failover then
-    /// truncates (KAFKA-2334 describes the window in which consumers could see such records).
-    /// Exposed by a leader failure with unreplicated records that were read.
+    /// truncates (apache/kafka#13230, KAFKA-14704: a former leader exposed uncommitted records
+    /// before truncating them; kurrent-io/KurrentDB#3972 likewise). Exposed by a leader failure
+    /// with unreplicated records that were read.
     ReadPastHighWatermark,
 }
 

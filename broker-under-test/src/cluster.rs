@@ -1,5 +1,6 @@
-//! Deploys the system under test on madsim nodes: one node per broker, store, consumer and
-//! producer, each with its own simulated disk, restartable with its disk crashed in between.
+//! Deploys the system under test on madsim nodes: one node per broker (or, replicated, per
+//! replica plus the controller), store, consumer and producer, each with its own simulated
+//! disk, restartable with its disk crashed in between.
 //!
 //! This is the deployment, not the fault injector: it offers the verbs an operator would use
 //! (`crash`, `kill`, `restart`, `pause`, `resume`) and decides nothing by itself. The harness
@@ -13,12 +14,15 @@
 
 use crate::broker::{run_broker, BrokerConfig};
 use crate::bugs::{Bug, Bugs};
+use crate::client::ReplicatedAddrs;
 use crate::consumer::{run_consumer, ConsumerConfig};
+use crate::controller::run_controller;
 use crate::name::NodeName;
 use crate::node::{NodeCtx, NodeError, RetryPolicy};
 use crate::observe::{Event, Observer, Probe};
 use crate::producer::{run_producer, PaymentSizes, ProducerConfig};
-use crate::replication::ReplicationConfig;
+use crate::replica::run_replica;
+use crate::replication::{ControllerConfig, ReplicaConfig, ReplicationConfig};
 use crate::storage::{
     BoxFuture, CrashReport, DiskLatency, IoInjector, IoOp, SimDisk, SimStorage, Storage,
     StorageError, Tear,
@@ -70,6 +74,13 @@ impl ClusterSpec {
             "producer addresses are 10.0.1.1..=10.0.1.200"
         );
         let retry = RetryPolicy::default();
+        let replication = (workload.brokers > 1).then(|| ReplicationConfig::new(workload.brokers));
+        let replicated = replication.map(|r| ReplicatedAddrs {
+            controller: NodeName::Controller.sim_addr(),
+            replicas: (0..r.brokers)
+                .map(|i| NodeName::Replica(i).sim_addr())
+                .collect(),
+        });
         let producers = (0..workload.producers)
             .map(|index| ProducerConfig {
                 index,
@@ -85,6 +96,7 @@ impl ClusterSpec {
                 seed: workload.seed,
                 first_seq: workload.first_seq,
                 payment_sizes: workload.payment_sizes,
+                replicated: replicated.clone(),
             })
             .collect();
         ClusterSpec {
@@ -102,18 +114,54 @@ impl ClusterSpec {
                 fetch_max_records: 32,
                 poll_interval: Duration::from_millis(20),
                 retry,
+                replicated,
             },
             bugs,
             disk_latency: DiskLatency::default(),
-            replication: (workload.brokers > 1).then(|| ReplicationConfig::new(workload.brokers)),
+            replication,
         }
     }
 
-    /// Every node's name, in a fixed order: broker, store, consumer, producers.
+    /// Every node's name, in a fixed order: broker (or replicas and controller), store,
+    /// consumer, producers.
     pub fn node_names(&self) -> Vec<NodeName> {
-        let mut names = vec![NodeName::Broker, NodeName::Store, NodeName::Consumer];
-        names.extend(self.producers.iter().map(|p| NodeName::Producer(p.index)));
-        names
+        self.roles().into_iter().map(|(name, _)| name).collect()
+    }
+
+    /// Every node with its role, in the order of [`ClusterSpec::node_names`].
+    fn roles(&self) -> Vec<(NodeName, Role)> {
+        let mut roles = match self.replication {
+            None => vec![(NodeName::Broker, Role::Broker(self.broker.clone()))],
+            Some(replication) => {
+                let replicas: Vec<SocketAddr> = (0..replication.brokers)
+                    .map(|i| NodeName::Replica(i).sim_addr())
+                    .collect();
+                let mut roles: Vec<(NodeName, Role)> = (0..replication.brokers)
+                    .map(|index| {
+                        let replica = ReplicaConfig {
+                            index,
+                            replication,
+                            controller: NodeName::Controller.sim_addr(),
+                            replicas: replicas.clone(),
+                        };
+                        let role = Role::Replica(self.broker.clone(), replica);
+                        (NodeName::Replica(index), role)
+                    })
+                    .collect();
+                let controller = ControllerConfig {
+                    partitions: self.broker.partitions,
+                    replication,
+                };
+                roles.push((NodeName::Controller, Role::Controller(controller)));
+                roles
+            }
+        };
+        roles.push((NodeName::Store, Role::Store));
+        roles.push((NodeName::Consumer, Role::Consumer(self.consumer.clone())));
+        for p in &self.producers {
+            roles.push((NodeName::Producer(p.index), Role::Producer(p.clone())));
+        }
+        roles
     }
 }
 
@@ -121,6 +169,9 @@ impl ClusterSpec {
 #[derive(Clone)]
 enum Role {
     Broker(BrokerConfig),
+    /// One broker of a replicated deployment.
+    Replica(BrokerConfig, ReplicaConfig),
+    Controller(ControllerConfig),
     Store,
     Consumer(ConsumerConfig),
     Producer(ProducerConfig),
@@ -146,14 +197,7 @@ impl Cluster {
     ) -> Cluster {
         let handle = Handle::current();
         // Nodes are created in this order (not the map's), which fixes their madsim node ids.
-        let mut roles = vec![
-            (NodeName::Broker, Role::Broker(spec.broker.clone())),
-            (NodeName::Store, Role::Store),
-            (NodeName::Consumer, Role::Consumer(spec.consumer.clone())),
-        ];
-        for p in &spec.producers {
-            roles.push((NodeName::Producer(p.index), Role::Producer(p.clone())));
-        }
+        let roles = spec.roles();
         let mut nodes = BTreeMap::new();
         for (name, role) in roles {
             let addr = name.sim_addr();
@@ -283,6 +327,8 @@ async fn run_node(
     };
     match role {
         Role::Broker(cfg) => run_broker(ctx, cfg).await,
+        Role::Replica(cfg, replica) => run_replica(ctx, cfg, replica).await,
+        Role::Controller(cfg) => run_controller(ctx, cfg).await,
         Role::Store => run_store(ctx).await,
         Role::Consumer(cfg) => run_consumer(ctx, cfg).await,
         Role::Producer(cfg) => run_producer(ctx, cfg).await,
@@ -293,7 +339,9 @@ async fn run_node(
 /// planted bug handles them (wrongly) in the role's own code.
 fn passed_to_role(role: &Role, bugs: Bugs) -> Option<IoOp> {
     match role {
-        Role::Broker(_) if bugs.has(Bug::SyncFailureRetried) => Some(IoOp::Sync),
+        Role::Broker(_) | Role::Replica(..) if bugs.has(Bug::SyncFailureRetried) => {
+            Some(IoOp::Sync)
+        }
         Role::Store if bugs.has(Bug::ReadErrorAsEof) => Some(IoOp::Read),
         _ => None,
     }

@@ -4,8 +4,13 @@
 //! Safety (towards the store: at least once): an offset is committed only after every record
 //! below it was acknowledged by the store, so a restart resumes at or before the first record
 //! not yet applied; the store's dedup by payment id absorbs the re-deliveries.
+//!
+//! In a replicated deployment it fetches from each partition's leader (which serves records
+//! below the high watermark only) and commits and fetches offsets at the controller; a refusal
+//! or a timeout makes it ask the controller who leads and try again.
 
 use crate::bugs::Bug;
+use crate::client::{leadership_moved, Leaders, ReplicatedAddrs};
 use crate::codec::{ErrorCode, FetchedRecord, Request, Response};
 use crate::node::{NodeCtx, NodeError, RetryPolicy};
 use crate::observe::{Event, Probe};
@@ -22,17 +27,32 @@ pub struct ConsumerConfig {
     /// How long to wait before polling again when every partition was empty.
     pub poll_interval: Duration,
     pub retry: RetryPolicy,
+    /// `Some` in a replicated deployment: the controller and replicas replace `broker`.
+    pub replicated: Option<ReplicatedAddrs>,
+}
+
+impl ConsumerConfig {
+    /// Where offsets are committed and fetched: the broker, or the controller.
+    fn coordinator(&self) -> SocketAddr {
+        self.replicated
+            .as_ref()
+            .map_or(self.broker, |addrs| addrs.controller)
+    }
 }
 
 /// Runs the consumer until the node is killed.
 pub async fn run_consumer(ctx: NodeCtx, cfg: ConsumerConfig) -> Result<(), NodeError> {
+    let leaders = cfg
+        .replicated
+        .clone()
+        .map(|addrs| Leaders::new(addrs, cfg.retry));
     let mut positions = Vec::with_capacity(cfg.partitions as usize);
     for partition in 0..cfg.partitions {
         let request = Request::OffsetFetch {
             group: cfg.group.clone(),
             partition,
         };
-        let offset = match call_until_answered(&ctx, &cfg, cfg.broker, &request).await {
+        let offset = match call_until_answered(&ctx, &cfg, cfg.coordinator(), &request).await {
             Response::OffsetFetched { offset } => offset.unwrap_or(0),
             _ => 0,
         };
@@ -56,7 +76,11 @@ pub async fn run_consumer(ctx: NodeCtx, cfg: ConsumerConfig) -> Result<(), NodeE
                 offset: positions[p],
                 max_records: cfg.fetch_max_records,
             };
-            let records = match call_until_answered(&ctx, &cfg, cfg.broker, &request).await {
+            let reply = match &leaders {
+                None => call_until_answered(&ctx, &cfg, cfg.broker, &request).await,
+                Some(leaders) => fetch_from_leader(&ctx, &cfg, leaders, partition, &request).await,
+            };
+            let records = match reply {
                 Response::Fetched { records, .. } => records,
                 _ => continue,
             };
@@ -121,9 +145,49 @@ async fn commit(ctx: &NodeCtx, cfg: &ConsumerConfig, partition: u32, offset: u64
         partition,
         offset,
     };
-    if let Response::OffsetCommitted = call_until_answered(ctx, cfg, cfg.broker, &request).await {
+    if let Response::OffsetCommitted =
+        call_until_answered(ctx, cfg, cfg.coordinator(), &request).await
+    {
         tracing::trace!(partition, offset, "offset committed");
         ctx.record(Event::OffsetCommitted { partition, offset });
+    }
+}
+
+/// Sends a fetch to the partition's leader until it answers with something other than a
+/// refusal that means the leadership moved; looks the leader up again after each such refusal
+/// or a timeout.
+async fn fetch_from_leader(
+    ctx: &NodeCtx,
+    cfg: &ConsumerConfig,
+    leaders: &Leaders,
+    partition: u32,
+    request: &Request,
+) -> Response {
+    let transport = ctx.transport.as_ref();
+    let mut refused_by = None;
+    let mut attempt = 0;
+    loop {
+        if let Some(leader) = leaders.leader(transport, partition).await {
+            if refused_by.is_some_and(|r| r != leader.index) {
+                refused_by = None;
+                ctx.probe(Probe::NotLeaderRedirected);
+            }
+            match ctx
+                .call(leader.addr, request, cfg.retry.request_timeout)
+                .await
+            {
+                Ok(Response::Error(code)) if leadership_moved(&code) => {
+                    if code != ErrorCode::NotReady {
+                        refused_by = Some(leader.index);
+                    }
+                }
+                Ok(Response::Error(ErrorCode::StorageFailure)) | Err(_) => {}
+                Ok(response) => return response,
+            }
+        }
+        leaders.refresh(transport).await;
+        attempt += 1;
+        madsim::time::sleep(cfg.retry.backoff(attempt)).await;
     }
 }
 

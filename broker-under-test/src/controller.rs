@@ -1,11 +1,441 @@
 //! The controller of a replicated deployment: leader election, in-sync replicas, producer ids
 //! and consumer offsets, all durable (the protocol is in `replication`).
+//!
+//! Safety: every change is written (atomically and durably, by `Storage::replace`) before any
+//! reply or event that depends on it, so a restarted controller never forgets an epoch it
+//! handed out and never elects a replica it had dropped from the in-sync set. A leader is
+//! elected only from the in-sync replicas (the planted `unclean-leader-election` falls back to
+//! any live one), and only an alive leader's `AlterIsr` at the current epoch changes them.
+//!
+//! Liveness is judged on simulated time: a broker not heard from for `session_timeout` is
+//! dead. A restarted controller has no idea how long it was down, so it counts every broker as
+//! just heard from and lets their heartbeats (or their absence) speak.
 
+use crate::broker::{corrupt, decode_offsets, encode_offsets, OFFSETS_FILE, REGISTRY_FILE};
+use crate::bugs::Bug;
+use crate::codec::{DecodeError, ErrorCode, PartitionState, Reader, Request, Response, Writer};
 use crate::node::{NodeCtx, NodeError};
+use crate::observe::{Event, Probe};
+use crate::producer_state::ProducerRegistry;
 use crate::replication::ControllerConfig;
+use madsim::time::Instant;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Every partition's leadership, replaced atomically on every change.
+pub const PARTITIONS_FILE: &str = "partitions.meta";
+
+struct Controller {
+    cfg: ControllerConfig,
+    partitions: Vec<PartitionState>,
+    registry: ProducerRegistry,
+    offsets: BTreeMap<(String, u32), u64>,
+    /// When each broker was last heard from.
+    heard: Vec<Instant>,
+    alive: Vec<bool>,
+}
 
 /// Runs the controller on this node until the node is killed.
 pub async fn run_controller(ctx: NodeCtx, cfg: ControllerConfig) -> Result<(), NodeError> {
-    let _ = (ctx, cfg);
-    unimplemented!("the controller is being built")
+    let controller = Arc::new(tokio::sync::Mutex::new(
+        Controller::recover(&ctx, cfg.clone()).await?,
+    ));
+    // Liveness is checked on a timer of its own: a dead broker sends nothing to react to.
+    let _watchdog = {
+        let (ctx, controller) = (ctx.clone(), controller.clone());
+        madsim::task::spawn(async move {
+            loop {
+                madsim::time::sleep(cfg.replication.heartbeat_interval).await;
+                if let Err(e) = controller.lock().await.check_liveness(&ctx).await {
+                    // Only a dead incarnation's storage fails here (an I/O error restarts
+                    // the node on its own); this task dies with it.
+                    tracing::debug!(error = %e, "controller watchdog stopped");
+                    return;
+                }
+            }
+        })
+    };
+    while let Some(incoming) = ctx.transport.next_request().await {
+        let response = controller.lock().await.handle(&ctx, &incoming.body).await?;
+        ctx.transport.reply(&incoming, response.encode());
+    }
+    Ok(())
+}
+
+/// The leadership file: a count, then per partition its leader, epoch and in-sync replicas.
+pub fn encode_partitions(partitions: &[PartitionState]) -> Vec<u8> {
+    let mut w = Writer::default();
+    w.u32(partitions.len() as u32);
+    for p in partitions {
+        w.opt_u32(p.leader);
+        w.u32(p.leader_epoch);
+        w.u32s(&p.isr);
+    }
+    w.buf
+}
+
+pub fn decode_partitions(bytes: &[u8]) -> Result<Vec<PartitionState>, DecodeError> {
+    let mut r = Reader::new(bytes);
+    let n = r.count(1 + 4 + 4)?;
+    let partitions = (0..n)
+        .map(|_| {
+            Ok(PartitionState {
+                leader: r.opt_u32()?,
+                leader_epoch: r.u32()?,
+                isr: r.u32s()?,
+            })
+        })
+        .collect::<Result<_, DecodeError>>()?;
+    r.finish()?;
+    Ok(partitions)
+}
+
+/// The leadership of a fresh deployment: partition `p` led by replica `p % n` at epoch 0, every
+/// replica in sync (all logs are empty).
+pub fn initial_partitions(partitions: u32, brokers: u32) -> Vec<PartitionState> {
+    (0..partitions)
+        .map(|p| PartitionState {
+            leader: Some(p % brokers),
+            leader_epoch: 0,
+            isr: (0..brokers).collect(),
+        })
+        .collect()
+}
+
+impl Controller {
+    async fn recover(ctx: &NodeCtx, cfg: ControllerConfig) -> Result<Controller, NodeError> {
+        let storage = ctx.storage.as_ref();
+        let bytes = storage.read(PARTITIONS_FILE).await?;
+        let brokers = cfg.replication.brokers;
+        let partitions = if bytes.is_empty() {
+            initial_partitions(cfg.partitions, brokers)
+        } else {
+            decode_partitions(&bytes).map_err(corrupt(PARTITIONS_FILE))?
+        };
+        if partitions.len() != cfg.partitions as usize {
+            return Err(NodeError::Corrupt {
+                file: PARTITIONS_FILE.to_string(),
+                error: DecodeError::TooLarge(partitions.len() as u64),
+            });
+        }
+        let registry = ProducerRegistry::decode(&storage.read(REGISTRY_FILE).await?)
+            .map_err(corrupt(REGISTRY_FILE))?;
+        let offsets =
+            decode_offsets(&storage.read(OFFSETS_FILE).await?).map_err(corrupt(OFFSETS_FILE))?;
+        let now = Instant::now();
+        Ok(Controller {
+            cfg,
+            partitions,
+            registry,
+            offsets,
+            heard: vec![now; brokers as usize],
+            alive: vec![true; brokers as usize],
+        })
+    }
+
+    fn brokers(&self) -> u32 {
+        self.cfg.replication.brokers
+    }
+
+    fn leadership(&self) -> Response {
+        Response::Leadership {
+            partitions: self.partitions.clone(),
+        }
+    }
+
+    async fn handle(&mut self, ctx: &NodeCtx, body: &[u8]) -> Result<Response, NodeError> {
+        let request = match Request::decode(body) {
+            Ok(r) => r,
+            Err(e) => {
+                ctx.record(Event::MalformedRequest {
+                    error: e.to_string(),
+                });
+                return Ok(Response::Error(ErrorCode::Malformed));
+            }
+        };
+        Ok(match request {
+            Request::Heartbeat { broker } if broker < self.brokers() => {
+                self.heartbeat(ctx, broker).await?
+            }
+            Request::Metadata => self.leadership(),
+            Request::AlterIsr {
+                partition,
+                leader,
+                leader_epoch,
+                isr,
+            } => {
+                self.alter_isr(ctx, partition, leader, leader_epoch, isr)
+                    .await?
+            }
+            Request::InitProducerId { producer_key, boot } => {
+                self.init_producer_id(ctx, producer_key, boot).await?
+            }
+            Request::OffsetCommit {
+                group,
+                partition,
+                offset,
+            } => {
+                if partition >= self.cfg.partitions {
+                    return Ok(Response::Error(ErrorCode::UnknownPartition));
+                }
+                self.offsets.insert((group, partition), offset);
+                ctx.storage
+                    .replace(OFFSETS_FILE, &encode_offsets(&self.offsets))
+                    .await?;
+                Response::OffsetCommitted
+            }
+            Request::OffsetFetch { group, partition } => {
+                if partition >= self.cfg.partitions {
+                    return Ok(Response::Error(ErrorCode::UnknownPartition));
+                }
+                Response::OffsetFetched {
+                    offset: self.offsets.get(&(group, partition)).copied(),
+                }
+            }
+            // A partition's data lives on its replicas, not here; a heartbeat from a broker
+            // that is not in the deployment is garbage.
+            Request::Heartbeat { .. }
+            | Request::Produce { .. }
+            | Request::Fetch { .. }
+            | Request::ReplicaFetch { .. }
+            | Request::LastSeq { .. }
+            | Request::Apply { .. }
+            | Request::ListRows { .. } => Response::Error(ErrorCode::Malformed),
+        })
+    }
+
+    /// Notes that `broker` is alive; a partition without a leader gets one if it can (also
+    /// after a controller restart, which counts every broker as alive from the start).
+    async fn heartbeat(&mut self, ctx: &NodeCtx, broker: u32) -> Result<Response, NodeError> {
+        let b = broker as usize;
+        self.heard[b] = Instant::now();
+        if !self.alive[b] {
+            self.alive[b] = true;
+            tracing::debug!(broker, "broker is back");
+        }
+        let mut elected = Vec::new();
+        for p in 0..self.partitions.len() {
+            if self.partitions[p].leader.is_none() {
+                if let Some(clean) = self.elect(ctx, p, None) {
+                    elected.push((p, clean));
+                }
+            }
+        }
+        self.persist_and_announce(ctx, &elected, &[]).await?;
+        Ok(self.leadership())
+    }
+
+    /// Declares dead every broker not heard from for the session timeout: it leaves every
+    /// in-sync set, and every partition it led gets a new leader.
+    async fn check_liveness(&mut self, ctx: &NodeCtx) -> Result<(), NodeError> {
+        let now = Instant::now();
+        let timeout = self.cfg.replication.session_timeout;
+        let (mut elected, mut shrunk) = (Vec::new(), Vec::new());
+        for b in 0..self.brokers() {
+            let i = b as usize;
+            if !self.alive[i] || now.duration_since(self.heard[i]) <= timeout {
+                continue;
+            }
+            self.alive[i] = false;
+            tracing::debug!(broker = b, "broker declared dead");
+            for p in 0..self.partitions.len() {
+                let state = &mut self.partitions[p];
+                if state.leader == Some(b) {
+                    if let Some(clean) = self.elect(ctx, p, Some(b)) {
+                        elected.push((p, clean));
+                    }
+                } else if state.isr.contains(&b) && state.isr.len() > 1 {
+                    state.isr.retain(|&r| r != b);
+                    shrunk.push(p);
+                }
+            }
+        }
+        self.persist_and_announce(ctx, &elected, &shrunk).await
+    }
+
+    /// Chooses a new leader for partition `p` (in memory; the caller persists and announces).
+    /// `failed`: the leader that died, if it did. Returns `None` if nothing changed, else
+    /// whether the election was clean (the leader came from the in-sync set, or there is none).
+    fn elect(&mut self, ctx: &NodeCtx, p: usize, failed: Option<u32>) -> Option<bool> {
+        let n = self.brokers();
+        let state = &self.partitions[p];
+        let start = failed.or(state.leader).unwrap_or(n - 1);
+        // Ring order after the failed leader, so leadership spreads rather than piles up.
+        let ring: Vec<u32> = (1..=n).map(|k| (start + k) % n).collect();
+        let eligible = |r: &u32| self.alive[*r as usize] && Some(*r) != failed;
+        let clean = ring
+            .iter()
+            .copied()
+            .find(|r| state.isr.contains(r) && eligible(r));
+        let unclean = || {
+            ctx.bug(Bug::UncleanLeaderElection)
+                .then(|| ring.iter().copied().find(|r| eligible(r)))
+                .flatten()
+        };
+        let (leader, isr, was_clean) = match clean {
+            Some(r) => {
+                let mut isr = state.isr.clone();
+                isr.retain(|&x| Some(x) != failed);
+                (Some(r), isr, true)
+            }
+            None => match unclean() {
+                // Kafka's unclean election: the new leader's log is the truth from now on.
+                Some(r) => (Some(r), vec![r], false),
+                // Nobody eligible: no leader until an in-sync replica returns. The failed
+                // leader stays in the set: it may be the only one holding everything.
+                None => (None, state.isr.clone(), true),
+            },
+        };
+        if leader.is_none() && state.leader.is_none() {
+            return None;
+        }
+        let state = &mut self.partitions[p];
+        state.leader = leader;
+        state.leader_epoch += 1;
+        state.isr = isr;
+        Some(was_clean)
+    }
+
+    /// Writes the leadership, then tells the history what changed.
+    async fn persist_and_announce(
+        &mut self,
+        ctx: &NodeCtx,
+        elected: &[(usize, bool)],
+        shrunk: &[usize],
+    ) -> Result<(), NodeError> {
+        if elected.is_empty() && shrunk.is_empty() {
+            return Ok(());
+        }
+        ctx.storage
+            .replace(PARTITIONS_FILE, &encode_partitions(&self.partitions))
+            .await?;
+        for &(p, clean) in elected {
+            let state = &self.partitions[p];
+            ctx.probe(Probe::LeaderElected);
+            tracing::debug!(partition = p, leader = ?state.leader, epoch = state.leader_epoch, isr = ?state.isr, "leader elected");
+            ctx.record(Event::LeaderElected {
+                partition: p as u32,
+                leader: state.leader,
+                leader_epoch: state.leader_epoch,
+                isr: state.isr.clone(),
+                clean,
+            });
+        }
+        for &p in shrunk {
+            self.announce_isr(ctx, p, true);
+        }
+        Ok(())
+    }
+
+    fn announce_isr(&self, ctx: &NodeCtx, p: usize, shrunk: bool) {
+        let state = &self.partitions[p];
+        ctx.probe(if shrunk {
+            Probe::IsrShrunk
+        } else {
+            Probe::IsrExpanded
+        });
+        tracing::debug!(partition = p, epoch = state.leader_epoch, isr = ?state.isr, "isr changed");
+        ctx.record(Event::IsrChanged {
+            partition: p as u32,
+            leader_epoch: state.leader_epoch,
+            isr: state.isr.clone(),
+        });
+    }
+
+    /// A leader's request to change its in-sync set, applied only if it still leads at that
+    /// epoch and keeps itself in the set.
+    async fn alter_isr(
+        &mut self,
+        ctx: &NodeCtx,
+        partition: u32,
+        leader: u32,
+        leader_epoch: u32,
+        mut isr: Vec<u32>,
+    ) -> Result<Response, NodeError> {
+        let Some(state) = self.partitions.get(partition as usize) else {
+            return Ok(Response::Error(ErrorCode::UnknownPartition));
+        };
+        isr.sort_unstable();
+        isr.dedup();
+        let valid = state.leader == Some(leader)
+            && state.leader_epoch == leader_epoch
+            && isr.contains(&leader)
+            && isr.iter().all(|&r| r < self.brokers());
+        if valid && isr != state.isr {
+            let shrunk = isr.iter().all(|r| state.isr.contains(r));
+            self.partitions[partition as usize].isr = isr;
+            ctx.storage
+                .replace(PARTITIONS_FILE, &encode_partitions(&self.partitions))
+                .await?;
+            self.announce_isr(ctx, partition as usize, shrunk);
+        }
+        Ok(self.leadership())
+    }
+
+    /// Registers a producer as the single broker does; the last sequences are the partition
+    /// leaders' to tell (`LastSeq`), so the reply carries none.
+    async fn init_producer_id(
+        &mut self,
+        ctx: &NodeCtx,
+        producer_key: String,
+        boot: u64,
+    ) -> Result<Response, NodeError> {
+        Ok(match self.registry.init(&producer_key, boot) {
+            Err(code) => Response::Error(code),
+            Ok(outcome) => {
+                if outcome.changed {
+                    ctx.storage
+                        .replace(REGISTRY_FILE, &self.registry.encode())
+                        .await?;
+                } else {
+                    ctx.probe(Probe::InitProducerIdRetried);
+                }
+                let p = outcome.producer;
+                ctx.record(Event::EpochBumped {
+                    producer_key,
+                    producer_id: p.producer_id,
+                    epoch: p.epoch,
+                    boot,
+                });
+                Response::InitProducerId {
+                    producer_id: p.producer_id,
+                    epoch: p.epoch,
+                    last_seqs: Vec::new(),
+                }
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_leadership_file_round_trips_and_rejects_garbage() {
+        let partitions = vec![
+            PartitionState {
+                leader: Some(2),
+                leader_epoch: 7,
+                isr: vec![0, 2],
+            },
+            PartitionState {
+                leader: None,
+                leader_epoch: 3,
+                isr: vec![1],
+            },
+        ];
+        let bytes = encode_partitions(&partitions);
+        assert_eq!(decode_partitions(&bytes), Ok(partitions));
+        assert!(decode_partitions(&bytes[..bytes.len() - 1]).is_err());
+        assert_eq!(decode_partitions(&encode_partitions(&[])), Ok(vec![]));
+    }
+
+    #[test]
+    fn a_fresh_deployment_spreads_leadership_with_every_replica_in_sync() {
+        let p = initial_partitions(4, 3);
+        let leaders: Vec<_> = p.iter().map(|s| s.leader).collect();
+        assert_eq!(leaders, vec![Some(0), Some(1), Some(2), Some(0)]);
+        assert!(p.iter().all(|s| s.leader_epoch == 0 && s.isr == [0, 1, 2]));
+    }
 }

@@ -23,8 +23,19 @@
 //! retained-batch window turns its retries into duplicates answered with the original offset.
 //! A stale InitProducerId (lower boot) is itself fenced, so a delayed init of a dead incarnation
 //! cannot bump the epoch under the live one.
+//!
+//! ## In a replicated deployment
+//!
+//! InitProducerId goes to the controller, whose reply carries no last sequences; each
+//! partition's leader answers `LastSeq` instead, only once its whole log is committed, so what
+//! it answers cannot be lost in a failover. The resume logic above is the same. Batches go to
+//! each partition's leader as the controller last named it ([`Leaders`]); a refusal
+//! (`NotLeader`, `StaleLeaderEpoch`, `NotReady`) or a timeout makes the producer ask the
+//! controller again and resend the same batch under the same sequence numbers, which is what
+//! lets the new leader answer a batch its predecessor appended as a duplicate.
 
 use crate::bugs::Bug;
+use crate::client::{leadership_moved, Leaders, ReplicatedAddrs};
 use crate::codec::{
     batch_body_len, frame, scan_frames, seq_after, DecodeError, ErrorCode, Payment, Reader,
     Request, Response, Tail, Writer, FRAME_BODY_LEN_MAX,
@@ -69,6 +80,8 @@ pub struct ProducerConfig {
     pub first_seq: u32,
     /// How large payments are; `None`: as `Payment::generate` makes them (about 26 bytes).
     pub payment_sizes: Option<PaymentSizes>,
+    /// `Some` in a replicated deployment: the controller and replicas replace `broker`.
+    pub replicated: Option<ReplicatedAddrs>,
 }
 
 /// The encoded sizes of a workload's payments: a range, spread uniformly or over its binary
@@ -365,6 +378,8 @@ struct Inner {
 struct Shared {
     ctx: NodeCtx,
     cfg: ProducerConfig,
+    /// The partitions' leaders, in a replicated deployment.
+    leaders: Option<Leaders>,
     producer_id: u64,
     epoch: u32,
     inner: Mutex<Inner>,
@@ -396,13 +411,19 @@ impl Shared {
 pub async fn run_producer(ctx: NodeCtx, cfg: ProducerConfig) -> Result<(), NodeError> {
     assert!(cfg.max_in_flight >= 1 && cfg.max_batch_records >= 1 && cfg.partitions >= 1);
     let (outbox, boot) = recover(&ctx).await?;
-    let Some((producer_id, epoch, last_seqs)) = init_producer_id(&ctx, &cfg, boot).await else {
+    let leaders = cfg
+        .replicated
+        .clone()
+        .map(|addrs| Leaders::new(addrs, cfg.retry));
+    let init = init_producer_id(&ctx, &cfg, leaders.as_ref(), boot).await;
+    let Some((producer_id, epoch, last_seqs)) = init else {
         return Ok(());
     };
     let inner = resume(&ctx, &cfg, &outbox, &last_seqs, boot);
     let partitions = cfg.partitions as usize;
     let shared = Arc::new(Shared {
         ctx,
+        leaders,
         producer_id,
         epoch,
         inner: Mutex::new(inner),
@@ -528,27 +549,33 @@ fn resume(
     inner
 }
 
-/// InitProducerId, retried until answered. `None` if this incarnation is already fenced.
+/// InitProducerId, retried until answered (in a replicated deployment, at the controller and
+/// then `LastSeq` at every partition's leader). `None` if this incarnation is already fenced.
 async fn init_producer_id(
     ctx: &NodeCtx,
     cfg: &ProducerConfig,
+    leaders: Option<&Leaders>,
     boot: u64,
 ) -> Option<(u64, u32, Vec<Option<u32>>)> {
     let request = Request::InitProducerId {
         producer_key: cfg.key(),
         boot,
     };
+    let coordinator = leaders.map_or(cfg.broker, Leaders::controller);
     let mut attempt = 0;
     loop {
         match ctx
-            .call(cfg.broker, &request, cfg.retry.request_timeout)
+            .call(coordinator, &request, cfg.retry.request_timeout)
             .await
         {
             Ok(Response::InitProducerId {
                 producer_id,
                 epoch,
-                last_seqs,
+                mut last_seqs,
             }) => {
+                if let Some(leaders) = leaders {
+                    last_seqs = leaders_last_seqs(ctx, cfg, leaders, producer_id, epoch).await?;
+                }
                 tracing::debug!(producer_id, epoch, ?last_seqs, "producer initialized");
                 ctx.record(Event::ProducerInitialized {
                     producer_id,
@@ -566,6 +593,82 @@ async fn init_producer_id(
         }
         attempt += 1;
         madsim::time::sleep(cfg.retry.backoff(attempt)).await;
+    }
+}
+
+/// The second half of InitProducerId in a replicated deployment: every partition leader's
+/// last committed sequence of this producer, each asked until it answers. `None` if a leader
+/// says this incarnation is fenced.
+async fn leaders_last_seqs(
+    ctx: &NodeCtx,
+    cfg: &ProducerConfig,
+    leaders: &Leaders,
+    producer_id: u64,
+    epoch: u32,
+) -> Option<Vec<Option<u32>>> {
+    let mut last_seqs = Vec::with_capacity(cfg.partitions as usize);
+    for partition in 0..cfg.partitions {
+        let request = Request::LastSeq {
+            partition,
+            producer_id,
+            epoch,
+        };
+        let mut redirect = Redirect::default();
+        let mut attempt = 0;
+        let last_seq = loop {
+            if let Some(leader) = redirect.leader(ctx, leaders, partition).await {
+                let reply = ctx.call(leader, &request, cfg.retry.request_timeout).await;
+                match reply {
+                    Ok(Response::LastSeq { last_seq }) => break last_seq,
+                    Ok(Response::Error(ErrorCode::ProducerFenced)) => {
+                        tracing::debug!(epoch, partition, "LastSeq fenced: a newer incarnation");
+                        ctx.record(Event::ProducerFenced { epoch });
+                        return None;
+                    }
+                    Ok(Response::Error(code)) => redirect.refused(&code),
+                    Ok(_) | Err(_) => {}
+                }
+            }
+            leaders.refresh(ctx.transport.as_ref()).await;
+            attempt += 1;
+            madsim::time::sleep(cfg.retry.backoff(attempt)).await;
+        };
+        last_seqs.push(last_seq);
+    }
+    Some(last_seqs)
+}
+
+/// Follows a partition's leadership for one request's retries: remembers the replica that
+/// refused as no (longer the) leader, and marks the retry that goes on to another one.
+#[derive(Default)]
+struct Redirect {
+    refused_by: Option<u32>,
+    /// The replica the last attempt went to.
+    sent_to: Option<u32>,
+}
+
+impl Redirect {
+    /// Where the next attempt goes: the partition's leader as last known, if any.
+    async fn leader(
+        &mut self,
+        ctx: &NodeCtx,
+        leaders: &Leaders,
+        partition: u32,
+    ) -> Option<SocketAddr> {
+        let leader = leaders.leader(ctx.transport.as_ref(), partition).await?;
+        if self.refused_by.is_some_and(|r| r != leader.index) {
+            self.refused_by = None;
+            ctx.probe(Probe::NotLeaderRedirected);
+        }
+        self.sent_to = Some(leader.index);
+        Some(leader.addr)
+    }
+
+    /// The replica last sent to refused with `code`.
+    fn refused(&mut self, code: &ErrorCode) {
+        if matches!(code, ErrorCode::NotLeader | ErrorCode::StaleLeaderEpoch) {
+            self.refused_by = self.sent_to;
+        }
     }
 }
 
@@ -744,30 +847,36 @@ async fn send_part(shared: &Shared, batch: &mut SendBatch) -> Sent {
         base_seq: batch.base_seq,
         records,
     };
+    let mut redirect = Redirect::default();
     let mut attempt = 0;
     while !shared.is_fenced() {
-        shared.ctx.record(Event::ProduceSent {
-            partition: batch.partition,
-            epoch: shared.epoch,
-            base_seq: batch.base_seq,
-            count,
-            attempt,
-        });
-        let error = match shared
-            .ctx
-            .call(cfg.broker, &request, cfg.retry.request_timeout)
-            .await
-        {
-            Ok(Response::Produced { base_offset }) => return Sent::Acked(base_offset),
-            Ok(Response::Error(ErrorCode::ProducerFenced)) => {
-                fence(shared);
-                return Sent::Stopped;
+        let (error, refusal) = match destination(shared, batch.partition, &mut redirect).await {
+            Some(dst) => {
+                shared.ctx.record(Event::ProduceSent {
+                    partition: batch.partition,
+                    epoch: shared.epoch,
+                    base_seq: batch.base_seq,
+                    count,
+                    attempt,
+                });
+                match shared
+                    .ctx
+                    .call(dst, &request, cfg.retry.request_timeout)
+                    .await
+                {
+                    Ok(Response::Produced { base_offset }) => return Sent::Acked(base_offset),
+                    Ok(Response::Error(ErrorCode::ProducerFenced)) => {
+                        fence(shared);
+                        return Sent::Stopped;
+                    }
+                    Ok(Response::Error(ErrorCode::RecordTooLarge)) => return Sent::TooLarge,
+                    Ok(Response::Error(code)) => (code.to_string(), Some(code)),
+                    Ok(other) => (format!("unexpected reply {other:?}"), None),
+                    Err(CallFailure::Transport(e)) => (e.to_string(), None),
+                    Err(e) => (e.to_string(), None),
+                }
             }
-            Ok(Response::Error(ErrorCode::RecordTooLarge)) => return Sent::TooLarge,
-            Ok(Response::Error(code)) => code.to_string(),
-            Ok(other) => format!("unexpected reply {other:?}"),
-            Err(CallFailure::Transport(e)) => e.to_string(),
-            Err(e) => e.to_string(),
+            None => ("no leader known for the partition".to_string(), None),
         };
         let timed_out = error == CallError::Timeout.to_string();
         tracing::debug!(
@@ -785,10 +894,31 @@ async fn send_part(shared: &Shared, batch: &mut SendBatch) -> Sent {
         if timed_out && shared.ctx.bug(Bug::RetryWithNewSequence) {
             renumber(shared, batch, &mut request, count);
         }
+        if let Some(leaders) = &shared.leaders {
+            if let Some(code) = &refusal {
+                redirect.refused(code);
+            }
+            if timed_out || refusal.as_ref().is_none_or(leadership_moved) {
+                leaders.refresh(shared.ctx.transport.as_ref()).await;
+            }
+        }
         attempt += 1;
         madsim::time::sleep(retry_delay(shared, attempt)).await;
     }
     Sent::Stopped
+}
+
+/// Where the next attempt of a produce to `partition` goes: the broker, or in a replicated
+/// deployment the partition's leader as last known (`None` if none is).
+async fn destination(
+    shared: &Shared,
+    partition: u32,
+    redirect: &mut Redirect,
+) -> Option<SocketAddr> {
+    match &shared.leaders {
+        None => Some(shared.cfg.broker),
+        Some(leaders) => redirect.leader(&shared.ctx, leaders, partition).await,
+    }
 }
 
 /// The broker has the batch at `base_offset`.

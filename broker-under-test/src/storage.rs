@@ -143,8 +143,9 @@ pub enum DamageKind {
 }
 
 impl Damage {
-    /// Applies the damage to `bytes` (the kept unsynced bytes only, so synced data is never
-    /// touched); the region is clipped to them. Returns whether any byte changed.
+    /// Applies the damage to `bytes` (at a crash: the kept unsynced bytes only, so a crash
+    /// never touches synced data; `SimDisk::damage_synced` is the separate fault that does);
+    /// the region is clipped to them. Returns whether any byte changed.
     fn apply(&self, bytes: &mut [u8]) -> bool {
         if bytes.is_empty() {
             return false;
@@ -359,6 +360,19 @@ impl SimDisk {
             .values()
             .map(|f| f.data.len() - f.synced_len)
             .sum()
+    }
+
+    /// Damages `file`'s durable bytes in place, `damage.offset` counted from the start of the
+    /// file: bit rot, a lost or misdirected write found at the next read. The one fault that
+    /// reaches synced data; the harness applies it only while the node is down (between a kill
+    /// and its restart), so the node meets it at recovery. Returns whether a byte changed.
+    pub fn damage_synced(&self, file: &str, damage: Damage) -> bool {
+        let mut state = self.lock();
+        let Some(f) = state.files.get_mut(file) else {
+            return false;
+        };
+        let synced = f.synced_len;
+        damage.apply(&mut f.data[..synced])
     }
 }
 
@@ -592,6 +606,31 @@ mod tests {
     fn run<F: Future<Output = ()>>(f: impl FnOnce(SimDisk) -> F) {
         let rt = madsim::runtime::Runtime::with_seed_and_config(1, madsim::Config::default());
         rt.block_on(f(SimDisk::new(DiskLatency::default())));
+    }
+
+    #[test]
+    fn damage_to_synced_bytes_stays_inside_them_and_survives_the_restart() {
+        run(|disk| async move {
+            let s = disk.handle();
+            s.append("f", b"durable").await.unwrap();
+            s.sync("f").await.unwrap();
+            s.append("f", b"+tail").await.unwrap();
+            disk.crash(&mut |_, _| Tear::keep(0, false));
+            let flip = Damage {
+                offset: 2,
+                kind: DamageKind::FlipBits { mask: 0x20 },
+            };
+            assert!(disk.damage_synced("f", flip));
+            assert_eq!(disk.contents("f"), b"duRable");
+            // Clipped to the durable bytes; a missing file is left alone.
+            let zero = Damage {
+                offset: 100,
+                kind: DamageKind::Zero { len: 4 },
+            };
+            assert!(disk.damage_synced("f", zero));
+            assert_eq!(disk.contents("f"), b"duRabl\0");
+            assert!(!disk.damage_synced("nothing", zero));
+        });
     }
 
     #[test]

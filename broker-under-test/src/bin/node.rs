@@ -219,6 +219,7 @@ mod real_main {
             fetch_max_records: 32,
             poll_interval: Duration::from_millis(20),
             retry: RetryPolicy::default(),
+            replicated: None,
         })
     }
 
@@ -243,6 +244,7 @@ mod real_main {
                     max_bytes,
                     log_uniform: args.payment_bytes_log_uniform,
                 }),
+            replicated: None,
         })
     }
 
