@@ -103,3 +103,31 @@ fn every_planted_bugs_first_failing_page_shows_its_anomaly_and_payment() {
         }
     }
 }
+
+#[test]
+fn a_replicated_run_has_a_lane_per_replica_and_the_controller_with_leadership_shown() {
+    let (plan, outcome, html) = page("failover", 1, Bugs::NONE);
+    assert!(outcome.passed(), "{:#?}", outcome.anomalies);
+    for lane in ["broker-0", "broker-1", "broker-2", "controller", "store"] {
+        assert!(
+            html.contains(&format!(r#"<line class="lane" data-node="{lane}""#)),
+            "no lane for {lane}"
+        );
+    }
+    assert!(!html.contains(r#"<line class="lane" data-node="broker""#));
+    assert_eq!(
+        count(&html, r#"<line class="lane""#),
+        5 + plan.scenario.workload.producers as usize
+    );
+    // Every partition starts with a leader, and the seed's crashes move some of them.
+    let partitions = plan.scenario.workload.partitions as usize;
+    assert!(count(&html, r#"<g class="leader""#) > partitions);
+    assert!(count(&html, r#"<g class="election""#) >= 1);
+    assert!(html.contains("leads partition 0 at epoch 0"));
+    // The seed's replication faults are drawn on their lanes.
+    for kind in ["isolate", "lag"] {
+        if plan.schedule.iter().any(|e| e.fault.kind() == kind) {
+            assert!(html.contains(&format!(r#"<rect class="{kind}""#)), "{kind}");
+        }
+    }
+}

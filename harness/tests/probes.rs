@@ -1,6 +1,7 @@
 //! Coverage of rare paths: a standard sweep must hit every probe (duplicate answered, zombie
-//! fenced, torn tail cut, snapshot used, ...) but the storage-fault ones, and a sweep of
-//! `disk-corruption` or `disk-errors` each of those that the scenario reaches. A probe never
+//! fenced, torn tail cut, snapshot used, ...) but the storage-fault and replication ones, and a
+//! sweep of `disk-corruption`, `disk-errors` or `failover` each of those that the scenario
+//! reaches. A probe never
 //! hit is a path the harness claims to test but does not.
 
 use broker_under_test::{Bugs, Probe};
@@ -19,6 +20,14 @@ fn elsewhere(probe: Probe) -> Option<Option<&'static str>> {
         Probe::StaleSnapshotDeleted => Some(None),
         // Only injected I/O errors make a storage operation fail.
         Probe::SyncFailed | Probe::ReadFailed | Probe::WriteFailed => Some(Some("disk-errors")),
+        // Only a replicated deployment elects leaders, replicates and redirects.
+        Probe::LeaderElected
+        | Probe::IsrShrunk
+        | Probe::IsrExpanded
+        | Probe::FollowerTruncated
+        | Probe::DedupAcrossFailover
+        | Probe::NotLeaderRedirected
+        | Probe::AckWaitedForReplication => Some(Some("failover")),
         _ => None,
     }
 }
@@ -56,8 +65,8 @@ fn a_standard_sweep_hits_every_probe() {
 }
 
 #[test]
-fn the_storage_fault_scenarios_hit_the_probes_standard_cannot() {
-    for scenario in ["disk-corruption", "disk-errors"] {
+fn the_storage_fault_and_failover_scenarios_hit_the_probes_standard_cannot() {
+    for scenario in ["disk-corruption", "disk-errors", "failover"] {
         for (probe, hits) in sweep_of(scenario, 0..20) {
             if elsewhere(probe) == Some(Some(scenario)) {
                 assert!(hits > 0, "{probe} never hit over 20 {scenario} seeds");

@@ -1,5 +1,5 @@
-//! Proof of power: hunt every planted bug through the scenarios meant to expose it, and report
-//! how many seeds it took.
+//! Proof of power: hunt every planted bug through the scenarios meant to expose it (or every
+//! bug that applies to one scenario, in it), and report how many seeds it took.
 
 use crate::check::AnomalyKind;
 use crate::explore::{sweep, Sweep};
@@ -57,8 +57,40 @@ pub struct BugReport {
     pub wall_ms: u64,
 }
 
+/// Whether `bug` can show in `scenario`: a replication bug needs replicas; a bug that needs a
+/// focused scenario's faults (large payments, damage inside frames, I/O errors, a rare crash
+/// pattern) applies only to that scenario; every other bug (the ones `standard` exposes)
+/// applies to every scenario, replicated or not.
+pub fn applies(bug: Bug, scenario: &Scenario) -> bool {
+    let exposing = exposing_scenarios(bug);
+    if exposing.contains(&scenario.name.as_str()) {
+        return true;
+    }
+    if exposing.contains(&"failover") {
+        return scenario.workload.replicated();
+    }
+    exposing.contains(&"standard")
+}
+
 /// Sweeps each exposing scenario (seeds `0..max_seeds`) until the bug shows.
 pub fn hunt(bug: Bug, max_seeds: u64, jobs: usize) -> BugReport {
+    let scenarios = exposing_scenarios(bug)
+        .iter()
+        .map(|name| Scenario::resolve(name).expect("exposing scenarios are in the catalogue"));
+    hunt_over(bug, scenarios, max_seeds, jobs)
+}
+
+/// Sweeps `scenario` alone (seeds `0..max_seeds`) until the bug shows.
+pub fn hunt_in(bug: Bug, scenario: &Scenario, max_seeds: u64, jobs: usize) -> BugReport {
+    hunt_over(bug, [scenario.clone()], max_seeds, jobs)
+}
+
+fn hunt_over(
+    bug: Bug,
+    scenarios: impl IntoIterator<Item = Scenario>,
+    max_seeds: u64,
+    jobs: usize,
+) -> BugReport {
     let started = Instant::now();
     let mut seeds_tried = 0;
     let mut report = BugReport {
@@ -70,8 +102,7 @@ pub fn hunt(bug: Bug, max_seeds: u64, jobs: usize) -> BugReport {
         anomaly: None,
         wall_ms: 0,
     };
-    for name in exposing_scenarios(bug) {
-        let scenario = Scenario::resolve(name).expect("exposing scenarios are in the catalogue");
+    for scenario in scenarios {
         report.scenario = scenario.name.clone();
         let s = Sweep {
             scenarios: vec![scenario],
@@ -97,4 +128,22 @@ pub fn hunt(bug: Bug, max_seeds: u64, jobs: usize) -> BugReport {
     report.seeds_tried = seeds_tried;
     report.wall_ms = started.elapsed().as_millis() as u64;
     report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replication_bugs_apply_to_replicated_scenarios_and_standard_bugs_to_every_one() {
+        let replicated = Scenario::resolve("standard-replicated").unwrap();
+        let single = Scenario::resolve("standard").unwrap();
+        let crash_loop = Scenario::resolve("broker-crash-loop").unwrap();
+        assert!(applies(Bug::UncleanLeaderElection, &replicated));
+        assert!(!applies(Bug::UncleanLeaderElection, &single));
+        assert!(applies(Bug::NoDedup, &replicated) && applies(Bug::NoDedup, &single));
+        assert!(!applies(Bug::OversizedBatchAccepted, &replicated));
+        assert!(applies(Bug::StaleSnapshotKept, &crash_loop));
+        assert!(!applies(Bug::StaleSnapshotKept, &single));
+    }
 }

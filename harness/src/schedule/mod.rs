@@ -248,6 +248,62 @@ mod tests {
     }
 
     #[test]
+    fn a_replicated_scenario_draws_the_one_broker_faults_unchanged_and_the_rest_apart() {
+        let standard = Scenario::resolve("standard").unwrap();
+        let replicated = Scenario::resolve("standard-replicated").unwrap();
+        for seed in 0..20 {
+            let plan = crate::world::RunPlan::new(replicated.clone(), seed, Default::default());
+            let single = crate::world::RunPlan::new(standard.clone(), seed, Default::default());
+            // Every one-broker fault is there, at its time and for its length, a broker's
+            // on one replica; nothing targets the single broker.
+            let kept: Vec<&FaultEntry> = plan
+                .schedule
+                .iter()
+                .filter(|e| !matches!(e.fault, Fault::Isolate | Fault::Lag { .. }))
+                .filter(|e| e.target != Target::Node(NodeName::Controller))
+                .collect();
+            assert_eq!(kept.len(), single.schedule.len(), "seed {seed}");
+            for (r, s) in kept.iter().zip(&single.schedule) {
+                assert_eq!((r.at_ms, r.duration_ms), (s.at_ms, s.duration_ms));
+                if s.target == Target::Node(NodeName::Broker) {
+                    assert!(matches!(r.target, Target::Node(NodeName::Replica(0..=2))));
+                } else {
+                    assert_eq!(r.target, s.target);
+                }
+            }
+            for e in &plan.schedule {
+                assert_ne!(e.target, Target::Node(NodeName::Broker), "seed {seed}");
+                if matches!(e.fault, Fault::Isolate | Fault::Lag { .. }) {
+                    assert!(matches!(e.target, Target::Node(NodeName::Replica(0..=2))));
+                }
+            }
+            assert!(plan.schedule.windows(2).all(|w| w[0].at_ms <= w[1].at_ms));
+        }
+    }
+
+    #[test]
+    fn failover_crashes_replicas_again_and_again_and_isolates_and_lags_one() {
+        let failover = Scenario::resolve("failover").unwrap();
+        for seed in 0..20 {
+            let plan = crate::world::RunPlan::new(failover.clone(), seed, Default::default());
+            let count = |kind: &str, replica: bool| {
+                plan.schedule
+                    .iter()
+                    .filter(|e| e.fault.kind() == kind)
+                    .filter(|e| !replica || matches!(e.target, Target::Node(NodeName::Replica(_))))
+                    .count()
+            };
+            assert!(
+                count("crash", true) >= 2,
+                "seed {seed}: {:#?}",
+                plan.schedule
+            );
+            assert!(count("isolate", true) >= 1, "seed {seed}");
+            assert!(count("lag", true) >= 1, "seed {seed}");
+        }
+    }
+
+    #[test]
     fn swarm_seeds_differ_in_which_fault_kinds_are_on() {
         let swarm = Scenario::resolve("swarm").unwrap();
         let kinds = |seed| -> std::collections::BTreeSet<&'static str> {
@@ -331,6 +387,31 @@ mod tests {
         assert_eq!(masks.last(), Some(&Damage::FlipBits { mask: 0b1000 }));
         assert_eq!(flips.for_file(1000).offset, 999);
         assert_eq!(flips.for_file(10).offset, 9);
+    }
+
+    #[test]
+    fn isolate_and_lag_serialize_as_network_faults_and_print_their_delay() {
+        let isolate = FaultEntry {
+            at_ms: 5,
+            target: Target::Node(NodeName::Replica(1)),
+            duration_ms: 200,
+            fault: Fault::Isolate,
+        };
+        let json = serde_json::to_string(&isolate).unwrap();
+        assert_eq!(
+            json,
+            r#"{"at_ms":5,"target":"broker-1","duration_ms":200,"kind":"isolate"}"#
+        );
+        assert_eq!(serde_json::from_str::<FaultEntry>(&json).unwrap(), isolate);
+        let lag = FaultEntry {
+            fault: Fault::Lag { delay_ms: 30 },
+            ..isolate.clone()
+        };
+        let json = serde_json::to_string(&lag).unwrap();
+        assert!(json.ends_with(r#""kind":"lag","delay_ms":30}"#), "{json}");
+        assert_eq!(serde_json::from_str::<FaultEntry>(&json).unwrap(), lag);
+        assert!(isolate.fault.is_network() && lag.fault.is_network());
+        assert!(lag.to_string().ends_with("delay=30 ms"), "{lag}");
     }
 
     #[test]

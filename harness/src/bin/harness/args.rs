@@ -150,6 +150,17 @@ pub struct MergeArgs {
 
 #[derive(Args)]
 pub struct BugsArgs {
+    /// Hunts every bug that applies to this one scenario in it, instead of each bug in the
+    /// scenarios meant to expose it (e.g. the older broker bugs with replication on:
+    /// `--scenario standard-replicated`).
+    #[arg(
+        long,
+        help = scenario_help(
+            "or a path to a scenario file: hunt every bug that applies to it there, instead of \
+             each bug in the scenarios meant to expose it"
+        )
+    )]
+    pub scenario: Option<String>,
     /// The most seeds tried per scenario.
     #[arg(long, default_value_t = 200, value_name = "N", value_parser = at_least_one::<u64>)]
     pub max_seeds: u64,

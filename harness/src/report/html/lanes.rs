@@ -1,10 +1,13 @@
-//! The lanes: a vertical line per node, in a fixed order (broker, store, consumer, then the
-//! producers), and the fault bands drawn on them: a partition between two lanes, a pause on one.
+//! The lanes: a vertical line per node, in the order the scenario deploys them (broker, or the
+//! replicas and the controller; store, consumer, then the producers), and the fault bands drawn
+//! on them: a partition between two lanes; a pause, an isolation or a lag on one.
 
 use super::axis::{TimeAxis, TOP};
 use super::esc;
 use crate::history::Actor;
+use crate::scenario::Scenario;
 use crate::schedule::{Fault, FaultEntry};
+use crate::system::node_names;
 use broker_under_test::NodeName;
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -19,9 +22,8 @@ pub(super) struct Lanes {
 }
 
 impl Lanes {
-    pub(super) fn new(producers: u32) -> Lanes {
-        let mut nodes = vec![NodeName::Broker, NodeName::Store, NodeName::Consumer];
-        nodes.extend((0..producers).map(NodeName::Producer));
+    pub(super) fn new(scenario: &Scenario) -> Lanes {
+        let nodes = node_names(scenario);
         let x = nodes
             .iter()
             .enumerate()
@@ -57,8 +59,8 @@ impl Lanes {
         }
     }
 
-    /// Partitions as a band between the two lanes, pauses and I/O error windows as bands on the
-    /// lane, for as long as the fault lasts. Other faults show as their effects (lost arrows, crashes).
+    /// Partitions as a band between the two lanes; pauses, isolations, lags and I/O error
+    /// windows as bands on the lane, for as long as the fault lasts. Other faults show as their effects (lost arrows, crashes).
     pub(super) fn draw_fault_bands(
         &self,
         svg: &mut String,
@@ -91,6 +93,24 @@ impl Lanes {
                         svg,
                         r#"<rect class="pause" x="{}" y="{y0}" width="24" height="{h}"><title>{} paused for {} ms</title></rect>"#,
                         self.x(f.target) - 12.0,
+                        esc(&f.target.to_string()),
+                        f.duration_ms
+                    );
+                }
+                Fault::Isolate => {
+                    let _ = write!(
+                        svg,
+                        r#"<rect class="isolate" x="{}" y="{y0}" width="30" height="{h}"><title>{} isolated from the other brokers and the controller for {} ms</title></rect>"#,
+                        self.x(f.target) - 15.0,
+                        esc(&f.target.to_string()),
+                        f.duration_ms
+                    );
+                }
+                Fault::Lag { delay_ms } => {
+                    let _ = write!(
+                        svg,
+                        r#"<rect class="lag" x="{}" y="{y0}" width="18" height="{h}"><title>{}'s links to the other brokers {delay_ms} ms slower for {} ms</title></rect>"#,
+                        self.x(f.target) - 9.0,
                         esc(&f.target.to_string()),
                         f.duration_ms
                     );

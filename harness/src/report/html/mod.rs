@@ -5,14 +5,15 @@
 //! little embedded script filters by payment id or node.
 //!
 //! The diagram is painted back to front, later layers over earlier ones: quiet stretches
-//! (`axis`), fault bands and lanes (`lanes`), time ticks, arrows (`arrows`), events on the
-//! lanes and the first anomaly (`events`). `page` puts the header, `style.css` and `script.js`
+//! (`axis`), fault bands and lanes (`lanes`), time ticks, arrows (`arrows`), leadership in a
+//! replicated run (`leaders`), events on the lanes and the first anomaly (`events`). `page` puts the header, `style.css` and `script.js`
 //! around it.
 
 mod arrows;
 mod axis;
 mod events;
 mod lanes;
+mod leaders;
 mod page;
 
 use crate::world::{RunOutcome, RunPlan};
@@ -25,7 +26,7 @@ const DEFS: &str = r#"<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY
 
 /// Renders the page. `replay` is the command a reader runs to reproduce the run.
 pub fn render(plan: &RunPlan, outcome: &RunOutcome, replay: &str) -> String {
-    let lanes = Lanes::new(plan.scenario.workload.producers);
+    let lanes = Lanes::new(&plan.scenario);
     let axis = TimeAxis::of_run(plan, outcome);
     let first = outcome.anomalies.first();
     let traced = first.and_then(|a| a.payment.as_deref());
@@ -41,6 +42,7 @@ pub fn render(plan: &RunPlan, outcome: &RunOutcome, replay: &str) -> String {
     lanes.draw(&mut svg, height);
     axis.draw_ticks(&mut svg);
     arrows::draw(&mut svg, &lanes, &axis, &outcome.messages, traced);
+    leaders::draw(&mut svg, &lanes, &axis, &outcome.history);
     events::draw(&mut svg, &lanes, &axis, &outcome.history, traced, width);
     if let Some(anomaly) = first {
         events::draw_first_anomaly(&mut svg, &axis, anomaly, width);

@@ -13,7 +13,7 @@ const SCRIPT: &str = include_str!("script.js");
 /// have thousands.
 const LISTED_ANOMALIES: usize = 30;
 /// The arrow colours of `style.css`, for a reader without it in their head.
-const LEGEND: &str = r#"<div>arrows: <span style="color:#1f77b4">produce</span>, <span style="color:#2ca02c">ack</span>, <span style="color:#9467bd">fetch</span>, <span style="color:#8c564b">commit</span>, <span style="color:#e377c2">apply</span>, <span style="color:#17becf">init</span>; <span style="color:#d62728">✕ lost</span>, ×2 duplicated; shaded: <span style="color:#d62728">partition</span>, <span style="color:#1f77b4">pause</span>, <span style="color:#ff7f0e">I/O errors</span>; grey: quiet stretch collapsed.</div>"#;
+const LEGEND: &str = r#"<div>arrows: <span style="color:#1f77b4">produce</span>, <span style="color:#2ca02c">ack</span>, <span style="color:#9467bd">fetch</span>, <span style="color:#8c564b">commit</span>, <span style="color:#e377c2">apply</span>, <span style="color:#17becf">init</span>; <span style="color:#d62728">✕ lost</span>, ×2 duplicated; shaded: <span style="color:#d62728">partition</span>, <span style="color:#1f77b4">pause</span>, <span style="color:#ff7f0e">I/O errors</span>, <span style="color:#9467bd">isolate</span>, <span style="color:#bcbd22">lag</span>; <span style="color:#2ca02c">green band</span> beside a broker: it leads partition pN at epoch eN; <span style="color:#6a3d9a">★</span> an election; grey: quiet stretch collapsed.</div>"#;
 
 /// The whole page, `svg` being the drawn diagram and `traced` the payment it highlights.
 pub(super) fn page(
