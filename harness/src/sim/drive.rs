@@ -377,3 +377,36 @@ async fn await_liveness(recorder: &Recorder, plan: &RunPlan) -> Settled {
         madsim::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::scenario::Scenario;
+    use crate::system::{Deployment, Setup, System};
+    use crate::world::RunPlan;
+
+    /// A system of one broker that must never be deployed here.
+    struct OneBroker;
+
+    impl System for OneBroker {
+        fn name(&self) -> &str {
+            "one-broker"
+        }
+
+        fn deploy(&self, _: Setup<'_>) -> Box<dyn Deployment> {
+            unreachable!("a replicated scenario is refused before deployment")
+        }
+    }
+
+    #[test]
+    fn a_system_of_one_broker_refuses_a_replicated_scenario_with_a_clear_line() {
+        let failover = Scenario::resolve("failover").unwrap();
+        let plan = RunPlan::new(failover, 0, Default::default()).with_system(OneBroker);
+        let outcome = crate::sim::run(&plan);
+        assert_eq!(outcome.anomalies.len(), 1, "{:#?}", outcome.anomalies);
+        let detail = &outcome.anomalies[0].detail;
+        assert!(
+            detail.contains("deploys at most 1 broker") && detail.contains("asks for 3"),
+            "{detail}"
+        );
+    }
+}
