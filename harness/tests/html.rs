@@ -117,7 +117,7 @@ fn a_replicated_run_has_a_lane_per_replica_and_the_controller_with_leadership_sh
     assert!(!html.contains(r#"<line class="lane" data-node="broker""#));
     assert_eq!(
         count(&html, r#"<line class="lane""#),
-        5 + plan.scenario.workload.producers as usize
+        6 + plan.scenario.workload.producers as usize
     );
     // Every partition starts with a leader, and the seed's crashes move some of them.
     let partitions = plan.scenario.workload.partitions as usize;
