@@ -96,8 +96,9 @@ pub(super) fn read_not_in_log(facts: &Facts, durable: &Durable) -> Vec<Anomaly> 
 }
 
 /// `commit-beyond-log`: the consumer committed an offset (the next it would read) past the end
-/// of its partition's final log: it claimed records the log does not have. One per partition,
-/// the first such commit.
+/// of its partition's final log, over records it had fetched: the log lost records whose
+/// processing was already committed (a read past the high watermark, then a failover). A
+/// commit past everything ever fetched is not judged here. One per partition, the first.
 pub(super) fn commit_beyond_log(facts: &Facts, durable: &Durable) -> Vec<Anomaly> {
     let end = |p: u32| {
         durable
@@ -106,13 +107,20 @@ pub(super) fn commit_beyond_log(facts: &Facts, durable: &Durable) -> Vec<Anomaly
             .and_then(|records| records.last())
             .map_or(0, |(offset, _)| offset + 1)
     };
+    let mut fetched_end: BTreeMap<u32, u64> = BTreeMap::new();
+    for fetch in &facts.fetches {
+        if let Some((last, _)) = fetch.records.last() {
+            let e = fetched_end.entry(fetch.partition).or_default();
+            *e = (*e).max(last + 1);
+        }
+    }
     let mut reported = std::collections::BTreeSet::new();
     let mut out = Vec::new();
     for &(partition, offset, at_us) in &facts.commits {
-        let log_end = end(partition);
-        if offset > log_end && reported.insert(partition) {
+        let (log_end, read) = (end(partition), fetched_end.get(&partition).copied());
+        if offset > log_end && read.is_some_and(|r| offset <= r) && reported.insert(partition) {
             let detail = format!(
-                "committed offset {offset} on partition {partition}, whose final log ends at {log_end}"
+                "committed offset {offset} on partition {partition} after reading up to it; the final log ends at {log_end}"
             );
             out.push(Anomaly::new(
                 AnomalyKind::CommitBeyondLog,

@@ -38,7 +38,8 @@ pub enum AnomalyKind {
     /// A payment the consumer fetched, or the store applied, from a log position is no longer
     /// there in the final log: a read of a write the log did not keep (an uncommitted read).
     ReadNotInLog,
-    /// The consumer committed an offset past the end of its partition's final log.
+    /// The consumer committed an offset past the end of its partition's final log, over
+    /// records it had read: the log lost records whose processing was committed.
     CommitBeyondLog,
     /// A producer's batches, in sequence order, were acknowledged at offsets that do not increase.
     NonmonotonicSend,
