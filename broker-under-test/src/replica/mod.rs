@@ -308,6 +308,10 @@ impl Replica {
         let me = self.rep.index;
         let epoch = state.leader_epoch;
         let part = &mut self.parts[partition as usize];
+        // Kafka checkpoints its high watermark; this replica does not, so after a restart it
+        // knows none, and the planted `truncate-to-high-watermark` cuts only on a change of
+        // leader it lives through (else a restart alone would empty every follower).
+        let hw_known = part.leader_epoch.is_some();
         part.leader_epoch = Some(epoch);
         part.adding.clear();
         part.ends.clear();
@@ -333,7 +337,7 @@ impl Replica {
                     leader_epoch: epoch,
                     leader,
                 });
-                if ctx.bug(Bug::TruncateToHighWatermark) {
+                if ctx.bug(Bug::TruncateToHighWatermark) && hw_known {
                     let to = part.high_watermark;
                     self.truncate(ctx, partition, to).await?;
                 }
