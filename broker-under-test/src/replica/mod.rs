@@ -453,14 +453,15 @@ impl Replica {
                 continue;
             };
             let mut isr: BTreeSet<u32> = part.isr.iter().copied().collect();
-            let mut asked = Vec::new();
+            // Everything in `adding` is settled by this request's answer; until then a lagging
+            // one is still computed with (the controller may have added it already).
+            let mut asked: Vec<u32> = part.adding.iter().copied().collect();
             for r in (0..brokers).filter(|&r| r != me) {
                 let end = part.ends.get(&r).copied();
                 let in_sync = isr.contains(&r) || part.adding.contains(&r);
                 let since = part.caught_up_at.get(&r).copied().unwrap_or(now);
                 if in_sync && end.unwrap_or(0) < part.synced_end && now - since >= lag_max {
                     isr.remove(&r);
-                    part.adding.remove(&r);
                 } else if !in_sync
                     && end.is_some_and(|e| e >= part.high_watermark && e >= part.epoch_start)
                 {
@@ -469,12 +470,11 @@ impl Replica {
                     asked.push(r);
                 } else if part.adding.contains(&r) {
                     isr.insert(r);
-                    asked.push(r);
                 }
             }
             isr.insert(me);
             let isr: Vec<u32> = isr.into_iter().collect();
-            if isr != part.isr {
+            if isr != part.isr || !asked.is_empty() {
                 tracing::debug!(
                     partition = p,
                     ?isr,
