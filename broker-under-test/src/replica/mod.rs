@@ -308,6 +308,10 @@ impl Replica {
         let me = self.rep.index;
         let epoch = state.leader_epoch;
         let part = &mut self.parts[partition as usize];
+        // Kafka checkpoints its high watermark; this replica does not, so after a restart it
+        // knows none, and the planted `truncate-to-high-watermark` cuts only on a change of
+        // leader it lives through (else a restart alone would empty every follower).
+        let hw_known = part.leader_epoch.is_some();
         part.leader_epoch = Some(epoch);
         part.adding.clear();
         part.ends.clear();
@@ -333,7 +337,7 @@ impl Replica {
                     leader_epoch: epoch,
                     leader,
                 });
-                if ctx.bug(Bug::TruncateToHighWatermark) {
+                if ctx.bug(Bug::TruncateToHighWatermark) && hw_known {
                     let to = part.high_watermark;
                     self.truncate(ctx, partition, to).await?;
                 }
@@ -449,14 +453,15 @@ impl Replica {
                 continue;
             };
             let mut isr: BTreeSet<u32> = part.isr.iter().copied().collect();
-            let mut asked = Vec::new();
+            // Everything in `adding` is settled by this request's answer; until then a lagging
+            // one is still computed with (the controller may have added it already).
+            let mut asked: Vec<u32> = part.adding.iter().copied().collect();
             for r in (0..brokers).filter(|&r| r != me) {
                 let end = part.ends.get(&r).copied();
                 let in_sync = isr.contains(&r) || part.adding.contains(&r);
                 let since = part.caught_up_at.get(&r).copied().unwrap_or(now);
                 if in_sync && end.unwrap_or(0) < part.synced_end && now - since >= lag_max {
                     isr.remove(&r);
-                    part.adding.remove(&r);
                 } else if !in_sync
                     && end.is_some_and(|e| e >= part.high_watermark && e >= part.epoch_start)
                 {
@@ -465,12 +470,11 @@ impl Replica {
                     asked.push(r);
                 } else if part.adding.contains(&r) {
                     isr.insert(r);
-                    asked.push(r);
                 }
             }
             isr.insert(me);
             let isr: Vec<u32> = isr.into_iter().collect();
-            if isr != part.isr {
+            if isr != part.isr || !asked.is_empty() {
                 tracing::debug!(
                     partition = p,
                     ?isr,
