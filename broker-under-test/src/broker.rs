@@ -67,13 +67,28 @@ impl Default for BrokerConfig {
 
 struct Broker {
     cfg: BrokerConfig,
-    logs: Vec<PartitionLog>,
-    tables: Vec<SequenceTable>,
+    parts: Vec<Partition>,
     registry: ProducerRegistry,
     offsets: BTreeMap<(String, u32), u64>,
-    batches_since_snapshot: Vec<u32>,
-    /// Partitions appended to since their last sync.
-    dirty: Vec<bool>,
+}
+
+/// One partition as a broker (or a replica) holds it: the log, its producer state, and what
+/// the group commit needs to know about it.
+pub(crate) struct Partition {
+    pub(crate) log: PartitionLog,
+    pub(crate) table: SequenceTable,
+    pub(crate) batches_since_snapshot: u32,
+    /// Appended to since its last sync.
+    pub(crate) dirty: bool,
+}
+
+/// How many batches per producer the sequence tables retain (the planted `dedup-window-1`: 1).
+pub(crate) fn dedup_window(ctx: &NodeCtx) -> usize {
+    if ctx.bug(Bug::DedupWindow1) {
+        1
+    } else {
+        DEDUP_WINDOW
+    }
 }
 
 /// Runs the broker on this node until the node is killed.
@@ -87,8 +102,8 @@ pub async fn run_broker(ctx: NodeCtx, cfg: BrokerConfig) -> Result<(), NodeError
             loop {
                 madsim::time::sleep(cfg.lazy_flush_interval).await;
                 let broker = broker.lock().await;
-                for log in &broker.logs {
-                    if log.sync(ctx.storage.as_ref()).await.is_err() {
+                for part in &broker.parts {
+                    if part.log.sync(ctx.storage.as_ref()).await.is_err() {
                         return;
                     }
                 }
@@ -153,10 +168,84 @@ pub async fn rebuild_producer_state(
     Ok((table, rebuild, delete))
 }
 
+/// A batch that cannot be framed cannot be read back after a crash, so it is refused (the
+/// planted `oversized-batch-accepted` takes it).
+pub(crate) fn too_large(ctx: &NodeCtx, records: &[crate::codec::Payment]) -> bool {
+    batch_body_len(records) > FRAME_BODY_LEN_MAX as u64 && !ctx.bug(Bug::OversizedBatchAccepted)
+}
+
 pub(crate) fn corrupt(file: &str) -> impl FnOnce(DecodeError) -> NodeError + '_ {
     move |error| NodeError::Corrupt {
         file: file.to_string(),
         error,
+    }
+}
+
+impl Partition {
+    /// Recovery of one partition: the log is cut at its last valid batch; producer state is
+    /// rebuilt from the snapshot plus the log after it.
+    pub(crate) async fn recover(
+        ctx: &NodeCtx,
+        cfg: &BrokerConfig,
+        partition: u32,
+    ) -> Result<Partition, NodeError> {
+        let storage = ctx.storage.as_ref();
+        let window = dedup_window(ctx);
+        let cut_tail = !ctx.bug(Bug::TornTailKept);
+        let verify_crc = !ctx.bug(Bug::ChecksumNotVerified);
+        let (log, recovery) = PartitionLog::open(storage, partition, cut_tail, verify_crc).await?;
+        if recovery.truncated_bytes > 0 && cut_tail {
+            ctx.probe(Probe::TornTailTruncated);
+        }
+        if recovery.checksum_rejected {
+            ctx.probe(Probe::ChecksumRejectedFrame);
+        }
+        let snapshot = storage.read(&snapshot_file(partition)).await?;
+        let (table, rebuild) = if ctx.bug(Bug::ProducerStateNotRebuilt) {
+            (
+                SequenceTable::trusting_unknown_producers(window).starting_at(cfg.first_seq),
+                Default::default(),
+            )
+        } else {
+            let trust = ctx.bug(Bug::SnapshotAheadOfLog);
+            let keep = ctx.bug(Bug::StaleSnapshotKept);
+            let first_seq = cfg.first_seq;
+            let rebuilt =
+                rebuild_producer_state(storage, &snapshot, &log, window, first_seq, trust, keep);
+            let (table, rebuild, deleted) = rebuilt.await?;
+            if deleted {
+                ctx.probe(Probe::StaleSnapshotDeleted);
+            }
+            (table, rebuild)
+        };
+        if rebuild.snapshot_offset.is_some() {
+            ctx.probe(Probe::SnapshotUsed);
+        }
+        if rebuild.batches_replayed > 0 {
+            ctx.probe(Probe::ProducerStateReplayedFromLog);
+        }
+        tracing::debug!(
+            partition,
+            log_end = log.log_end(),
+            truncated_bytes = recovery.truncated_bytes,
+            snapshot_offset = ?rebuild.snapshot_offset,
+            batches_replayed = rebuild.batches_replayed,
+            "log recovered"
+        );
+        ctx.record(Event::LogRecovered {
+            partition,
+            log_end: log.log_end(),
+            truncated_bytes: recovery.truncated_bytes,
+            tail: format!("{:?}", recovery.tail).to_lowercase(),
+            snapshot_offset: rebuild.snapshot_offset,
+            batches_replayed: rebuild.batches_replayed,
+        });
+        Ok(Partition {
+            log,
+            table,
+            batches_since_snapshot: 0,
+            dirty: false,
+        })
     }
 }
 
@@ -165,82 +254,19 @@ impl Broker {
     /// snapshot plus the log after it; registry and offsets are read as last replaced.
     async fn recover(ctx: &NodeCtx, cfg: BrokerConfig) -> Result<Broker, NodeError> {
         let storage = ctx.storage.as_ref();
-        let window = if ctx.bug(Bug::DedupWindow1) {
-            1
-        } else {
-            DEDUP_WINDOW
-        };
         let registry = ProducerRegistry::decode(&storage.read(REGISTRY_FILE).await?)
             .map_err(corrupt(REGISTRY_FILE))?;
         let offsets =
             decode_offsets(&storage.read(OFFSETS_FILE).await?).map_err(corrupt(OFFSETS_FILE))?;
-        let mut logs = Vec::new();
-        let mut tables = Vec::new();
+        let mut parts = Vec::new();
         for partition in 0..cfg.partitions {
-            let cut_tail = !ctx.bug(Bug::TornTailKept);
-            let verify_crc = !ctx.bug(Bug::ChecksumNotVerified);
-            let (log, recovery) =
-                PartitionLog::open(storage, partition, cut_tail, verify_crc).await?;
-            if recovery.truncated_bytes > 0 && cut_tail {
-                ctx.probe(Probe::TornTailTruncated);
-            }
-            if recovery.checksum_rejected {
-                ctx.probe(Probe::ChecksumRejectedFrame);
-            }
-            let snapshot = storage.read(&snapshot_file(partition)).await?;
-            let (table, rebuild) = if ctx.bug(Bug::ProducerStateNotRebuilt) {
-                (
-                    SequenceTable::trusting_unknown_producers(window).starting_at(cfg.first_seq),
-                    Default::default(),
-                )
-            } else {
-                let trust = ctx.bug(Bug::SnapshotAheadOfLog);
-                let keep = ctx.bug(Bug::StaleSnapshotKept);
-                let first_seq = cfg.first_seq;
-                let rebuilt = rebuild_producer_state(
-                    storage, &snapshot, &log, window, first_seq, trust, keep,
-                );
-                let (table, rebuild, deleted) = rebuilt.await?;
-                if deleted {
-                    ctx.probe(Probe::StaleSnapshotDeleted);
-                }
-                (table, rebuild)
-            };
-            if rebuild.snapshot_offset.is_some() {
-                ctx.probe(Probe::SnapshotUsed);
-            }
-            if rebuild.batches_replayed > 0 {
-                ctx.probe(Probe::ProducerStateReplayedFromLog);
-            }
-            tracing::debug!(
-                partition,
-                log_end = log.log_end(),
-                truncated_bytes = recovery.truncated_bytes,
-                snapshot_offset = ?rebuild.snapshot_offset,
-                batches_replayed = rebuild.batches_replayed,
-                "log recovered"
-            );
-            ctx.record(Event::LogRecovered {
-                partition,
-                log_end: log.log_end(),
-                truncated_bytes: recovery.truncated_bytes,
-                tail: format!("{:?}", recovery.tail).to_lowercase(),
-                snapshot_offset: rebuild.snapshot_offset,
-                batches_replayed: rebuild.batches_replayed,
-            });
-            logs.push(log);
-            tables.push(table);
+            parts.push(Partition::recover(ctx, &cfg, partition).await?);
         }
-        let batches_since_snapshot = vec![0; cfg.partitions as usize];
-        let dirty = vec![false; cfg.partitions as usize];
         Ok(Broker {
             cfg,
-            logs,
-            tables,
+            parts,
             registry,
             offsets,
-            batches_since_snapshot,
-            dirty,
         })
     }
 
@@ -272,11 +298,11 @@ impl Broker {
                 partition,
                 offset,
                 max_records,
-            } => match self.logs.get(partition as usize) {
+            } => match self.parts.get(partition as usize) {
                 None => Response::Error(ErrorCode::UnknownPartition),
-                Some(log) => Response::Fetched {
-                    records: fetch_within(log, offset, max_records),
-                    log_end: log.log_end(),
+                Some(part) => Response::Fetched {
+                    records: fetch_within(&part.log, offset, max_records),
+                    log_end: part.log.log_end(),
                 },
             },
             Request::OffsetCommit {
@@ -340,9 +366,9 @@ impl Broker {
                     boot,
                 });
                 let last_seqs = self
-                    .tables
+                    .parts
                     .iter()
-                    .map(|t| t.last_seq(p.producer_id))
+                    .map(|part| part.table.last_seq(p.producer_id))
                     .collect();
                 Response::InitProducerId {
                     producer_id: p.producer_id,
@@ -381,7 +407,7 @@ impl Broker {
         records: Vec<crate::codec::Payment>,
     ) -> Result<Response, NodeError> {
         let p = partition as usize;
-        if p >= self.logs.len() {
+        if p >= self.parts.len() {
             return Ok(Response::Error(ErrorCode::UnknownPartition));
         }
         if records.is_empty() {
@@ -400,9 +426,7 @@ impl Broker {
         };
         // A batch that cannot be framed cannot be read back after a crash: refuse it before
         // anything is written (the planted `oversized-batch-accepted` does not).
-        if batch_body_len(&records) > FRAME_BODY_LEN_MAX as u64
-            && !ctx.bug(Bug::OversizedBatchAccepted)
-        {
+        if too_large(ctx, &records) {
             tracing::debug!(partition, producer_id, base_seq, count, "batch too large");
             return reject(ErrorCode::RecordTooLarge);
         }
@@ -418,29 +442,53 @@ impl Broker {
             }
             return reject(code);
         }
-        let check = if ctx.bug(Bug::NoDedup) {
-            SeqCheck::Append
-        } else {
-            self.tables[p].check(producer_id, base_seq, count)
-        };
-        match check {
+        let part = &mut self.parts[p];
+        match part.check(ctx, producer_id, base_seq, count) {
             SeqCheck::OutOfOrder { expected } => {
                 ctx.probe(Probe::OutOfOrderRejected);
                 tracing::debug!(partition, producer_id, base_seq, expected, "sequence gap");
                 reject(ErrorCode::OutOfOrderSequence { expected })
             }
             SeqCheck::Duplicate { base_offset } => {
-                Ok(self.duplicate(ctx, partition, producer_id, base_seq, base_offset))
+                Ok(part.duplicate(ctx, partition, producer_id, base_seq, base_offset))
             }
             SeqCheck::Append => {
-                self.append(ctx, partition, producer_id, epoch, base_seq, records)
-                    .await
+                let base_offset = part
+                    .append(ctx, &self.cfg, producer_id, epoch, base_seq, records)
+                    .await?;
+                Ok(Response::Produced { base_offset })
             }
         }
     }
 
+    /// Ends a group: syncs every partition appended to, then snapshots the producer state of
+    /// those due for one (see [`Partition::commit`]).
+    async fn commit(&mut self, ctx: &NodeCtx) -> Result<(), NodeError> {
+        for part in &mut self.parts {
+            part.commit(ctx, &self.cfg).await?;
+        }
+        Ok(())
+    }
+}
+
+impl Partition {
+    /// The sequence check of a batch (the planted `no-dedup` appends whatever arrives).
+    pub(crate) fn check(
+        &self,
+        ctx: &NodeCtx,
+        producer_id: u64,
+        base_seq: u32,
+        count: u32,
+    ) -> SeqCheck {
+        if ctx.bug(Bug::NoDedup) {
+            SeqCheck::Append
+        } else {
+            self.table.check(producer_id, base_seq, count)
+        }
+    }
+
     /// Answers a retried batch that matched a retained one, with its original offset.
-    fn duplicate(
+    pub(crate) fn duplicate(
         &self,
         ctx: &NodeCtx,
         partition: u32,
@@ -464,32 +512,28 @@ impl Broker {
         });
         if ctx.bug(Bug::DuplicateGetsLogEndOffset) {
             return Response::Produced {
-                base_offset: self.logs[partition as usize].log_end(),
+                base_offset: self.log.log_end(),
             };
         }
         Response::Produced { base_offset }
     }
 
-    /// Appends a batch that passed the epoch and sequence checks. It is synced at the end of
-    /// the group (`commit`), before the reply leaves.
-    async fn append(
+    /// Appends a batch that passed the epoch and sequence checks and returns its base offset.
+    /// It is synced at the end of the group (`commit`), before the reply leaves.
+    pub(crate) async fn append(
         &mut self,
         ctx: &NodeCtx,
-        partition: u32,
+        cfg: &BrokerConfig,
         producer_id: u64,
         epoch: u32,
         base_seq: u32,
         records: Vec<crate::codec::Payment>,
-    ) -> Result<Response, NodeError> {
-        let p = partition as usize;
+    ) -> Result<u64, NodeError> {
+        let partition = self.log.partition;
         let count = records.len() as u32;
-        let storage = ctx.storage.as_ref();
-        let base_offset = self.logs[p]
-            .append(storage, producer_id, epoch, base_seq, records)
+        let base_offset = self
+            .append_unrecorded(ctx, producer_id, epoch, base_seq, records, true)
             .await?;
-        self.tables[p].record(producer_id, epoch, base_seq, count, base_offset);
-        self.dirty[p] = true;
-        self.batches_since_snapshot[p] += 1;
         tracing::trace!(
             partition,
             producer_id,
@@ -507,52 +551,89 @@ impl Broker {
             base_offset,
             count,
         });
-        // Both planted snapshot bugs snapshot before the group's sync: `snapshot-ahead-of-log`
-        // at every append, `stale-snapshot-kept` when the periodic one falls due.
-        let due = self.batches_since_snapshot[p] >= self.cfg.snapshot_every_batches;
-        if ctx.bug(Bug::SnapshotAheadOfLog) || (due && ctx.bug(Bug::StaleSnapshotKept)) {
-            self.snapshot(ctx, partition).await?;
-        }
-        Ok(Response::Produced { base_offset })
+        self.snapshot_early(ctx, cfg).await?;
+        Ok(base_offset)
     }
 
-    /// Ends a group: syncs every partition appended to, then snapshots the producer state of
-    /// those due for one, so a snapshot never covers more than the synced log. With the planted
-    /// `ack-before-sync` the sync is left to the background flusher, and the group's replies
-    /// leave before their batches are durable.
-    async fn commit(&mut self, ctx: &NodeCtx) -> Result<(), NodeError> {
-        for p in 0..self.logs.len() {
-            if !std::mem::take(&mut self.dirty[p]) {
-                continue;
-            }
-            if !ctx.bug(Bug::AckBeforeSync) {
-                let storage = ctx.storage.as_ref();
-                let mut synced = self.logs[p].sync(storage).await;
-                if synced.is_err() && ctx.bug(Bug::SyncFailureRetried) {
-                    // The planted fsyncgate: a second sync succeeds without writing what the
-                    // first one lost, and the group is acknowledged on its word.
-                    synced = self.logs[p].sync(storage).await;
-                }
-                synced?;
-            }
-            if self.batches_since_snapshot[p] >= self.cfg.snapshot_every_batches {
-                self.snapshot(ctx, p as u32).await?;
-            }
+    /// Writes a batch at the log end and, if `feed`, records it in the producer state; a
+    /// replica's follower appends this way, without the history's `BatchAppended`.
+    pub(crate) async fn append_unrecorded(
+        &mut self,
+        ctx: &NodeCtx,
+        producer_id: u64,
+        epoch: u32,
+        base_seq: u32,
+        records: Vec<crate::codec::Payment>,
+        feed: bool,
+    ) -> Result<u64, NodeError> {
+        let count = records.len() as u32;
+        let storage = ctx.storage.as_ref();
+        let base_offset = self
+            .log
+            .append(storage, producer_id, epoch, base_seq, records)
+            .await?;
+        if feed {
+            self.table
+                .record(producer_id, epoch, base_seq, count, base_offset);
+        }
+        self.dirty = true;
+        self.batches_since_snapshot += 1;
+        Ok(base_offset)
+    }
+
+    /// Both planted snapshot bugs snapshot before the group's sync: `snapshot-ahead-of-log`
+    /// at every append, `stale-snapshot-kept` when the periodic one falls due.
+    pub(crate) async fn snapshot_early(
+        &mut self,
+        ctx: &NodeCtx,
+        cfg: &BrokerConfig,
+    ) -> Result<(), NodeError> {
+        let due = self.batches_since_snapshot >= cfg.snapshot_every_batches;
+        if ctx.bug(Bug::SnapshotAheadOfLog) || (due && ctx.bug(Bug::StaleSnapshotKept)) {
+            self.snapshot(ctx).await?;
         }
         Ok(())
     }
 
-    /// Snapshots a partition's producer state, covering the log as it is now.
-    async fn snapshot(&mut self, ctx: &NodeCtx, partition: u32) -> Result<(), NodeError> {
-        let p = partition as usize;
-        let offset = self.logs[p].log_end();
+    /// Ends a group for this partition: syncs it if appended to, then snapshots the producer
+    /// state if one is due, so a snapshot never covers more than the synced log. With the
+    /// planted `ack-before-sync` the sync is left to the background flusher, and the group's
+    /// replies leave before their batches are durable.
+    pub(crate) async fn commit(
+        &mut self,
+        ctx: &NodeCtx,
+        cfg: &BrokerConfig,
+    ) -> Result<(), NodeError> {
+        if !std::mem::take(&mut self.dirty) {
+            return Ok(());
+        }
+        if !ctx.bug(Bug::AckBeforeSync) {
+            let storage = ctx.storage.as_ref();
+            let mut synced = self.log.sync(storage).await;
+            if synced.is_err() && ctx.bug(Bug::SyncFailureRetried) {
+                // The planted fsyncgate: a second sync succeeds without writing what the
+                // first one lost, and the group is acknowledged on its word.
+                synced = self.log.sync(storage).await;
+            }
+            synced?;
+        }
+        if self.batches_since_snapshot >= cfg.snapshot_every_batches {
+            self.snapshot(ctx).await?;
+        }
+        Ok(())
+    }
+
+    /// Snapshots the partition's producer state, covering the log as it is now.
+    pub(crate) async fn snapshot(&mut self, ctx: &NodeCtx) -> Result<(), NodeError> {
+        let partition = self.log.partition;
+        let offset = self.log.log_end();
         ctx.storage
             .replace(
                 &snapshot_file(partition),
-                &self.tables[p].encode_snapshot(offset),
+                &self.table.encode_snapshot(offset),
             )
             .await?;
-        self.batches_since_snapshot[p] = 0;
+        self.batches_since_snapshot = 0;
         ctx.record(Event::SnapshotWritten { partition, offset });
         Ok(())
     }
@@ -561,7 +642,11 @@ impl Broker {
 /// Up to `max_records` records from `offset`, cut (after the first) once their payments pass
 /// [`FETCH_BYTES_MAX`], so a fetch of large payments stays one frame's worth, like Kafka's
 /// `fetch.max.bytes`. Small payments never reach the cut.
-fn fetch_within(log: &PartitionLog, offset: u64, max_records: u32) -> Vec<FetchedRecord> {
+pub(crate) fn fetch_within(
+    log: &PartitionLog,
+    offset: u64,
+    max_records: u32,
+) -> Vec<FetchedRecord> {
     let mut records = log.read(offset, max_records.min(FETCH_RECORDS_MAX) as usize);
     let mut bytes = 0;
     let keep = records

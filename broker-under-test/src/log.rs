@@ -198,6 +198,19 @@ impl PartitionLog {
         Ok(base_offset)
     }
 
+    /// Cuts the log back to `end` (rounded down to a batch boundary), durably, and returns the
+    /// new log end. A replica does this to drop a suffix its leader does not have.
+    pub async fn truncate(&mut self, storage: &dyn Storage, end: u64) -> Result<u64, StorageError> {
+        let keep = self.batches.partition_point(|b| b.next_offset() <= end);
+        let len = self.batches[..keep]
+            .iter()
+            .map(|b| crate::codec::FRAME_HEADER_LEN + b.encode().len())
+            .sum();
+        storage.truncate(&self.file, len).await?;
+        self.batches.truncate(keep);
+        Ok(self.log_end())
+    }
+
     pub async fn sync(&self, storage: &dyn Storage) -> Result<(), StorageError> {
         storage.sync(&self.file).await
     }

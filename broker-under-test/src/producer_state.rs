@@ -192,6 +192,20 @@ impl SequenceTable {
         }
     }
 
+    /// The same table, taking unknown producers at their word (the planted
+    /// `producer-state-not-replicated` on a replica: see the field).
+    pub fn trusting(self) -> SequenceTable {
+        SequenceTable {
+            trust_unknown_producers: true,
+            ..self
+        }
+    }
+
+    /// The highest epoch seen in a batch of `producer_id` on this partition, if any.
+    pub fn epoch(&self, producer_id: u64) -> Option<u32> {
+        self.entries.get(&producer_id).map(|e| e.epoch)
+    }
+
     /// The same table, expecting every producer's first batch at `first_seq`.
     pub fn starting_at(self, first_seq: u32) -> SequenceTable {
         SequenceTable { first_seq, ..self }
