@@ -164,7 +164,7 @@ impl Artifact {
         self.scenario
             .validate()
             .map_err(|e| format!("scenario: {e}"))?;
-        let producers = self.scenario.workload.producers;
+        let nodes = crate::system::node_names(&self.scenario);
         if self
             .fault_schedule
             .windows(2)
@@ -178,15 +178,19 @@ impl Artifact {
                     "fault_schedule[{i}]: at_ms and duration_ms may not exceed {TIME_MAX_MS}"
                 ));
             }
-            if let Fault::Delay { spread_ms } = e.fault {
+            if let Fault::Delay { spread_ms }
+            | Fault::Lag {
+                delay_ms: spread_ms,
+            } = e.fault
+            {
                 if spread_ms > SPREAD_MAX_MS {
                     return Err(format!(
                         "fault_schedule[{i}]: spread_ms may not exceed {SPREAD_MAX_MS}"
                     ));
                 }
             }
-            // A node of this scenario's system (the producers it has).
-            let known = |n: NodeName| !matches!(n, NodeName::Producer(i) if i >= producers);
+            // A node of this scenario's system (the producers, brokers and controller it has).
+            let known = |n: NodeName| nodes.contains(&n);
             let target_ok = match e.target {
                 Target::Node(node) => known(node),
                 // Only a window of messages may hit every node.
@@ -201,7 +205,15 @@ impl Artifact {
                     e.target
                 ));
             }
+            let replica = matches!(e.target, Target::Node(NodeName::Replica(_)));
             match &e.fault {
+                Fault::Isolate | Fault::Lag { .. } if !replica => {
+                    return Err(format!(
+                        "fault_schedule[{i}]: {} hits one broker of a replicated deployment, not '{}'",
+                        e.fault.kind(),
+                        e.target
+                    ));
+                }
                 Fault::Partition { peer, .. } if !known(*peer) || e.target == (*peer).into() => {
                     return Err(format!("fault_schedule[{i}]: bad partition peer '{peer}'"));
                 }

@@ -67,9 +67,18 @@ impl Check {
     ///
     /// # Panics
     ///
-    /// When the scenario does not resolve: a test with a bad name should fail loudly.
+    /// When the scenario does not resolve, or asks for more brokers than the system deploys
+    /// ([`System::max_brokers`]): a test with a bad name should fail loudly.
     pub fn new(system: impl System, scenario: &str) -> Check {
         let scenario = Scenario::resolve(scenario).unwrap_or_else(|e| panic!("{e}"));
+        let (asked, max) = (scenario.workload.brokers, system.max_brokers());
+        assert!(
+            asked <= max,
+            "system '{}' deploys at most {max} broker(s); scenario '{}' asks for {asked} \
+             (workload.brokers)",
+            system.name(),
+            scenario.name
+        );
         Check {
             system: SystemRef::new(system),
             scenario,

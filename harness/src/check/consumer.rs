@@ -40,6 +40,91 @@ pub(super) fn inconsistent_offsets(facts: &Facts, durable: &Durable) -> Vec<Anom
     out
 }
 
+/// `read-not-in-log`: a payment read from the log that the final log does not hold where it was
+/// read: a store row whose (partition, offset) holds another payment or none, or a fetched
+/// payment the final log holds nowhere. (A fetched payment the log holds at another offset is
+/// `inconsistent-offsets` already.) With replication this is a read past the high watermark
+/// of a write a failover then truncated away.
+pub(super) fn read_not_in_log(facts: &Facts, durable: &Durable) -> Vec<Anomaly> {
+    let log: BTreeMap<(u32, u64), &str> = durable
+        .records()
+        .map(|(p, o, payment)| ((p, o), payment.id.as_str()))
+        .collect();
+    let mut out = Vec::new();
+    let mut reported = std::collections::BTreeSet::new();
+    for fetch in &facts.fetches {
+        for (offset, id) in &fetch.records {
+            let key = (fetch.partition, *offset);
+            if facts.positions.contains_key(id.as_str()) || !reported.insert(key) {
+                continue;
+            }
+            let detail = format!(
+                "fetched at partition {} offset {offset}; the final log holds it nowhere",
+                fetch.partition
+            );
+            out.push(Anomaly::new(
+                AnomalyKind::ReadNotInLog,
+                Some(id),
+                fetch.at_us,
+                detail,
+            ));
+        }
+    }
+    for row in &durable.rows {
+        let (id, key) = (row.payment.id.as_str(), (row.partition, row.offset));
+        let there = log.get(&key).copied();
+        if there == Some(id) || !reported.insert(key) {
+            continue;
+        }
+        let held = match there {
+            Some(other) => format!("the final log holds {other} there"),
+            None => "the final log has no record there".to_string(),
+        };
+        let detail = format!(
+            "applied by the store from partition {} offset {}; {held}",
+            row.partition, row.offset
+        );
+        let at = facts.applied_at.get(id).copied().unwrap_or(facts.end_us);
+        out.push(Anomaly::new(
+            AnomalyKind::ReadNotInLog,
+            Some(id),
+            at,
+            detail,
+        ));
+    }
+    out
+}
+
+/// `commit-beyond-log`: the consumer committed an offset (the next it would read) past the end
+/// of its partition's final log: it claimed records the log does not have. One per partition,
+/// the first such commit.
+pub(super) fn commit_beyond_log(facts: &Facts, durable: &Durable) -> Vec<Anomaly> {
+    let end = |p: u32| {
+        durable
+            .logs
+            .get(p as usize)
+            .and_then(|records| records.last())
+            .map_or(0, |(offset, _)| offset + 1)
+    };
+    let mut reported = std::collections::BTreeSet::new();
+    let mut out = Vec::new();
+    for &(partition, offset, at_us) in &facts.commits {
+        let log_end = end(partition);
+        if offset > log_end && reported.insert(partition) {
+            let detail = format!(
+                "committed offset {offset} on partition {partition}, whose final log ends at {log_end}"
+            );
+            out.push(Anomaly::new(
+                AnomalyKind::CommitBeyondLog,
+                None,
+                at_us,
+                detail,
+            ));
+        }
+    }
+    out
+}
+
 /// Consecutive fetches of one partition within one consumer incarnation.
 fn pairs<'a>(facts: &'a Facts) -> impl Iterator<Item = (&'a Fetch, &'a Fetch)> {
     let mut last: BTreeMap<(u32, u32), &Fetch> = BTreeMap::new();

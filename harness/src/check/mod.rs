@@ -35,6 +35,11 @@ pub enum AnomalyKind {
     Phantom,
     /// A fetch saw a payment at an offset where the durable log holds another, or none.
     InconsistentOffsets,
+    /// A payment the consumer fetched, or the store applied, from a log position is no longer
+    /// there in the final log: a read of a write the log did not keep (an uncommitted read).
+    ReadNotInLog,
+    /// The consumer committed an offset past the end of its partition's final log.
+    CommitBeyondLog,
     /// A producer's batches, in sequence order, were acknowledged at offsets that do not increase.
     NonmonotonicSend,
     /// Within one consumer incarnation, a fetch went back to an offset it had already read past.
@@ -157,6 +162,8 @@ pub(crate) struct Facts<'a> {
     pub refused: BTreeMap<&'a str, (u64, u64)>,
     pub acks: Vec<Ack>,
     pub fetches: Vec<Fetch>,
+    /// Every committed consumer offset: (partition, offset, when).
+    pub commits: Vec<(u32, u64, u64)>,
     /// (partition, base offset) -> when the batch there was (last) appended.
     pub appended_at: BTreeMap<(u32, u64), u64>,
     /// id -> when the store last applied it.
@@ -175,6 +182,7 @@ impl<'a> Facts<'a> {
             refused: refusals(history),
             acks: Vec::new(),
             fetches: Vec::new(),
+            commits: Vec::new(),
             appended_at: BTreeMap::new(),
             applied_at: BTreeMap::new(),
             positions: BTreeMap::new(),
@@ -219,6 +227,9 @@ impl<'a> Facts<'a> {
                     records: records.clone(),
                     at_us,
                 }),
+                Event::OffsetCommitted { partition, offset } => {
+                    facts.commits.push((*partition, *offset, at_us))
+                }
                 Event::BatchAppended {
                     partition,
                     base_offset,
@@ -284,6 +295,8 @@ pub fn check(history: &[Entry], durable: &Durable) -> Vec<Anomaly> {
     anomalies.extend(consumer::inconsistent_offsets(&facts, durable));
     anomalies.extend(consumer::nonmonotonic_poll(&facts));
     anomalies.extend(consumer::poll_skip(&facts));
+    anomalies.extend(consumer::read_not_in_log(&facts, durable));
+    anomalies.extend(consumer::commit_beyond_log(&facts, durable));
     anomalies.extend(producer::nonmonotonic_send(&facts));
     in_time_order(anomalies)
 }

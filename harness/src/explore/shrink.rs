@@ -243,6 +243,9 @@ fn gentler(fault: &Fault) -> Option<Fault> {
         Fault::Delay { spread_ms } if *spread_ms > 1 => Some(Fault::Delay {
             spread_ms: spread_ms / 2,
         }),
+        Fault::Lag { delay_ms } if *delay_ms > 1 => Some(Fault::Lag {
+            delay_ms: delay_ms / 2,
+        }),
         // Fewer kinds of failing operation is `fewer_ops`' step: any of them may go.
         Fault::IoErrors { rate, ops } if *rate > 0.01 => Some(Fault::IoErrors {
             rate: rate / 2.0,

@@ -60,6 +60,26 @@ pub struct WorkloadSpec {
     /// Near `u32::MAX` (4294967295), runs cross the wrap point.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_sequence: Option<u32>,
+    /// Replicas of every partition: 1 (the single broker of before, the default) or 2..=5
+    /// (nodes `broker-0..n` and a `controller`). Left out of a scenario that has 1, so older
+    /// scenarios print and hash exactly as before.
+    #[serde(default = "one_broker", skip_serializing_if = "is_one_broker")]
+    pub brokers: u32,
+}
+
+fn one_broker() -> u32 {
+    1
+}
+
+fn is_one_broker(brokers: &u32) -> bool {
+    *brokers == 1
+}
+
+impl WorkloadSpec {
+    /// Whether the deployment is replicated (more than one broker).
+    pub fn replicated(&self) -> bool {
+        self.brokers > 1
+    }
 }
 
 /// Payment sizes: encoded bytes per payment, drawn per payment from a pure function of seed,
@@ -127,6 +147,38 @@ pub struct FaultSpec {
     /// of a scenario that has none, so older scenarios draw and print exactly as before.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub io_errors: Option<IoErrorSpec>,
+    /// Controller crashes (replicated scenarios only). This and the two keys below are drawn
+    /// from a generator stream of their own, so scenarios without them draw as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub controller_crash: Option<CrashSpec>,
+    /// Isolations of one broker from the other brokers and the controller, both ways, while
+    /// producers, consumer and store still reach it (replicated scenarios only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isolate: Option<WindowSpec>,
+    /// Windows in which one broker's links to the other brokers are slow: a lagging follower
+    /// (replicated scenarios only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag: Option<LagSpec>,
+}
+
+/// How many lag windows a seed draws, how long, and how slow.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LagSpec {
+    /// How many (inclusive range).
+    pub count: Range<u32>,
+    /// How long each lasts (inclusive range, milliseconds).
+    pub duration_ms: Range<u64>,
+    /// The extra delay of every message between the broker and another broker (the same for
+    /// each message of a window, so the link stays in order).
+    pub delay_ms: Range<u64>,
+}
+
+impl FaultSpec {
+    /// Whether any replication fault key is set.
+    pub fn has_replication_faults(&self) -> bool {
+        self.controller_crash.is_some() || self.isolate.is_some() || self.lag.is_some()
+    }
 }
 
 /// How often a torn crash comes back with a damaged region, and how large one may be.
@@ -300,10 +352,14 @@ impl Scenario {
     pub fn validate(&self) -> Result<(), String> {
         validate::workload(&self.name, &self.workload)?;
         validate::faults(&self.faults)?;
+        validate::replication(&self.workload, &self.faults)?;
         validate::limits(&self.limits)?;
         validate::budget(&self.workload, &self.faults, &self.limits)
     }
 }
+
+/// The most brokers a replicated scenario may have.
+pub const BROKERS_MAX: u32 = 5;
 
 /// The most faults of one kind a run may draw.
 pub const COUNT_MAX: u32 = 10_000;

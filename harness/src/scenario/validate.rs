@@ -2,8 +2,8 @@
 //! accepted file within what one run can compute.
 
 use super::{
-    FaultSpec, Limits, Range, WorkloadSpec, COUNT_MAX, PAYMENTS_MAX, PAYMENT_BYTES_MAX,
-    SPREAD_MAX_MS, TIME_MAX_MS, WORKLOAD_BYTES_MAX,
+    FaultSpec, Limits, Range, WorkloadSpec, BROKERS_MAX, COUNT_MAX, PAYMENTS_MAX,
+    PAYMENT_BYTES_MAX, SPREAD_MAX_MS, TIME_MAX_MS, WORKLOAD_BYTES_MAX,
 };
 use std::fmt;
 
@@ -43,6 +43,13 @@ pub(super) fn workload(name: &str, w: &WorkloadSpec) -> Result<(), String> {
         (1..=TIME_MAX_MS).contains(&w.duration_ms),
         &format!("workload.duration_ms must be 1..={TIME_MAX_MS}"),
     )?;
+    check(
+        (1..=BROKERS_MAX).contains(&w.brokers),
+        &format!(
+            "workload.brokers must be 1 (one broker) or 2..={BROKERS_MAX} (replicated), got {}",
+            w.brokers
+        ),
+    )?;
     if let Some(size) = &w.payment_size {
         range(
             &size.bytes,
@@ -66,6 +73,7 @@ pub(super) fn faults(f: &FaultSpec) -> Result<(), String> {
         ("producer_crash", &f.producer_crash),
         ("consumer_crash", &f.consumer_crash),
         ("store_crash", &f.store_crash),
+        ("controller_crash", &f.controller_crash),
     ] {
         if let Some(c) = spec {
             range(&c.count, COUNT_MAX, &format!("faults.{name}.count"))?;
@@ -101,6 +109,15 @@ pub(super) fn faults(f: &FaultSpec) -> Result<(), String> {
         range(&d.duration_ms, TIME_MAX_MS, "faults.delay.duration_ms")?;
         range(&d.spread_ms, SPREAD_MAX_MS, "faults.delay.spread_ms")?;
     }
+    if let Some(i) = &f.isolate {
+        range(&i.count, COUNT_MAX, "faults.isolate.count")?;
+        range(&i.duration_ms, TIME_MAX_MS, "faults.isolate.duration_ms")?;
+    }
+    if let Some(l) = &f.lag {
+        range(&l.count, COUNT_MAX, "faults.lag.count")?;
+        range(&l.duration_ms, TIME_MAX_MS, "faults.lag.duration_ms")?;
+        range(&l.delay_ms, SPREAD_MAX_MS, "faults.lag.delay_ms")?;
+    }
     probability(f.torn_write_probability, "faults.torn_write_probability")?;
     probability(f.garble_probability, "faults.garble_probability")?;
     if let Some(c) = &f.corruption {
@@ -133,6 +150,21 @@ pub(super) fn faults(f: &FaultSpec) -> Result<(), String> {
 
 /// The largest damaged block: eight sectors.
 const CORRUPTION_BYTES_MAX: u32 = 4096;
+
+/// Replication faults need replicas: in a one-broker scenario they would never happen.
+pub(super) fn replication(w: &WorkloadSpec, f: &FaultSpec) -> Result<(), String> {
+    for (name, set) in [
+        ("controller_crash", f.controller_crash.is_some()),
+        ("isolate", f.isolate.is_some()),
+        ("lag", f.lag.is_some()),
+    ] {
+        check(
+            !set || w.replicated(),
+            &format!("faults.{name} needs workload.brokers >= 2 (a replicated deployment)"),
+        )?;
+    }
+    Ok(())
+}
 
 pub(super) fn limits(limits: &Limits) -> Result<(), String> {
     check(
@@ -217,6 +249,7 @@ fn fault_counts(f: &FaultSpec) -> Vec<u32> {
         &f.producer_crash,
         &f.consumer_crash,
         &f.store_crash,
+        &f.controller_crash,
     ];
     let mut counts: Vec<u32> = crashes
         .iter()
@@ -228,6 +261,8 @@ fn fault_counts(f: &FaultSpec) -> Vec<u32> {
     counts.extend(f.duplicate.as_ref().map(|p| p.count[1]));
     counts.extend(f.delay.as_ref().map(|p| p.count[1]));
     counts.extend(f.io_errors.as_ref().map(|p| p.count[1]));
+    counts.extend(f.isolate.as_ref().map(|p| p.count[1]));
+    counts.extend(f.lag.as_ref().map(|p| p.count[1]));
     counts
 }
 

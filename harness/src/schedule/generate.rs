@@ -155,11 +155,16 @@ impl Draw<'_> {
 
     /// Each pause draws: target, start, length.
     fn pauses(&mut self, spec: &WindowSpec) {
+        self.pauses_of(spec, Fault::Pause);
+    }
+
+    /// Windows of `fault` on one node each, drawn as pauses are: target, start, length.
+    fn pauses_of(&mut self, spec: &WindowSpec, fault: Fault) {
         for _ in 0..draw_u32(self.rng, &spec.count) {
             let target = self.any_node().into();
             let at_ms = self.at();
             let duration_ms = draw_u64(self.rng, &spec.duration_ms);
-            self.push(at_ms, target, duration_ms, Fault::Pause);
+            self.push(at_ms, target, duration_ms, fault.clone());
         }
     }
 
@@ -223,5 +228,68 @@ impl Draw<'_> {
             duration_ms,
             fault,
         });
+    }
+}
+
+/// A replicated scenario's schedule: `schedule` (drawn by [`generate`] exactly as for one
+/// broker) with each fault on the broker moved to one replica, then the replication faults.
+/// Everything here draws from `rng`, the replication stream, never from the schedule stream,
+/// so a scenario's one-broker faults are the same draws whatever its replication keys say.
+///
+/// Draw order: for each entry in schedule order, a replica for a broker target, then one for a
+/// broker partition peer; then controller
+/// crashes (torn, garble, start, downtime), isolations (replica, start, length), lag windows
+/// (replica, delay, start, length).
+pub fn replicate(
+    scenario: &Scenario,
+    mut schedule: FaultSchedule,
+    rng: &mut ChaCha8Rng,
+) -> FaultSchedule {
+    let brokers = scenario.workload.brokers;
+    for entry in &mut schedule {
+        if entry.target == Target::Node(NodeName::Broker) {
+            entry.target = NodeName::Replica(rng.random_range(0..brokers)).into();
+        }
+        if let Fault::Partition { peer, .. } = &mut entry.fault {
+            if *peer == NodeName::Broker {
+                *peer = NodeName::Replica(rng.random_range(0..brokers));
+            }
+        }
+    }
+    let f = &scenario.faults;
+    let replicas: Vec<NodeName> = (0..brokers).map(NodeName::Replica).collect();
+    let mut draw = Draw {
+        rng,
+        duration_ms: scenario.workload.duration_ms,
+        nodes: replicas,
+        schedule,
+    };
+    if let Some(spec) = &f.controller_crash {
+        draw.crashes(spec, &[NodeName::Controller], &no_corruption(f));
+    }
+    if let Some(spec) = &f.isolate {
+        draw.pauses_of(spec, Fault::Isolate);
+    }
+    if let Some(spec) = &f.lag {
+        for _ in 0..draw_u32(draw.rng, &spec.count) {
+            let target = draw.any_node().into();
+            let delay_ms = draw_u64(draw.rng, &spec.delay_ms);
+            let at_ms = draw.at();
+            let duration_ms = draw_u64(draw.rng, &spec.duration_ms);
+            draw.push(at_ms, target, duration_ms, Fault::Lag { delay_ms });
+        }
+    }
+    let mut schedule = draw.schedule;
+    schedule.sort_by_key(|e| e.at_ms);
+    schedule
+}
+
+/// The crash parameters of `f` without corruption: a controller's state file is replaced
+/// atomically, and damage in it is for a later round.
+fn no_corruption(f: &FaultSpec) -> FaultSpec {
+    FaultSpec {
+        torn_write_probability: f.torn_write_probability,
+        garble_probability: f.garble_probability,
+        ..FaultSpec::default()
     }
 }

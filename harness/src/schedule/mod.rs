@@ -9,7 +9,7 @@ mod generate;
 mod swarm;
 mod target;
 
-pub use generate::generate;
+pub use generate::{generate, replicate};
 pub use target::Target;
 
 use broker_under_test::storage::IoOp;
@@ -58,6 +58,14 @@ pub enum Fault {
     /// For `duration_ms`, each storage operation of `target` of a kind in `ops` fails with an
     /// I/O error with probability `rate` (a failed sync loses the unsynced bytes it covered).
     IoErrors { rate: f64, ops: Vec<IoOp> },
+    /// Replicated deployments: messages between `target` (a broker) and the other brokers and
+    /// the controller are lost, both ways, for `duration_ms`; producers, consumer and store
+    /// still reach it (an old leader keeps taking requests it can never commit).
+    Isolate,
+    /// Replicated deployments: every message between `target` (a broker) and another broker
+    /// waits `delay_ms` more, for `duration_ms` (a slow follower, or a slow leader to fetch
+    /// from). The same delay for each message, so the link stays in order; no draw.
+    Lag { delay_ms: u64 },
 }
 
 /// A damaged region in a crashed node's kept tail: in every file with unsynced bytes, the
@@ -136,6 +144,8 @@ impl Fault {
             Fault::Duplicate { .. } => "duplicate",
             Fault::Delay { .. } => "delay",
             Fault::IoErrors { .. } => "io-errors",
+            Fault::Isolate => "isolate",
+            Fault::Lag { .. } => "lag",
         }
     }
 
@@ -147,6 +157,8 @@ impl Fault {
                 | Fault::Loss { .. }
                 | Fault::Duplicate { .. }
                 | Fault::Delay { .. }
+                | Fault::Isolate
+                | Fault::Lag { .. }
         )
     }
 }
@@ -180,7 +192,8 @@ impl fmt::Display for FaultEntry {
                     None => Ok(()),
                 }
             }
-            Fault::Pause => Ok(()),
+            Fault::Pause | Fault::Isolate => Ok(()),
+            Fault::Lag { delay_ms } => write!(f, "  delay={delay_ms} ms"),
             Fault::Partition { peer, two_way } => {
                 write!(f, "  {} {peer}", if *two_way { "<->" } else { "->" })
             }

@@ -72,5 +72,9 @@ pub(super) fn swarm(spec: &FaultSpec, rng: &mut ChaCha8Rng) -> FaultSpec {
         // Not swarmed (yet): switching it would need draws that would move every existing
         // swarm seed's schedule. Kept as configured.
         io_errors: spec.io_errors.clone(),
+        // Not swarmed either, for the same reason; drawn from their own stream.
+        controller_crash: spec.controller_crash.clone(),
+        isolate: spec.isolate.clone(),
+        lag: spec.lag.clone(),
     }
 }

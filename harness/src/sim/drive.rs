@@ -9,7 +9,7 @@ use crate::check::{Anomaly, AnomalyKind, Durable};
 use crate::history::{Actor, HarnessEvent, Recorder};
 use crate::schedule::{Corruption, Fault};
 use crate::sim::net::Network;
-use crate::system::{node_names, Deployment, Setup};
+use crate::system::{durable_nodes, node_names, Deployment, Setup};
 use crate::world::liveness::{Liveness, Settled};
 use crate::world::outcome::Ending;
 use crate::world::plan::{generator, RunPlan, STREAM_DISK, STREAM_IO, TIME_LIMIT_SLACK_MS};
@@ -65,6 +65,7 @@ pub(crate) async fn drive(
     recorder: Arc<Recorder>,
     network: Arc<Network>,
 ) -> Result<Ending, Anomaly> {
+    refuse_unsupported(&plan)?;
     let deployment = plan.system.deploy(Setup {
         scenario: &plan.scenario,
         seed: plan.seed,
@@ -108,6 +109,22 @@ pub(crate) async fn drive(
     })
 }
 
+/// A scenario with more brokers than the system deploys fails at once, saying so, rather than
+/// deep inside the system's deployment.
+fn refuse_unsupported(plan: &RunPlan) -> Result<(), Anomaly> {
+    let (asked, max) = (plan.scenario.workload.brokers, plan.system.max_brokers());
+    if asked <= max {
+        return Ok(());
+    }
+    let detail = format!(
+        "system '{}' deploys at most {max} broker(s); scenario '{}' asks for {asked} \
+         (workload.brokers)",
+        plan.system.name(),
+        plan.scenario.name
+    );
+    Err(Anomaly::new(AnomalyKind::Panic, None, 0, detail))
+}
+
 /// The determinism check's self-test: a static carries over from one run to the next in the
 /// same process, the classic leak. (A std HashMap would not do here: each run's fresh thread
 /// takes its hash keys from madsim's seeded randomness, so its order repeats.)
@@ -141,33 +158,45 @@ impl Sim {
     }
 
     /// The system rests a moment (background flushers run, as they would in a system at
-    /// rest); then clients stop, and broker and store lose power once more and recover.
+    /// rest); then clients stop, and broker (or replicas and controller) and store lose power
+    /// once more and recover.
     /// Returns what they serve to the system's own read clients then; one that does not
     /// answer within [`FINAL_READ_BOUND`] fails the run.
     async fn final_recovery(&self, plan: &RunPlan) -> Result<Durable, Anomaly> {
         madsim::time::sleep(QUIESCE).await;
         self.recorder
             .harness(Actor::Harness, HarnessEvent::FinalRecovery);
+        let durable = durable_nodes(&plan.scenario);
         for node in node_names(&plan.scenario)
             .into_iter()
-            .filter(|n| !matches!(n, NodeName::Broker | NodeName::Store))
+            .filter(|n| !durable.contains(n))
         {
             self.deployment.kill(node, &mut |_, _| Tear::LOSE_ALL);
         }
-        for node in [NodeName::Broker, NodeName::Store] {
+        // One broker: the broker, then the store, each drawing its tear in that order (as
+        // every trace before replication). Replicated: every replica, the controller, the
+        // store, all down at once and then all back, so the read meets a cluster recovered
+        // from its disks alone.
+        for &node in &durable {
             let torn = self
                 .disk_rng
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .random_bool(plan.scenario.faults.torn_write_probability);
             self.crash(node, torn, false, None);
-            self.deployment.restart(node);
-            self.recorder.harness(node, HarnessEvent::NodeRestarted);
+            if !plan.scenario.workload.replicated() {
+                self.restart(node);
+            }
+        }
+        if plan.scenario.workload.replicated() {
+            for &node in &durable {
+                self.restart(node);
+            }
         }
         let read = madsim::time::timeout(FINAL_READ_BOUND, self.deployment.final_read()).await;
         // Every node stops: a madsim runtime is not torn down when dropped, and a live node's
         // tasks would keep it (and every disk) alive, run after run.
-        for node in [NodeName::Broker, NodeName::Store] {
+        for &node in &durable {
             self.deployment.kill(node, &mut |_, _| Tear::LOSE_ALL);
         }
         let failed = |why: String| {
@@ -183,6 +212,12 @@ impl Sim {
                 FINAL_READ_BOUND.as_secs()
             ))),
         }
+    }
+
+    /// Starts `node` again and records it.
+    fn restart(&self, node: NodeName) {
+        self.deployment.restart(node);
+        self.recorder.harness(node, HarnessEvent::NodeRestarted);
     }
 
     /// Kills `node`, crashing its disk with a tear drawn from the disk generator, and records

@@ -6,7 +6,7 @@ use super::{BoxFuture, Deployment, MessageView, ReaderNode, Setup, System, READE
 use crate::check::Durable;
 use crate::scenario::{Scenario, SizeDistribution};
 use crate::sim::messages::MessageClass;
-use broker_under_test::client::read_back;
+use broker_under_test::client::{read_back, read_back_replicated, ReplicatedAddrs};
 use broker_under_test::cluster::{Cluster, ClusterSpec, Workload};
 use broker_under_test::codec::{DecodeError, Request, Response};
 use broker_under_test::producer::PaymentSizes;
@@ -38,7 +38,7 @@ impl BrokerSystem {
                 max_bytes: size.bytes[1],
                 log_uniform: size.distribution == SizeDistribution::LogUniform,
             }),
-            brokers: 1,
+            brokers: w.brokers,
         };
         ClusterSpec::new(&workload, bugs)
     }
@@ -49,11 +49,16 @@ impl System for BrokerSystem {
         "broker-under-test"
     }
 
+    fn max_brokers(&self) -> u32 {
+        crate::scenario::BROKERS_MAX
+    }
+
     fn deploy(&self, setup: Setup<'_>) -> Box<dyn Deployment> {
         let spec = BrokerSystem::cluster_spec(setup.scenario, setup.seed, setup.bugs);
         Box::new(BrokerDeployment {
             cluster: Cluster::start(&spec, setup.net, setup.observer),
             partitions: setup.scenario.workload.partitions,
+            brokers: setup.scenario.workload.brokers,
         })
     }
 
@@ -70,7 +75,14 @@ impl System for BrokerSystem {
 struct BrokerDeployment {
     cluster: Cluster,
     partitions: u32,
+    /// 1: the single broker; more: replicas and a controller.
+    brokers: u32,
 }
+
+/// How long a replicated final read waits for every partition's log to be committed again
+/// after the final crash: inside the harness's own bound, so that a read that cannot finish
+/// says why (which partition, which leader) rather than only that it timed out.
+const REPLICATED_READ_BOUND: Duration = Duration::from_secs(20);
 
 impl Deployment for BrokerDeployment {
     fn kill(&self, node: NodeName, tear: &mut dyn FnMut(&str, usize) -> Tear) -> CrashReport {
@@ -95,7 +107,7 @@ impl Deployment for BrokerDeployment {
     }
 
     fn final_read(&self) -> BoxFuture<'_, Result<Durable, String>> {
-        let partitions = self.partitions;
+        let (partitions, brokers) = (self.partitions, self.brokers);
         Box::pin(async move {
             // A client of its own, on a node of its own: the read goes through the system's
             // network and request handling like any operator's.
@@ -104,8 +116,20 @@ impl Deployment for BrokerDeployment {
                 let transport = SimTransport::bind(READER_ADDR, 0, Arc::new(NoFaults))
                     .await
                     .map_err(|e| format!("the final read could not bind: {e}"))?;
-                let (broker, store) = (NodeName::Broker.sim_addr(), NodeName::Store.sim_addr());
-                read_back(&transport, broker, store, partitions).await
+                let store = NodeName::Store.sim_addr();
+                if brokers == 1 {
+                    return read_back(&transport, NodeName::Broker.sim_addr(), store, partitions)
+                        .await;
+                }
+                // Leaders from the controller, each log from its leader as an observer.
+                let addrs = ReplicatedAddrs {
+                    controller: NodeName::Controller.sim_addr(),
+                    replicas: (0..brokers)
+                        .map(|i| NodeName::Replica(i).sim_addr())
+                        .collect(),
+                };
+                let bound = REPLICATED_READ_BOUND;
+                read_back_replicated(&transport, &addrs, store, partitions, bound).await
             });
             let back = read.await;
             drop(reader);

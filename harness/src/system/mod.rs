@@ -141,6 +141,13 @@ pub trait System: Send + Sync + 'static {
     /// configurations of one system (a planted bug on or off) should have different names.
     fn name(&self) -> &str;
 
+    /// The most brokers it deploys: a scenario with more (`workload.brokers`) is refused
+    /// before anything starts, with a line that says so. The default is the single broker;
+    /// a system that replicates says how far.
+    fn max_brokers(&self) -> u32 {
+        1
+    }
+
     /// Creates and starts every node of [`node_names`] on the current madsim runtime.
     fn deploy(&self, setup: Setup<'_>) -> Box<dyn Deployment>;
 
@@ -197,10 +204,27 @@ pub trait Deployment: Send + Sync {
 }
 
 /// The nodes a scenario deploys, in the order they are created: broker, store, consumer, then
-/// the producers by index.
+/// the producers by index. A replicated scenario (`workload.brokers > 1`) has the replicas
+/// `broker-0..n` and the `controller` in the broker's place.
 pub fn node_names(scenario: &Scenario) -> Vec<NodeName> {
-    let mut names = vec![NodeName::Broker, NodeName::Store, NodeName::Consumer];
+    let mut names = durable_nodes(scenario);
+    names.push(NodeName::Consumer);
     names.extend((0..scenario.workload.producers).map(NodeName::Producer));
+    names
+}
+
+/// The nodes whose disks the final read depends on, in the order the final recovery crashes
+/// them: the broker (or the replicas and the controller), then the store.
+pub fn durable_nodes(scenario: &Scenario) -> Vec<NodeName> {
+    let w = &scenario.workload;
+    let mut names = if w.replicated() {
+        let mut replicas: Vec<NodeName> = (0..w.brokers).map(NodeName::Replica).collect();
+        replicas.push(NodeName::Controller);
+        replicas
+    } else {
+        vec![NodeName::Broker]
+    };
+    names.push(NodeName::Store);
     names
 }
 

@@ -151,6 +151,13 @@ impl Fates {
                 Fault::Delay { spread_ms } if touches => {
                     delay_us += rng.random_range(0..=spread_ms * 1000)
                 }
+                // Replication faults decide by who talks to whom, and draw nothing.
+                Fault::Isolate if isolated(entry.target, from, to) => {
+                    dropped = Some(DropCause::Partition);
+                }
+                Fault::Lag { delay_ms } if lagging(entry.target, from, to) => {
+                    delay_us += delay_ms * 1000;
+                }
                 _ => {}
             }
         }
@@ -169,6 +176,22 @@ impl Fates {
             duplicate_gap,
         }
     }
+}
+
+/// Whether an isolation of `target` cuts a message from `from` to `to`: one side is the
+/// isolated broker, the other another broker or the controller.
+fn isolated(target: Target, from: NodeName, to: NodeName) -> bool {
+    let cluster = |n: NodeName| matches!(n, NodeName::Replica(_) | NodeName::Controller);
+    let t = target.node();
+    from != to && ((t == Some(from) && cluster(to)) || (t == Some(to) && cluster(from)))
+}
+
+/// Whether a lag window on `target` slows a message from `from` to `to`: one side is the
+/// lagging broker, the other another broker.
+fn lagging(target: Target, from: NodeName, to: NodeName) -> bool {
+    let broker = |n: NodeName| matches!(n, NodeName::Replica(_));
+    let t = target.node();
+    from != to && ((t == Some(from) && broker(to)) || (t == Some(to) && broker(from)))
 }
 
 #[cfg(test)]
@@ -230,6 +253,36 @@ mod tests {
         );
         fates.heal();
         assert_eq!(fates.decide(20, BROKER, CONSUMER), Fate::default());
+    }
+
+    #[test]
+    fn an_isolated_broker_loses_its_cluster_but_not_its_clients_and_a_lag_slows_its_peers() {
+        let (b0, b1, ctl) = (
+            NodeName::Replica(0),
+            NodeName::Replica(1),
+            NodeName::Controller,
+        );
+        let fates = Fates::new(
+            &[
+                window(b0.into(), Fault::Isolate),
+                window(b1.into(), Fault::Lag { delay_ms: 30 }),
+            ],
+            ChaCha8Rng::seed_from_u64(4),
+        );
+        let cut = |from, to| fates.decide(50, from, to).dropped;
+        assert_eq!(cut(b0, b1), Some(DropCause::Partition));
+        assert_eq!(cut(b1, b0), Some(DropCause::Partition));
+        assert_eq!(cut(ctl, b0), Some(DropCause::Partition));
+        assert_eq!(cut(b0, ctl), Some(DropCause::Partition));
+        assert_eq!(cut(PRODUCER_0, b0), None);
+        assert_eq!(cut(b0, CONSUMER), None);
+        assert_eq!(cut(b0, STORE), None);
+        let b2 = NodeName::Replica(2);
+        assert_eq!(fates.decide(50, b2, b1).delay, Duration::from_millis(30));
+        assert_eq!(fates.decide(50, b1, b2).delay, Duration::from_millis(30));
+        assert_eq!(fates.decide(50, b1, ctl).delay, Duration::ZERO);
+        assert_eq!(fates.decide(50, PRODUCER_0, b1).delay, Duration::ZERO);
+        assert_eq!(fates.decide(200, b2, b1), Fate::default());
     }
 
     #[test]

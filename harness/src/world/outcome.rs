@@ -35,7 +35,7 @@ pub struct Stats {
     pub retries: u64,
     /// Retries the broker answered as duplicates.
     pub dedup_hits: u64,
-    /// Broker crashes injected.
+    /// Broker crashes injected (in a replicated deployment: of any replica or the controller).
     pub broker_crashes: u64,
     /// Producer crashes injected.
     pub producer_restarts: u64,
@@ -195,7 +195,10 @@ fn count_history(history: &[Entry], stats: &mut Stats) {
             }
             What::Node(Event::DuplicateBatch { .. }) => stats.dedup_hits += 1,
             What::Harness(HarnessEvent::NodeCrashed { .. }) => match entry.node.node() {
-                Some(NodeName::Broker) => stats.broker_crashes += 1,
+                // A replicated deployment's brokers and controller count as the broker's.
+                Some(NodeName::Broker | NodeName::Replica(_) | NodeName::Controller) => {
+                    stats.broker_crashes += 1
+                }
                 Some(NodeName::Store) => stats.store_restarts += 1,
                 Some(NodeName::Consumer) => stats.consumer_restarts += 1,
                 _ => stats.producer_restarts += 1,

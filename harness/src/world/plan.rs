@@ -42,6 +42,9 @@ pub(crate) const STREAM_NETWORK: u64 = 1;
 pub(crate) const STREAM_DISK: u64 = 2;
 /// Which storage operations fail in an I/O error window (drawn only while one is open).
 pub(crate) const STREAM_IO: u64 = 3;
+/// Replicated scenarios: which replica each broker fault hits, and the replication faults.
+/// A stream of its own, so the schedule stream draws as for one broker.
+pub(crate) const STREAM_REPLICATION: u64 = 4;
 
 pub(crate) fn generator(seed: u64, stream: u64) -> ChaCha8Rng {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -52,7 +55,11 @@ pub(crate) fn generator(seed: u64, stream: u64) -> ChaCha8Rng {
 impl RunPlan {
     /// The plan of `scenario` at `seed`, its fault schedule drawn from the seed.
     pub fn new(scenario: Scenario, seed: u64, bugs: Bugs) -> RunPlan {
-        let schedule = schedule::generate(&scenario, &mut generator(seed, STREAM_SCHEDULE));
+        let mut schedule = schedule::generate(&scenario, &mut generator(seed, STREAM_SCHEDULE));
+        if scenario.workload.replicated() {
+            let mut rng = generator(seed, STREAM_REPLICATION);
+            schedule = schedule::replicate(&scenario, schedule, &mut rng);
+        }
         RunPlan {
             scenario_arg: scenario.name.clone(),
             scenario,
