@@ -12,8 +12,9 @@
 use crate::bugs::Bug;
 use crate::client::{leadership_moved, Leaders, ReplicatedAddrs};
 use crate::codec::{ErrorCode, FetchedRecord, Request, Response};
-use crate::node::{NodeCtx, NodeError, RetryPolicy};
+use crate::node::{CallFailure, NodeCtx, NodeError, RetryPolicy};
 use crate::observe::{Event, Probe};
+use crate::transport::CallError;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -155,7 +156,7 @@ async fn commit(ctx: &NodeCtx, cfg: &ConsumerConfig, partition: u32, offset: u64
 
 /// Sends a fetch to the partition's leader until it answers with something other than a
 /// refusal that means the leadership moved; looks the leader up again after each such refusal
-/// or a timeout.
+/// or a timeout. Going on to another replica after a refusal or a timeout is a redirect.
 async fn fetch_from_leader(
     ctx: &NodeCtx,
     cfg: &ConsumerConfig,
@@ -181,6 +182,7 @@ async fn fetch_from_leader(
                         refused_by = Some(leader.index);
                     }
                 }
+                Err(CallFailure::Transport(CallError::Timeout)) => refused_by = Some(leader.index),
                 Ok(Response::Error(ErrorCode::StorageFailure)) | Err(_) => {}
                 Ok(response) => return response,
             }

@@ -626,6 +626,7 @@ async fn leaders_last_seqs(
                         return None;
                     }
                     Ok(Response::Error(code)) => redirect.refused(&code),
+                    Err(CallFailure::Transport(CallError::Timeout)) => redirect.timed_out(),
                     Ok(_) | Err(_) => {}
                 }
             }
@@ -639,7 +640,8 @@ async fn leaders_last_seqs(
 }
 
 /// Follows a partition's leadership for one request's retries: remembers the replica that
-/// refused as no (longer the) leader, and marks the retry that goes on to another one.
+/// refused as no (longer the) leader or did not answer at all (a dead or cut-off leader), and
+/// marks the retry that goes on to another one.
 #[derive(Default)]
 struct Redirect {
     refused_by: Option<u32>,
@@ -669,6 +671,11 @@ impl Redirect {
         if matches!(code, ErrorCode::NotLeader | ErrorCode::StaleLeaderEpoch) {
             self.refused_by = self.sent_to;
         }
+    }
+
+    /// The replica last sent to did not answer in time.
+    fn timed_out(&mut self) {
+        self.refused_by = self.sent_to;
     }
 }
 
@@ -897,6 +904,9 @@ async fn send_part(shared: &Shared, batch: &mut SendBatch) -> Sent {
         if let Some(leaders) = &shared.leaders {
             if let Some(code) = &refusal {
                 redirect.refused(code);
+            }
+            if timed_out {
+                redirect.timed_out();
             }
             if timed_out || refusal.as_ref().is_none_or(leadership_moved) {
                 leaders.refresh(shared.ctx.transport.as_ref()).await;

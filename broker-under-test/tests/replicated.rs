@@ -123,14 +123,14 @@ fn stored(cluster: &Cluster) -> BTreeSet<String> {
 /// Runs the pipeline; `fault` runs alongside it (with the cluster and the recorder) from the
 /// start. Then every client is killed, every server node crashes (losing what it did not sync)
 /// and restarts, and the log and store are read back through the system's own requests.
-fn run<F>(fault: F) -> Outcome
+fn run<F>(seed: u64, fault: F) -> Outcome
 where
     F: FnOnce(
         Arc<Cluster>,
         Arc<Recorder>,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>,
 {
-    let runtime = madsim::runtime::Runtime::with_seed_and_config(42, madsim::Config::default());
+    let runtime = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
     runtime.block_on(async move {
         let spec = ClusterSpec::new(&workload(), Bugs::NONE);
         let recorder = Arc::new(Recorder::default());
@@ -209,7 +209,7 @@ async fn final_read(spec: &ClusterSpec) -> ReadBack {
 
 #[test]
 fn a_replicated_pipeline_delivers_every_payment_exactly_once() {
-    let outcome = run(|_, _| Box::pin(async {}));
+    let outcome = run(42, |_, _| Box::pin(async {}));
     outcome.assert_exactly_once();
     assert!(
         outcome.sim_time < Duration::from_secs(60),
@@ -220,22 +220,13 @@ fn a_replicated_pipeline_delivers_every_payment_exactly_once() {
         BTreeMap::new(),
         "no election without faults"
     );
+    assert_eq!(outcome.recorder.probed(Probe::NotLeaderRedirected), 0);
+    assert!(outcome.recorder.probed(Probe::AckWaitedForReplication) > 0);
 }
 
 #[test]
 fn a_leader_crash_in_the_middle_loses_and_duplicates_nothing() {
-    let outcome = run(|cluster, _recorder| {
-        Box::pin(async move {
-            // Partition 0 starts led by broker-0 (leader p % n). Crash it mid-stream, keep it
-            // down past the session timeout so that the controller elects another leader,
-            // then bring it back as a follower.
-            madsim::time::sleep(Duration::from_millis(150)).await;
-            let leader = NodeName::Replica(0);
-            cluster.kill(leader, &mut |_, unsynced| Tear::keep(unsynced / 2, false));
-            madsim::time::sleep(Duration::from_millis(400)).await;
-            cluster.restart(leader);
-        })
-    });
+    let outcome = run(42, crash_leader_of_partition_0);
     outcome.assert_exactly_once();
     assert!(
         outcome.sim_time < Duration::from_secs(60),
@@ -248,4 +239,42 @@ fn a_leader_crash_in_the_middle_loses_and_duplicates_nothing() {
         "partition 0 got a new leader: {elected:?}"
     );
     assert!(outcome.recorder.probed(Probe::LeaderElected) > 0);
+    // Clients that met the dead leader went on to the new one.
+    assert!(outcome.recorder.probed(Probe::NotLeaderRedirected) > 0);
+}
+
+#[test]
+fn leader_crashes_on_other_seeds_lose_and_duplicate_nothing_either() {
+    for seed in 0..20 {
+        let outcome = run(seed, crash_leader_of_partition_0);
+        outcome.assert_exactly_once();
+        assert!(
+            outcome.sim_time < Duration::from_secs(60),
+            "seed {seed}: liveness bound reached"
+        );
+    }
+}
+
+#[test]
+fn the_same_seed_reads_back_the_same_logs_and_rows() {
+    let a = run(7, crash_leader_of_partition_0);
+    let b = run(7, crash_leader_of_partition_0);
+    assert_eq!(a.back, b.back);
+    assert_eq!(a.sim_time, b.sim_time);
+}
+
+/// Partition 0 starts led by broker-0 (leader p % n). Crash it mid-stream, keep it down past
+/// the session timeout so that the controller elects another leader, then bring it back as a
+/// follower.
+fn crash_leader_of_partition_0(
+    cluster: Arc<Cluster>,
+    _: Arc<Recorder>,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()>>> {
+    Box::pin(async move {
+        madsim::time::sleep(Duration::from_millis(150)).await;
+        let leader = NodeName::Replica(0);
+        cluster.kill(leader, &mut |_, unsynced| Tear::keep(unsynced / 2, false));
+        madsim::time::sleep(Duration::from_millis(400)).await;
+        cluster.restart(leader);
+    })
 }

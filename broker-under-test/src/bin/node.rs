@@ -1,5 +1,5 @@
-//! `node`: one role of the system under test (broker, store, consumer or producer) as a real
-//! process: UDP on 127.0.0.1, files with fsync, events appended as JSON lines. The harness's
+//! `node`: one role of the system under test (broker, store, consumer or producer; replica or
+//! controller of a replicated deployment) as a real process: UDP on 127.0.0.1, files with fsync, events appended as JSON lines. The harness's
 //! real mode (`harness real`) starts, kills and restarts these processes.
 //!
 //! Built without the simulation:
@@ -22,10 +22,16 @@ fn main() {
 #[cfg(not(madsim))]
 mod real_main {
     use broker_under_test::broker::{run_broker, BrokerConfig};
+    use broker_under_test::client::ReplicatedAddrs;
     use broker_under_test::consumer::{run_consumer, ConsumerConfig};
+    use broker_under_test::controller::run_controller;
     use broker_under_test::node::{NodeCtx, RetryPolicy};
     use broker_under_test::producer::{run_producer, PaymentSizes, ProducerConfig};
     use broker_under_test::real::{FileStorage, JsonLinesObserver, UdpTransport};
+    use broker_under_test::replica::run_replica;
+    use broker_under_test::replication::{
+        ControllerConfig, ReplicaConfig, ReplicationConfig, REPLICAS_MAX,
+    };
     use broker_under_test::store::run_store;
     use broker_under_test::{Bug, NodeName};
     use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
@@ -43,7 +49,8 @@ mod real_main {
         /// The role this process plays.
         #[arg(long, value_enum)]
         role: Role,
-        /// The node's name (broker, store, consumer, producer-<index>); it stamps every event.
+        /// The node's name (broker, broker-<index>, controller, store, consumer,
+        /// producer-<index>); it stamps every event.
         #[arg(long)]
         name: NodeName,
         /// The UDP address to listen on (loopback only), e.g. 127.0.0.1:7001.
@@ -71,15 +78,30 @@ mod real_main {
         /// A planted bug to switch on (repeatable).
         #[arg(long = "bug", value_name = "BUG", value_parser = bug_parser())]
         bugs: Vec<Bug>,
-        /// The broker's address (consumer and producer).
-        #[arg(long, required_if_eq_any([("role", "consumer"), ("role", "producer")]))]
+        /// The broker's address (consumer and producer, unless --controller names a replicated
+        /// deployment).
+        #[arg(long)]
         broker: Option<SocketAddr>,
         /// The store's address (consumer).
         #[arg(long, required_if_eq("role", "consumer"))]
         store: Option<SocketAddr>,
-        /// The producer's number: its payments are p-<index>-<n> (producer).
-        #[arg(long, required_if_eq("role", "producer"))]
+        /// The producer's number: its payments are p-<index>-<n> (producer); the replica's
+        /// number: it is broker-<index> (replica).
+        #[arg(long, required_if_eq_any([("role", "producer"), ("role", "replica")]))]
         index: Option<u32>,
+        /// The controller's address (replica; consumer and producer of a replicated
+        /// deployment, which then ignore --broker).
+        #[arg(long, required_if_eq("role", "replica"))]
+        controller: Option<SocketAddr>,
+        /// Every replica's address, replica 0 first, comma-separated (replica and controller;
+        /// consumer and producer of a replicated deployment). Their number is the number of
+        /// brokers, at least 2.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            required_if_eq_any([("role", "replica"), ("role", "controller")])
+        )]
+        replicas: Vec<SocketAddr>,
         /// How many payments the producer makes in all (producer).
         #[arg(long, required_if_eq("role", "producer"))]
         payments: Option<u32>,
@@ -123,6 +145,11 @@ mod real_main {
         Consumer,
         /// Makes payments into its outbox and sends them to the broker.
         Producer,
+        /// One broker of a replicated deployment: leads some partitions, follows the others.
+        Replica,
+        /// The controller of a replicated deployment: leaders, in-sync replicas, producer ids
+        /// and consumer offsets.
+        Controller,
     }
 
     /// `--bug` accepts exactly the catalogue's names, each listed with its description.
@@ -195,13 +222,25 @@ mod real_main {
 
     async fn run_role(ctx: NodeCtx, args: &Args) -> Result<(), String> {
         match args.role {
-            Role::Broker => {
-                let cfg = BrokerConfig {
-                    partitions: args.partitions,
-                    first_seq: args.first_seq,
-                    ..BrokerConfig::default()
+            Role::Broker => run_broker(ctx, broker_config(args)).await,
+            Role::Replica => {
+                let replica = ReplicaConfig {
+                    index: required(args.index, "index")?,
+                    replication: replication(args)?,
+                    controller: required(args.controller, "controller")?,
+                    replicas: args.replicas.clone(),
                 };
-                run_broker(ctx, cfg).await
+                if replica.index >= replica.replication.brokers {
+                    return Err(format!("--index {} names no replica", replica.index));
+                }
+                run_replica(ctx, broker_config(args), replica).await
+            }
+            Role::Controller => {
+                let cfg = ControllerConfig {
+                    partitions: args.partitions,
+                    replication: replication(args)?,
+                };
+                run_controller(ctx, cfg).await
             }
             Role::Store => run_store(ctx).await,
             Role::Consumer => run_consumer(ctx, consumer_config(args)?).await,
@@ -210,16 +249,55 @@ mod real_main {
         .map_err(|e| e.to_string())
     }
 
+    fn broker_config(args: &Args) -> BrokerConfig {
+        BrokerConfig {
+            partitions: args.partitions,
+            first_seq: args.first_seq,
+            ..BrokerConfig::default()
+        }
+    }
+
+    /// The replicated deployment's timing, for as many brokers as `--replicas` lists.
+    fn replication(args: &Args) -> Result<ReplicationConfig, String> {
+        let brokers = args.replicas.len() as u32;
+        if !(2..=REPLICAS_MAX).contains(&brokers) {
+            return Err(format!(
+                "--replicas lists {brokers} addresses; a replicated deployment has 2..={REPLICAS_MAX}"
+            ));
+        }
+        Ok(ReplicationConfig::new(brokers))
+    }
+
+    /// A client's view of a replicated deployment, if `--controller` names one.
+    fn replicated(args: &Args) -> Result<Option<ReplicatedAddrs>, String> {
+        let Some(controller) = args.controller else {
+            return Ok(None);
+        };
+        replication(args)?;
+        Ok(Some(ReplicatedAddrs {
+            controller,
+            replicas: args.replicas.clone(),
+        }))
+    }
+
+    /// The broker a client talks to; in a replicated deployment it talks to the controller and
+    /// the leaders instead, and the field only holds the controller's address.
+    fn client_broker(args: &Args) -> Result<SocketAddr, String> {
+        args.broker
+            .or(args.controller)
+            .ok_or_else(|| "--broker is required for this role".to_string())
+    }
+
     fn consumer_config(args: &Args) -> Result<ConsumerConfig, String> {
         Ok(ConsumerConfig {
             group: "payments".to_string(),
             partitions: args.partitions,
-            broker: required(args.broker, "broker")?,
+            broker: client_broker(args)?,
             store: required(args.store, "store")?,
             fetch_max_records: 32,
             poll_interval: Duration::from_millis(20),
             retry: RetryPolicy::default(),
-            replicated: None,
+            replicated: replicated(args)?,
         })
     }
 
@@ -230,7 +308,7 @@ mod real_main {
             customers: args.customers,
             payment_interval: Duration::from_millis(args.payment_interval_ms),
             partitions: args.partitions,
-            broker: required(args.broker, "broker")?,
+            broker: client_broker(args)?,
             max_batch_records: args.max_batch,
             max_in_flight: 5,
             linger: Duration::from_millis(5),
@@ -244,7 +322,7 @@ mod real_main {
                     max_bytes,
                     log_uniform: args.payment_bytes_log_uniform,
                 }),
-            replicated: None,
+            replicated: replicated(args)?,
         })
     }
 

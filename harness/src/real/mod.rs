@@ -5,9 +5,15 @@
 //!
 //! Faults done for real: SIGKILL and restart of any node (with produces in flight), SIGSTOP and
 //! SIGCONT for pauses, and loss, delay, partitions and duplicates through a datagram proxy in
-//! front of the broker and the store (`proxy.rs`), decided by the same function as in the
-//! simulation. A process crash keeps what the kernel already has, so unlike the simulation no
-//! unsynced write is lost.
+//! front of every server (the broker, or the replicas and the controller, and the store;
+//! `proxy.rs`), decided by the same function as in the simulation. A process crash keeps what
+//! the kernel already has, so unlike the simulation no unsynced write is lost.
+//!
+//! A replicated scenario (`workload.brokers > 1`) runs `broker-0..n` and the controller; the
+//! replicas reach each other and the controller through the proxy as the clients do. Its
+//! final read takes each partition's log from the files of the leader the controller's
+//! durable state names (the processes are dead by then): what that leader holds, committed or
+//! not.
 
 mod events;
 mod procs;
@@ -21,6 +27,8 @@ use crate::world::liveness::{Liveness, Settled};
 use crate::world::outcome::Ending;
 use crate::world::plan::{generator, STREAM_NETWORK};
 use crate::world::{RunOutcome, RunPlan, Stats};
+use broker_under_test::controller::{decode_partitions, initial_partitions, PARTITIONS_FILE};
+use broker_under_test::log::log_file;
 use broker_under_test::storage::CrashReport;
 use broker_under_test::{Event, NodeName};
 use events::EventFiles;
@@ -67,16 +75,26 @@ struct World {
 
 /// The listening port of every node.
 struct Ports {
-    broker: u16,
+    /// The broker's, or with `brokers > 1` every replica's and the controller's.
+    servers: Vec<(NodeName, u16)>,
     store: u16,
     consumer: u16,
     producers: Vec<u16>,
 }
 
 impl Ports {
-    fn draw(producers: u32) -> Result<Ports, String> {
+    fn draw(producers: u32, brokers: u32) -> Result<Ports, String> {
+        let mut servers = Vec::new();
+        if brokers > 1 {
+            for index in 0..brokers {
+                servers.push((NodeName::Replica(index), free_port()?));
+            }
+            servers.push((NodeName::Controller, free_port()?));
+        } else {
+            servers.push((NodeName::Broker, free_port()?));
+        }
         Ok(Ports {
-            broker: free_port()?,
+            servers,
             store: free_port()?,
             consumer: free_port()?,
             producers: (0..producers)
@@ -88,11 +106,13 @@ impl Ports {
     /// Node names by port: every node sends from the port it listens on.
     fn names(&self) -> BTreeMap<u16, NodeName> {
         let mut names: BTreeMap<u16, NodeName> = [
-            (self.broker, NodeName::Broker),
             (self.store, NodeName::Store),
             (self.consumer, NodeName::Consumer),
         ]
         .into();
+        for (name, port) in &self.servers {
+            names.insert(*port, *name);
+        }
         for (index, port) in self.producers.iter().enumerate() {
             names.insert(*port, NodeName::Producer(index as u32));
         }
@@ -144,16 +164,18 @@ impl World {
         let w = &plan.scenario.workload;
         let run_for = Duration::from_millis(w.duration_ms) + liveness + MARGIN;
         let (started, start_us) = (Instant::now(), epoch_us());
-        let ports = Ports::draw(w.producers)?;
+        let ports = Ports::draw(w.producers, w.brokers)?;
         // Clients reach the broker and the store through the proxy, which carries the faults.
         let network = generator(plan.seed, STREAM_NETWORK);
         let (rules, delayed) = Rules::new(&plan.schedule, network, start_us, ports.names());
         let rules = Arc::new(rules);
         let loopback = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
-        let servers = [
-            (NodeName::Broker, loopback(ports.broker)),
-            (NodeName::Store, loopback(ports.store)),
-        ];
+        let mut servers: Vec<(NodeName, SocketAddr)> = ports
+            .servers
+            .iter()
+            .map(|(name, port)| (*name, loopback(*port)))
+            .collect();
+        servers.push((NodeName::Store, loopback(ports.store)));
         let proxy = Proxy::start(&servers, rules.clone(), delayed)
             .map_err(|e| format!("cannot start the proxy: {e}"))?;
         let mut procs = Procs::new(node_bin, dir, run_for.as_millis() as u64);
@@ -280,7 +302,13 @@ impl World {
         self.notes.extend(self.rules.events());
         self.events.read_new();
         let history = self.events.history(&self.notes);
-        let durable = read_durable(plan.scenario.workload.partitions, |node, file| {
+        let w = &plan.scenario.workload;
+        let logs_of = log_owners(dir, w.partitions, w.brokers);
+        let durable = read_durable(w.partitions, |node, file| {
+            let node = match logs_of.get(file) {
+                Some(owner) if node == NodeName::Broker => *owner,
+                _ => node,
+            };
             std::fs::read(dir.join(node.to_string()).join(file)).unwrap_or_default()
         });
         let ending = Ending {
@@ -306,6 +334,31 @@ impl World {
     }
 }
 
+/// In a replicated deployment, whose files each partition's log is read from: the leader the
+/// controller's durable state names (its initial choice, `p % n`, if it never wrote one; the
+/// last leader if the partition has none now). Empty for the single broker.
+fn log_owners(dir: &Path, partitions: u32, brokers: u32) -> BTreeMap<String, NodeName> {
+    if brokers < 2 {
+        return BTreeMap::new();
+    }
+    let state = std::fs::read(
+        dir.join(NodeName::Controller.to_string())
+            .join(PARTITIONS_FILE),
+    )
+    .ok()
+    .and_then(|bytes| decode_partitions(&bytes).ok())
+    .unwrap_or_else(|| initial_partitions(partitions, brokers));
+    (0..partitions)
+        .map(|p| {
+            let leader = state
+                .get(p as usize)
+                .and_then(|s| s.leader.or_else(|| s.isr.first().copied()))
+                .unwrap_or(p % brokers);
+            (log_file(p), NodeName::Replica(leader))
+        })
+        .collect()
+}
+
 /// What the driver does to a node's process.
 #[derive(Clone, Copy)]
 enum Action {
@@ -315,14 +368,27 @@ enum Action {
     Resume,
 }
 
-/// Adds every node's process with its flags: broker and store listen behind the proxy;
-/// consumer and producers are pointed at the proxy's public addresses.
+/// Adds every node's process with its flags: the servers (broker, or replicas and controller,
+/// and store) listen behind the proxy; every node is pointed at the proxy's public addresses.
 fn add_nodes(procs: &mut Procs, plan: &RunPlan, dir: &Path, ports: &Ports, proxy: &Proxy) {
     let w = &plan.scenario.workload;
-    let (broker, store) = (
-        proxy.public[&NodeName::Broker].to_string(),
-        proxy.public[&NodeName::Store].to_string(),
-    );
+    let store = proxy.public[&NodeName::Store].to_string();
+    // How clients (and replicas) reach the brokers: `--broker`, or `--controller` and
+    // `--replicas` in a replicated deployment.
+    let brokers: Vec<String> = match proxy.public.get(&NodeName::Broker) {
+        Some(broker) => vec!["--broker".into(), broker.to_string()],
+        None => {
+            let replicas: Vec<String> = (0..w.brokers)
+                .map(|i| proxy.public[&NodeName::Replica(i)].to_string())
+                .collect();
+            vec![
+                "--controller".into(),
+                proxy.public[&NodeName::Controller].to_string(),
+                "--replicas".into(),
+                replicas.join(","),
+            ]
+        }
+    };
     let common = |role: &str, name: NodeName, port: u16| -> Vec<String> {
         let mut args = vec![
             "--role".into(),
@@ -346,23 +412,36 @@ fn add_nodes(procs: &mut Procs, plan: &RunPlan, dir: &Path, ports: &Ports, proxy
         }
         args
     };
-    procs.add(
-        NodeName::Broker,
-        common("broker", NodeName::Broker, ports.broker),
-    );
+    for (name, port) in &ports.servers {
+        let args = match name {
+            NodeName::Replica(index) => {
+                let mut args = common("replica", *name, *port);
+                args.extend(["--index".into(), index.to_string()]);
+                args.extend(brokers.iter().cloned());
+                args
+            }
+            NodeName::Controller => {
+                let mut args = common("controller", *name, *port);
+                args.extend(brokers.iter().skip(2).cloned());
+                args
+            }
+            _ => common("broker", *name, *port),
+        };
+        procs.add(*name, args);
+    }
     procs.add(
         NodeName::Store,
         common("store", NodeName::Store, ports.store),
     );
     let mut consumer = common("consumer", NodeName::Consumer, ports.consumer);
-    consumer.extend(["--broker".into(), broker.clone(), "--store".into(), store]);
+    consumer.extend(brokers.iter().cloned());
+    consumer.extend(["--store".into(), store]);
     procs.add(NodeName::Consumer, consumer);
     for (index, port) in ports.producers.iter().enumerate() {
         let name = NodeName::Producer(index as u32);
         let mut args = common("producer", name, *port);
+        args.extend(brokers.iter().cloned());
         args.extend([
-            "--broker".into(),
-            broker.clone(),
             "--index".into(),
             index.to_string(),
             "--payments".into(),
@@ -389,8 +468,8 @@ fn add_nodes(procs: &mut Procs, plan: &RunPlan, dir: &Path, ports: &Ports, proxy
     }
 }
 
-/// How many broker SIGKILLs hit while some produce request was in flight (sent, neither
-/// acknowledged nor failed yet): the crashes that test the idempotent producer.
+/// How many broker (or replica) SIGKILLs hit while some produce request was in flight (sent,
+/// neither acknowledged nor failed yet): the crashes that test the idempotent producer.
 pub fn broker_kills_with_produces_in_flight(history: &[Entry]) -> u64 {
     let mut in_flight: std::collections::BTreeSet<(Actor, u32, u32)> =
         std::collections::BTreeSet::new();
@@ -419,7 +498,7 @@ pub fn broker_kills_with_produces_in_flight(history: &[Entry]) -> u64 {
                 in_flight.remove(&(e.node, *partition, *base_seq));
             }
             What::Harness(HarnessEvent::NodeCrashed { .. })
-                if e.node == Actor::Node(NodeName::Broker) =>
+                if matches!(e.node, Actor::Node(NodeName::Broker | NodeName::Replica(_))) =>
             {
                 kills += u64::from(!in_flight.is_empty());
             }
