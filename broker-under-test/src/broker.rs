@@ -327,7 +327,8 @@ impl Broker {
             | Request::Metadata
             | Request::AlterIsr { .. }
             | Request::ReplicaFetch { .. }
-            | Request::LastSeq { .. } => Response::Error(ErrorCode::Malformed),
+            | Request::LastSeq { .. }
+            | Request::Resign { .. } => Response::Error(ErrorCode::Malformed),
         })
     }
 

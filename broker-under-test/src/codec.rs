@@ -438,6 +438,13 @@ pub enum Request {
         producer_id: u64,
         epoch: u32,
     },
+    /// Replication, broker to controller, at startup: "my recovery found damaged synced data
+    /// (a frame whose checksum failed), so I may lack committed records: take me out of every
+    /// in-sync set and give my partitions other leaders". Answered with `Leadership`; the
+    /// broker then catches up from its leaders as an out-of-sync follower.
+    Resign {
+        broker: u32,
+    },
 }
 
 /// One partition's leadership as the controller records it.
@@ -625,6 +632,10 @@ impl Request {
                 w.u64(*producer_id);
                 w.u32(*epoch);
             }
+            Request::Resign { broker } => {
+                w.u8(13);
+                w.u32(*broker);
+            }
         }
         w.buf
     }
@@ -692,6 +703,7 @@ impl Request {
                 producer_id: r.u64()?,
                 epoch: r.u32()?,
             },
+            13 => Request::Resign { broker: r.u32()? },
             t => return Err(DecodeError::UnknownTag(t)),
         };
         r.finish()?;
@@ -1044,6 +1056,7 @@ mod tests {
     fn replication_request() -> impl Strategy<Value = Request> {
         prop_oneof![
             any::<u32>().prop_map(|broker| Request::Heartbeat { broker }),
+            any::<u32>().prop_map(|broker| Request::Resign { broker }),
             Just(Request::Metadata),
             (any::<u32>(), any::<u32>(), any::<u32>(), replicas()).prop_map(
                 |(partition, leader, leader_epoch, isr)| Request::AlterIsr {

@@ -157,6 +157,9 @@ impl Controller {
             Request::Heartbeat { broker } if broker < self.brokers() => {
                 self.heartbeat(ctx, broker).await?
             }
+            Request::Resign { broker } if broker < self.brokers() => {
+                self.resign(ctx, broker).await?
+            }
             Request::Metadata => self.leadership(),
             Request::AlterIsr {
                 partition,
@@ -195,6 +198,7 @@ impl Controller {
             // A partition's data lives on its replicas, not here; a heartbeat from a broker
             // that is not in the deployment is garbage.
             Request::Heartbeat { .. }
+            | Request::Resign { .. }
             | Request::Produce { .. }
             | Request::Fetch { .. }
             | Request::ReplicaFetch { .. }
@@ -225,6 +229,35 @@ impl Controller {
         Ok(self.leadership())
     }
 
+    /// A broker whose recovery cut its log may lack committed records: it leaves every
+    /// in-sync set and leads nothing, as if it had died, and is alive from now on (it catches
+    /// up as a follower and rejoins through its leaders' `AlterIsr`).
+    async fn resign(&mut self, ctx: &NodeCtx, broker: u32) -> Result<Response, NodeError> {
+        self.heard[broker as usize] = Instant::now();
+        self.alive[broker as usize] = true;
+        let (elected, shrunk) = self.fail(ctx, broker);
+        self.persist_and_announce(ctx, &elected, &shrunk).await?;
+        Ok(self.leadership())
+    }
+
+    /// Takes `broker` out of every in-sync set it is not alone in and elects new leaders for
+    /// the partitions it led: the partitions elected (with whether cleanly) and shrunk.
+    fn fail(&mut self, ctx: &NodeCtx, broker: u32) -> (Vec<(usize, bool)>, Vec<usize>) {
+        let (mut elected, mut shrunk) = (Vec::new(), Vec::new());
+        for p in 0..self.partitions.len() {
+            let state = &mut self.partitions[p];
+            if state.leader == Some(broker) {
+                if let Some(clean) = self.elect(ctx, p, Some(broker)) {
+                    elected.push((p, clean));
+                }
+            } else if state.isr.contains(&broker) && state.isr.len() > 1 {
+                state.isr.retain(|&r| r != broker);
+                shrunk.push(p);
+            }
+        }
+        (elected, shrunk)
+    }
+
     /// Declares dead every broker not heard from for the session timeout: it leaves every
     /// in-sync set, and every partition it led gets a new leader.
     async fn check_liveness(&mut self, ctx: &NodeCtx) -> Result<(), NodeError> {
@@ -238,17 +271,9 @@ impl Controller {
             }
             self.alive[i] = false;
             tracing::debug!(broker = b, "broker declared dead");
-            for p in 0..self.partitions.len() {
-                let state = &mut self.partitions[p];
-                if state.leader == Some(b) {
-                    if let Some(clean) = self.elect(ctx, p, Some(b)) {
-                        elected.push((p, clean));
-                    }
-                } else if state.isr.contains(&b) && state.isr.len() > 1 {
-                    state.isr.retain(|&r| r != b);
-                    shrunk.push(p);
-                }
-            }
+            let (e, s) = self.fail(ctx, b);
+            elected.extend(e);
+            shrunk.extend(s);
         }
         self.persist_and_announce(ctx, &elected, &shrunk).await
     }

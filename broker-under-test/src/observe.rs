@@ -444,6 +444,13 @@ mod tests {
                 "sync-failed",
                 "read-failed",
                 "write-failed",
+                "leader-elected",
+                "isr-shrunk",
+                "isr-expanded",
+                "follower-truncated",
+                "dedup-across-failover",
+                "not-leader-redirected",
+                "ack-waited-for-replication",
             ]
         );
         for probe in Probe::ALL {

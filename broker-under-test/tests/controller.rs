@@ -233,3 +233,16 @@ fn garbage_and_data_requests_are_refused_not_fatal() {
         ));
     });
 }
+
+#[test]
+fn a_resigning_broker_leaves_every_in_sync_set_and_its_leadership() {
+    with_controller(Bugs::NONE, |t, _, _| async move {
+        let after = leadership(call(&t, &Request::Resign { broker: 1 }).await);
+        // Partition 1 was broker 1's: the next in-sync replica leads it at epoch 1.
+        assert_eq!((after[1].leader, after[1].leader_epoch), (Some(2), 1));
+        assert!(after.iter().all(|p| !p.isr.contains(&1)), "{after:?}");
+        // Still alive: heartbeats do not bring leadership back, and nobody is declared dead.
+        let later = beat(&t, &[0, 1, 2], 400).await;
+        assert_eq!(later, after);
+    });
+}
