@@ -50,6 +50,8 @@ pub enum MessageClass {
     Rows,
     /// Replication: a broker's heartbeat to the controller.
     Heartbeat,
+    /// Replication: a broker whose recovery cut its log gives up its place in the in-sync sets.
+    Resign,
     /// Replication: a client asks the controller who leads each partition.
     Metadata,
     /// Replication: a leader asks the controller to change a partition's in-sync replicas.

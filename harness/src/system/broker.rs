@@ -171,6 +171,7 @@ impl Body {
                 Request::Apply { .. } => MessageClass::Apply,
                 Request::ListRows { .. } => MessageClass::ListRows,
                 Request::Heartbeat { .. } => MessageClass::Heartbeat,
+                Request::Resign { .. } => MessageClass::Resign,
                 Request::Metadata => MessageClass::Metadata,
                 Request::AlterIsr { .. } => MessageClass::AlterIsr,
                 Request::ReplicaFetch { .. } => MessageClass::ReplicaFetch,
@@ -244,6 +245,7 @@ fn request_label(request: &Request) -> String {
         Request::Apply { payment, .. } => format!("apply {}", payment.id),
         Request::ListRows { from, .. } => format!("list-rows from={from}"),
         Request::Heartbeat { broker } => format!("heartbeat broker-{broker}"),
+        Request::Resign { broker } => format!("resign broker-{broker}"),
         Request::Metadata => "metadata".to_string(),
         Request::AlterIsr {
             partition,

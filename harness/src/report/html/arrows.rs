@@ -83,6 +83,7 @@ fn css_class(class: MessageClass) -> &'static str {
         | MessageClass::MalformedRequest
         | MessageClass::ListRows
         | MessageClass::Heartbeat
+        | MessageClass::Resign
         | MessageClass::Metadata
         | MessageClass::AlterIsr
         | MessageClass::ReplicaFetch
