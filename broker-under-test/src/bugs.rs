@@ -107,10 +107,11 @@ pub enum Bug {
     /// Truncation"; KAFKA-6361, log divergence after a fast leader failover). Exposed by
     /// repeated failovers.
     TruncateToHighWatermark,
-    /// Replication: the controller elects a live replica that is not in sync when no in-sync
-    /// one is alive (Kafka's `unclean.leader.election.enable=true`; Jepsen's 2013 Kafka
-    /// analysis lost acknowledged writes this way). Exposed by a lagging follower and a leader
-    /// crash.
+    /// Replication: the controller elects the next live replica in ring order whether or not it
+    /// is in sync, as a controller that ignores the in-sync set would (Kafka does so only with
+    /// `unclean.leader.election.enable=true` and no in-sync replica alive; Jepsen's 2013 Kafka
+    /// analysis lost acknowledged writes to such elections). Exposed by a lagging or restarted
+    /// follower and a leader failure.
     UncleanLeaderElection,
     /// Replication: followers append replicated batches without feeding them to their producer
     /// state, so a new leader does not know the producers' last sequences and, like a broker
@@ -124,11 +125,18 @@ pub enum Bug {
     /// before truncating them; kurrent-io/KurrentDB#3972 likewise). Exposed by a leader failure
     /// with unreplicated records that were read.
     ReadPastHighWatermark,
+    /// Replication: a replica whose recovered log ends short of what it had synced (its synced
+    /// bytes were damaged) keeps its place in the in-sync set and its leaderships instead of
+    /// resigning and repairing from its peers, so it can lead, serve, and make its followers
+    /// truncate to, a log that lost committed records (KIP-966, Eligible Leader Replicas: a
+    /// replica that lost data in an unclean shutdown could be elected and lose committed
+    /// records). Exposed by `rot` faults.
+    DamagedReplicaStaysInSync,
 }
 
 impl Bug {
     /// Every planted bug, in catalogue order.
-    pub const ALL: [Bug; 22] = [
+    pub const ALL: [Bug; 23] = [
         Bug::NoDedup,
         Bug::DedupWindow1,
         Bug::AckBeforeSync,
@@ -151,6 +159,7 @@ impl Bug {
         Bug::UncleanLeaderElection,
         Bug::ProducerStateNotReplicated,
         Bug::ReadPastHighWatermark,
+        Bug::DamagedReplicaStaysInSync,
     ];
 
     pub fn name(self) -> &'static str {
@@ -177,6 +186,7 @@ impl Bug {
             Bug::UncleanLeaderElection => "unclean-leader-election",
             Bug::ProducerStateNotReplicated => "producer-state-not-replicated",
             Bug::ReadPastHighWatermark => "read-past-high-watermark",
+            Bug::DamagedReplicaStaysInSync => "damaged-replica-stays-in-sync",
         }
     }
 
@@ -202,9 +212,10 @@ impl Bug {
             Bug::ReadErrorAsEof => "store recovery takes a read error for the end of its rows and cuts the rest; exposed by a read error at a store restart",
             Bug::AckBeforeReplication => "leader acks once its own log synced, not at the high watermark; exposed by a leader failure before followers fetched",
             Bug::TruncateToHighWatermark => "follower truncates to its own high watermark, not its leader's epoch end (pre-KIP-101); exposed by repeated failovers",
-            Bug::UncleanLeaderElection => "controller elects an out-of-sync replica; exposed by a lagging follower and a leader failure",
+            Bug::UncleanLeaderElection => "controller elects the next live replica, in sync or not; exposed by a lagging follower and a leader failure",
             Bug::ProducerStateNotReplicated => "followers do not rebuild producer state from replicated batches; exposed by a retry across a failover",
             Bug::ReadPastHighWatermark => "leader serves consumers past the high watermark; exposed by a failover truncating records already read",
+            Bug::DamagedReplicaStaysInSync => "a replica whose synced log was damaged stays in sync instead of resigning and repairing; exposed by rot faults",
         }
     }
 }

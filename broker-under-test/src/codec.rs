@@ -438,12 +438,14 @@ pub enum Request {
         producer_id: u64,
         epoch: u32,
     },
-    /// Replication, broker to controller, at startup: "my recovery found damaged synced data
-    /// (a frame whose checksum failed), so I may lack committed records: take me out of every
-    /// in-sync set and give my partitions other leaders". Answered with `Leadership`; the
-    /// broker then catches up from its leaders as an out-of-sync follower.
+    /// Replication, broker to controller, at startup: "my logs of `partitions` lost synced
+    /// data (their recovered end is short of what I had marked synced), so I may lack committed
+    /// records there: take me out of those in-sync sets and give those partitions other
+    /// leaders". Answered with `Leadership`; the broker then catches up from the leaders as an
+    /// out-of-sync follower.
     Resign {
         broker: u32,
+        partitions: Vec<u32>,
     },
 }
 
@@ -591,6 +593,14 @@ impl Request {
                 w.u32(*from);
                 w.u32(*max_rows);
             }
+            other => other.encode_replication(&mut w),
+        }
+        w.buf
+    }
+
+    /// The replication requests' encodings (tags 8 and up).
+    fn encode_replication(&self, w: &mut Writer) {
+        match self {
             Request::Heartbeat { broker } => {
                 w.u8(8);
                 w.u32(*broker);
@@ -632,12 +642,13 @@ impl Request {
                 w.u64(*producer_id);
                 w.u32(*epoch);
             }
-            Request::Resign { broker } => {
+            Request::Resign { broker, partitions } => {
                 w.u8(13);
                 w.u32(*broker);
+                w.u32s(partitions);
             }
+            _ => unreachable!("the single-broker requests are encoded by `encode`"),
         }
-        w.buf
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Request, DecodeError> {
@@ -683,6 +694,17 @@ impl Request {
                 from: r.u32()?,
                 max_rows: r.u32()?,
             },
+            t => Request::decode_replication(t, &mut r)?,
+        };
+        r.finish()?;
+        Ok(req)
+    }
+}
+
+impl Request {
+    /// The replication requests (tags 8 and up), after their tag.
+    fn decode_replication(tag: u8, r: &mut Reader) -> Result<Request, DecodeError> {
+        Ok(match tag {
             8 => Request::Heartbeat { broker: r.u32()? },
             9 => Request::Metadata,
             10 => Request::AlterIsr {
@@ -703,11 +725,12 @@ impl Request {
                 producer_id: r.u64()?,
                 epoch: r.u32()?,
             },
-            13 => Request::Resign { broker: r.u32()? },
+            13 => Request::Resign {
+                broker: r.u32()?,
+                partitions: r.u32s()?,
+            },
             t => return Err(DecodeError::UnknownTag(t)),
-        };
-        r.finish()?;
-        Ok(req)
+        })
     }
 }
 
@@ -762,6 +785,14 @@ impl Response {
                     w.u64(row.offset);
                 }
             }
+            other => other.encode_replication(&mut w),
+        }
+        w.buf
+    }
+
+    /// The replication replies' encodings (tags 9 and up).
+    fn encode_replication(&self, w: &mut Writer) {
+        match self {
             Response::Leadership { partitions } => {
                 w.u8(9);
                 w.u32(partitions.len() as u32);
@@ -794,8 +825,8 @@ impl Response {
                 w.u8(12);
                 w.opt_u32(*last_seq);
             }
+            _ => unreachable!("the single-broker replies are encoded by `encode`"),
         }
-        w.buf
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Response, DecodeError> {
@@ -851,6 +882,17 @@ impl Response {
                     .collect::<Result<_, DecodeError>>()?;
                 Response::Rows { rows, total }
             }
+            t => Response::decode_replication(t, &mut r)?,
+        };
+        r.finish()?;
+        Ok(resp)
+    }
+}
+
+impl Response {
+    /// The replication replies (tags 9 and up), after their tag.
+    fn decode_replication(tag: u8, r: &mut Reader) -> Result<Response, DecodeError> {
+        Ok(match tag {
             9 => {
                 let n = r.count(1 + 4 + 4)?;
                 let partitions = (0..n)
@@ -891,9 +933,7 @@ impl Response {
                 last_seq: r.opt_u32()?,
             },
             t => return Err(DecodeError::UnknownTag(t)),
-        };
-        r.finish()?;
-        Ok(resp)
+        })
     }
 }
 
@@ -1056,7 +1096,8 @@ mod tests {
     fn replication_request() -> impl Strategy<Value = Request> {
         prop_oneof![
             any::<u32>().prop_map(|broker| Request::Heartbeat { broker }),
-            any::<u32>().prop_map(|broker| Request::Resign { broker }),
+            (any::<u32>(), replicas())
+                .prop_map(|(broker, partitions)| Request::Resign { broker, partitions }),
             Just(Request::Metadata),
             (any::<u32>(), any::<u32>(), any::<u32>(), replicas()).prop_map(
                 |(partition, leader, leader_epoch, isr)| Request::AlterIsr {

@@ -157,8 +157,8 @@ impl Controller {
             Request::Heartbeat { broker } if broker < self.brokers() => {
                 self.heartbeat(ctx, broker).await?
             }
-            Request::Resign { broker } if broker < self.brokers() => {
-                self.resign(ctx, broker).await?
+            Request::Resign { broker, partitions } if broker < self.brokers() => {
+                self.resign(ctx, broker, &partitions).await?
             }
             Request::Metadata => self.leadership(),
             Request::AlterIsr {
@@ -220,7 +220,7 @@ impl Controller {
         let mut elected = Vec::new();
         for p in 0..self.partitions.len() {
             if self.partitions[p].leader.is_none() {
-                if let Some(clean) = self.elect(ctx, p, None) {
+                if let Some(clean) = self.elect(ctx, p, None, usize::MAX) {
                     elected.push((p, clean));
                 }
             }
@@ -229,29 +229,51 @@ impl Controller {
         Ok(self.leadership())
     }
 
-    /// A broker whose recovery cut its log may lack committed records: it leaves every
-    /// in-sync set and leads nothing, as if it had died, and is alive from now on (it catches
-    /// up as a follower and rejoins through its leaders' `AlterIsr`).
-    async fn resign(&mut self, ctx: &NodeCtx, broker: u32) -> Result<Response, NodeError> {
+    /// A broker whose logs of `partitions` lost synced data may lack committed records there:
+    /// it leaves those in-sync sets and leaderships, as if it had died for them, and is alive
+    /// from now on (it catches up as a follower and rejoins through the leaders' `AlterIsr`).
+    async fn resign(
+        &mut self,
+        ctx: &NodeCtx,
+        broker: u32,
+        partitions: &[u32],
+    ) -> Result<Response, NodeError> {
         self.heard[broker as usize] = Instant::now();
         self.alive[broker as usize] = true;
-        let (elected, shrunk) = self.fail(ctx, broker);
+        let damaged: Vec<usize> = partitions.iter().map(|&p| p as usize).collect();
+        let (elected, shrunk) = self.fail(ctx, broker, Some(&damaged));
         self.persist_and_announce(ctx, &elected, &shrunk).await?;
         Ok(self.leadership())
     }
 
-    /// Takes `broker` out of every in-sync set it is not alone in and elects new leaders for
-    /// the partitions it led: the partitions elected (with whether cleanly) and shrunk.
-    fn fail(&mut self, ctx: &NodeCtx, broker: u32) -> (Vec<(usize, bool)>, Vec<usize>) {
+    /// Elects new leaders for the partitions `broker` led and takes it out of in-sync sets:
+    /// the partitions elected (with whether cleanly) and shrunk. A dead broker leaves only sets
+    /// larger than `min_insync` (it still holds every committed record of the others, and is
+    /// elected again when it returns); a resigning one leaves every set it is not alone in (its
+    /// log lost records, so it must not be elected before it has repaired).
+    fn fail(
+        &mut self,
+        ctx: &NodeCtx,
+        broker: u32,
+        resigned: Option<&[usize]>,
+    ) -> (Vec<(usize, bool)>, Vec<usize>) {
+        let keep = if resigned.is_some() {
+            1
+        } else {
+            self.cfg.replication.min_insync as usize
+        };
         let (mut elected, mut shrunk) = (Vec::new(), Vec::new());
         for p in 0..self.partitions.len() {
-            let state = &mut self.partitions[p];
+            if resigned.is_some_and(|damaged| !damaged.contains(&p)) {
+                continue;
+            }
+            let state = &self.partitions[p];
             if state.leader == Some(broker) {
-                if let Some(clean) = self.elect(ctx, p, Some(broker)) {
+                if let Some(clean) = self.elect(ctx, p, Some(broker), keep) {
                     elected.push((p, clean));
                 }
-            } else if state.isr.contains(&broker) && state.isr.len() > 1 {
-                state.isr.retain(|&r| r != broker);
+            } else if state.isr.contains(&broker) && state.isr.len() > keep {
+                self.partitions[p].isr.retain(|&r| r != broker);
                 shrunk.push(p);
             }
         }
@@ -271,7 +293,7 @@ impl Controller {
             }
             self.alive[i] = false;
             tracing::debug!(broker = b, "broker declared dead");
-            let (e, s) = self.fail(ctx, b);
+            let (e, s) = self.fail(ctx, b, None);
             elected.extend(e);
             shrunk.extend(s);
         }
@@ -279,36 +301,40 @@ impl Controller {
     }
 
     /// Chooses a new leader for partition `p` (in memory; the caller persists and announces).
-    /// `failed`: the leader that died, if it did. Returns `None` if nothing changed, else
-    /// whether the election was clean (the leader came from the in-sync set, or there is none).
-    fn elect(&mut self, ctx: &NodeCtx, p: usize, failed: Option<u32>) -> Option<bool> {
+    /// `failed`: the leader that died (or resigned), if it did; it leaves the in-sync set only
+    /// if more than `keep` members remain. Returns `None` if nothing changed, else whether the
+    /// election was clean (the leader came from the in-sync set, or there is none).
+    fn elect(&mut self, ctx: &NodeCtx, p: usize, failed: Option<u32>, keep: usize) -> Option<bool> {
         let n = self.brokers();
         let state = &self.partitions[p];
         let start = failed.or(state.leader).unwrap_or(n - 1);
         // Ring order after the failed leader, so leadership spreads rather than piles up.
         let ring: Vec<u32> = (1..=n).map(|k| (start + k) % n).collect();
         let eligible = |r: &u32| self.alive[*r as usize] && Some(*r) != failed;
+        // The planted `unclean-leader-election` looks past the in-sync set at once.
         let clean = ring
             .iter()
             .copied()
-            .find(|r| state.isr.contains(r) && eligible(r));
+            .find(|r| state.isr.contains(r) && eligible(r))
+            .filter(|_| !ctx.bug(Bug::UncleanLeaderElection));
         let unclean = || {
             ctx.bug(Bug::UncleanLeaderElection)
                 .then(|| ring.iter().copied().find(|r| eligible(r)))
                 .flatten()
         };
+        let mut survivors = state.isr.clone();
+        if survivors.len() > keep {
+            survivors.retain(|&x| Some(x) != failed);
+        }
         let (leader, isr, was_clean) = match clean {
-            Some(r) => {
-                let mut isr = state.isr.clone();
-                isr.retain(|&x| Some(x) != failed);
-                (Some(r), isr, true)
-            }
+            Some(r) => (Some(r), survivors, true),
             None => match unclean() {
+                Some(r) if state.isr.contains(&r) => (Some(r), survivors, true),
                 // Kafka's unclean election: the new leader's log is the truth from now on.
                 Some(r) => (Some(r), vec![r], false),
-                // Nobody eligible: no leader until an in-sync replica returns. The failed
-                // leader stays in the set: it may be the only one holding everything.
-                None => (None, state.isr.clone(), true),
+                // Nobody eligible: no leader until an in-sync replica returns (the failed
+                // leader stays in the set if it is needed to make `keep`).
+                None => (None, survivors, true),
             },
         };
         if leader.is_none() && state.leader.is_none() {
@@ -382,9 +408,12 @@ impl Controller {
         };
         isr.sort_unstable();
         isr.dedup();
+        // Never below `min_insync`, unless it was already (after a resignation).
+        let floor = (self.cfg.replication.min_insync as usize).min(state.isr.len());
         let valid = state.leader == Some(leader)
             && state.leader_epoch == leader_epoch
             && isr.contains(&leader)
+            && isr.len() >= floor
             && isr.iter().all(|&r| r < self.brokers());
         if valid && isr != state.isr {
             let shrunk = isr.iter().all(|r| state.isr.contains(r));

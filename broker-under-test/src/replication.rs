@@ -36,7 +36,13 @@
 //!   replica the leader did not wait for. To drop a follower that has lagged for
 //!   `replica_lag_max` the leader asks the controller (`AlterIsr`) and waits for its answer
 //!   before computing without it. A follower rejoins once its durable end reaches the high
-//!   watermark.
+//!   watermark. No in-sync set is shrunk below `min_insync` (2), and the high watermark does
+//!   not move while the maximal ISR is smaller (Kafka's `min.insync.replicas`).
+//! - **Damaged synced data**: each replica marks, durably, how far each log was synced before
+//!   it serves, counts or reports any of it. A replica whose recovered log ends short of its
+//!   mark lost synced records (bit rot, a lost write: the `rot` fault): before it takes any
+//!   role it sends `Resign`, the controller takes it out of every in-sync set and its
+//!   leaderships, and it repairs by fetching from the new leaders like any follower.
 //! - **Produce** goes to the leader; the batch passes the same epoch and sequence checks as on a
 //!   single broker, is appended and synced, and its acknowledgement waits until the high
 //!   watermark covers it (so does a duplicate's answer, if its original is not yet committed).
@@ -80,6 +86,13 @@ pub struct ReplicationConfig {
     pub replica_lag_max: Duration,
     /// How long a follower that is caught up waits before it fetches again.
     pub fetch_interval: Duration,
+    /// The fewest in-sync replicas (leader included) a record must reach to be committed,
+    /// Kafka's `min.insync.replicas`; below it the high watermark waits. Nobody drops a
+    /// replica from an in-sync set that would fall below it (a dead or lagging member stays,
+    /// holding up commits, until it returns), so every committed record is on this many
+    /// in-sync replicas, and one of them losing its synced data still leaves a whole copy
+    /// to elect and repair from.
+    pub min_insync: u32,
 }
 
 impl ReplicationConfig {
@@ -95,6 +108,7 @@ impl ReplicationConfig {
             session_timeout: Duration::from_millis(150),
             replica_lag_max: Duration::from_millis(120),
             fetch_interval: Duration::from_millis(5),
+            min_insync: 2,
         }
     }
 }

@@ -140,9 +140,18 @@ fn a_silent_leader_is_replaced_by_an_in_sync_replica_and_survives_a_controller_c
         assert_eq!(after[0].leader, Some(1));
         assert_eq!(after[0].leader_epoch, 1);
         assert_eq!(after[0].isr, vec![1, 2]);
-        // Partition 2 keeps its leader; broker 0 left its in-sync set too.
+        // Partition 2 keeps its leader, and broker 0 in its set of two: dropping it would
+        // leave fewer than min_insync copies of what is committed.
         assert_eq!((after[2].leader, after[2].leader_epoch), (Some(2), 0));
-        assert_eq!(after[2].isr, vec![2]);
+        assert_eq!(after[2].isr, vec![0, 2]);
+        // Nor may a leader shrink a set below min_insync itself.
+        let alone = Request::AlterIsr {
+            partition: 2,
+            leader: 2,
+            leader_epoch: 0,
+            isr: vec![2],
+        };
+        assert_eq!(leadership(call(&t, &alone).await)[2].isr, vec![0, 2]);
         // The old leader's request at its old epoch changes nothing.
         let stale = Request::AlterIsr {
             partition: 0,
@@ -166,32 +175,33 @@ fn with_no_in_sync_replica_alive_a_partition_waits_unless_the_election_is_unclea
     let run = |bugs: Bugs| {
         let (tx, rx) = std::sync::mpsc::channel();
         with_controller(bugs, move |t, _, _| async move {
-            // Partition 1's set shrinks to its leader, broker 1; then broker 1 goes silent.
+            // Partition 1's set shrinks to brokers 1 and 2; then both go silent.
             call(
                 &t,
                 &Request::AlterIsr {
                     partition: 1,
                     leader: 1,
                     leader_epoch: 0,
-                    isr: vec![1],
+                    isr: vec![1, 2],
                 },
             )
             .await;
-            let after = beat(&t, &[0, 2], 400).await;
+            let after = beat(&t, &[0], 400).await;
             tx.send(after[1].clone()).unwrap();
         });
         rx.recv().unwrap()
     };
     let clean = run(Bugs::NONE);
-    assert_eq!((clean.leader, clean.leader_epoch), (None, 1));
+    // Broker 1 is found dead first (broker 2 takes over, epoch 1), then broker 2 (epoch 2).
+    assert_eq!((clean.leader, clean.leader_epoch), (None, 2));
     assert_eq!(
         clean.isr,
-        vec![1],
-        "the only replica holding everything stays in"
+        vec![1, 2],
+        "the replicas holding everything stay in"
     );
     let unclean = run(Bugs::NONE.with(Bug::UncleanLeaderElection));
-    assert_eq!(unclean.leader, Some(2), "an out-of-sync replica leads");
-    assert_eq!(unclean.isr, vec![2]);
+    assert_eq!(unclean.leader, Some(0), "an out-of-sync replica leads");
+    assert_eq!(unclean.isr, vec![0]);
 }
 
 #[test]
@@ -235,12 +245,18 @@ fn garbage_and_data_requests_are_refused_not_fatal() {
 }
 
 #[test]
-fn a_resigning_broker_leaves_every_in_sync_set_and_its_leadership() {
+fn a_resigning_broker_leaves_the_damaged_partitions_in_sync_sets_and_leadership() {
     with_controller(Bugs::NONE, |t, _, _| async move {
-        let after = leadership(call(&t, &Request::Resign { broker: 1 }).await);
+        let resign = Request::Resign {
+            broker: 1,
+            partitions: vec![0, 1],
+        };
+        let after = leadership(call(&t, &resign).await);
         // Partition 1 was broker 1's: the next in-sync replica leads it at epoch 1.
         assert_eq!((after[1].leader, after[1].leader_epoch), (Some(2), 1));
-        assert!(after.iter().all(|p| !p.isr.contains(&1)), "{after:?}");
+        assert_eq!((&after[0].isr, &after[1].isr), (&vec![0, 2], &vec![0, 2]));
+        // Its log of partition 2 is whole: it stays in sync there.
+        assert_eq!(after[2].isr, vec![0, 1, 2]);
         // Still alive: heartbeats do not bring leadership back, and nobody is declared dead.
         let later = beat(&t, &[0, 1, 2], 400).await;
         assert_eq!(later, after);

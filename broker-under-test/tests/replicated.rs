@@ -146,6 +146,9 @@ where
                 break;
             }
         }
+        // The disk shows rows written but perhaps not yet synced; the store syncs each within
+        // milliseconds (before it acknowledges), so a short wait makes them all durable.
+        madsim::time::sleep(Duration::from_millis(50)).await;
         let sim_time = start.elapsed();
         final_crash(&cluster, &spec);
         let back = final_read(&spec).await;

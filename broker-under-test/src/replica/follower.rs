@@ -160,7 +160,7 @@ impl Replica {
             part.data.snapshot_early(ctx, &self.cfg).await?;
         }
         part.data.commit(ctx, &self.cfg).await?;
-        part.synced_end = part.data.log.log_end();
+        part.mark_synced(ctx, partition).await?;
         Ok(())
     }
 }

@@ -32,7 +32,22 @@ impl Part {
     /// The leader's high watermark: the least synced end over itself and the followers of the
     /// maximal ISR (the controller's plus those it asked to add). It never moves back. Replies
     /// it now covers are released into `out`.
-    pub(super) fn advance_high_watermark(&mut self, me: u32, out: &mut Vec<Outgoing>) {
+    pub(super) fn advance_high_watermark(
+        &mut self,
+        me: u32,
+        min_insync: u32,
+        out: &mut Vec<Outgoing>,
+    ) {
+        let maximal: std::collections::BTreeSet<u32> = self
+            .isr
+            .iter()
+            .chain(self.adding.iter())
+            .copied()
+            .chain([me])
+            .collect();
+        if (maximal.len() as u32) < min_insync {
+            return; // too few copies to commit anything (`min_insync`)
+        }
         let followers = self.isr.iter().chain(self.adding.iter());
         let least = followers
             .filter(|&&r| r != me)

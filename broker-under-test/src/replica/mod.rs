@@ -75,6 +75,9 @@ struct Part {
     end_at_fetch: BTreeMap<u32, u64>,
     /// The log end that is synced (what the leader serves and counts).
     synced_end: u64,
+    /// What the partition's synced-end file says: never below anything this replica served,
+    /// counted or reported as durable, so a recovered log shorter than it lost synced data.
+    marked: u64,
     high_watermark: u64,
     /// Leader: where the current epoch's batches begin.
     epoch_start: u64,
@@ -97,6 +100,7 @@ pub async fn run_replica(
     replica: ReplicaConfig,
 ) -> Result<(), NodeError> {
     let state = Arc::new(Mutex::new(Replica::recover(&ctx, cfg, replica).await?));
+    resign_if_cut(&ctx, &state).await?;
     let (failed_tx, mut failed_rx) = tokio::sync::mpsc::unbounded_channel::<NodeError>();
     let mut tasks = vec![spawn_task(&ctx, &state, &failed_tx, heartbeat_loop)];
     let partitions = state.lock().await.parts.len() as u32;
@@ -216,6 +220,52 @@ async fn heartbeat_loop(ctx: NodeCtx, state: Arc<Mutex<Replica>>) -> Result<(), 
     }
 }
 
+/// A replica whose recovered log ends short of its synced-end mark lost synced, perhaps
+/// committed, records (damage reached bytes it had synced): before it takes any role it asks
+/// the controller to take it out of every in-sync set and its leaderships
+/// (`Resign`), and then catches up from its leaders like any out-of-sync follower. Retried
+/// until answered: leading with a log that lost committed records would lose them for good.
+async fn resign_if_cut(ctx: &NodeCtx, state: &Arc<Mutex<Replica>>) -> Result<(), NodeError> {
+    let (cut, controller, index, interval) = {
+        let r = state.lock().await;
+        let cut: Vec<u32> = (0..r.parts.len() as u32)
+            .filter(|&p| {
+                let part = &r.parts[p as usize];
+                part.data.log.log_end() < part.marked
+            })
+            .collect();
+        let rep = &r.rep;
+        (
+            cut,
+            rep.controller,
+            rep.index,
+            rep.replication.heartbeat_interval,
+        )
+    };
+    // The planted `damaged-replica-stays-in-sync` carries on as if its log were whole.
+    if cut.is_empty() || ctx.bug(Bug::DamagedReplicaStaysInSync) {
+        return Ok(());
+    }
+    let resign = Request::Resign {
+        broker: index,
+        partitions: cut,
+    };
+    loop {
+        if let Ok(Response::Leadership { partitions }) =
+            ctx.call(controller, &resign, interval * 2).await
+        {
+            let out = state
+                .lock()
+                .await
+                .apply_leadership(ctx, &partitions)
+                .await?;
+            send(ctx, out);
+            return Ok(());
+        }
+        madsim::time::sleep(interval).await;
+    }
+}
+
 /// With the planted `ack-before-sync`, the logs are synced now and then in the background.
 async fn lazy_flusher(ctx: NodeCtx, state: Arc<Mutex<Replica>>) -> Result<(), NodeError> {
     let interval = state.lock().await.cfg.lazy_flush_interval;
@@ -250,6 +300,9 @@ impl Replica {
             if epochs.truncate(end) {
                 ctx.storage.replace(&file, &epochs.encode()).await?;
             }
+            let marked_file = synced_file(partition);
+            let marked = decode_synced(&ctx.storage.read(&marked_file).await?)
+                .map_err(crate::broker::corrupt(&marked_file))?;
             parts.push(Part {
                 data,
                 epochs,
@@ -261,6 +314,7 @@ impl Replica {
                 caught_up_at: BTreeMap::new(),
                 end_at_fetch: BTreeMap::new(),
                 synced_end: end,
+                marked,
                 high_watermark: 0,
                 epoch_start: end,
                 waiting: Vec::new(),
@@ -291,7 +345,8 @@ impl Replica {
             let part = &mut self.parts[p];
             part.isr.clone_from(&state.isr);
             if part.role == Role::Leader {
-                part.advance_high_watermark(self.rep.index, &mut out);
+                let min_insync = self.rep.replication.min_insync;
+                part.advance_high_watermark(self.rep.index, min_insync, &mut out);
             }
         }
         Ok(out)
@@ -413,7 +468,7 @@ impl Replica {
         } else {
             table
         };
-        part.synced_end = to;
+        part.mark_synced(ctx, partition).await?;
         part.high_watermark = part.high_watermark.min(to);
         tracing::debug!(partition, from, to, "follower truncated");
         ctx.record(Event::FollowerTruncated {
@@ -429,11 +484,12 @@ impl Replica {
     /// watermark now covers.
     async fn commit(&mut self, ctx: &NodeCtx, out: &mut Vec<Outgoing>) -> Result<(), NodeError> {
         let me = self.rep.index;
-        for part in &mut self.parts {
+        let min_insync = self.rep.replication.min_insync;
+        for (p, part) in self.parts.iter_mut().enumerate() {
             part.data.commit(ctx, &self.cfg).await?;
-            part.synced_end = part.data.log.log_end();
+            part.mark_synced(ctx, p as u32).await?;
             if part.role == Role::Leader {
-                part.advance_high_watermark(me, out);
+                part.advance_high_watermark(me, min_insync, out);
             }
         }
         Ok(())
@@ -446,6 +502,7 @@ impl Replica {
         let me = self.rep.index;
         let brokers = self.rep.replication.brokers;
         let lag_max = self.rep.replication.replica_lag_max;
+        let min_insync = self.rep.replication.min_insync;
         let now = Instant::now();
         let mut requests = Vec::new();
         for (p, part) in self.parts.iter_mut().enumerate() {
@@ -460,7 +517,9 @@ impl Replica {
                 let end = part.ends.get(&r).copied();
                 let in_sync = isr.contains(&r) || part.adding.contains(&r);
                 let since = part.caught_up_at.get(&r).copied().unwrap_or(now);
-                if in_sync && end.unwrap_or(0) < part.synced_end && now - since >= lag_max {
+                let lagging = end.unwrap_or(0) < part.synced_end && now - since >= lag_max;
+                // Below `min_insync` a lagging member stays and holds commits up instead.
+                if in_sync && lagging && isr.len() as u32 > min_insync {
                     isr.remove(&r);
                 } else if !in_sync
                     && end.is_some_and(|e| e >= part.high_watermark && e >= part.epoch_start)
@@ -493,6 +552,38 @@ impl Replica {
             }
         }
         requests
+    }
+}
+
+/// The file that marks how far a partition's log was synced, replaced after each sync that
+/// moved it and before anything it covers is served, counted or reported.
+pub(crate) fn synced_file(partition: u32) -> String {
+    format!("partition-{partition}.synced")
+}
+
+fn decode_synced(bytes: &[u8]) -> Result<u64, crate::codec::DecodeError> {
+    if bytes.is_empty() {
+        return Ok(0);
+    }
+    let mut r = crate::codec::Reader::new(bytes);
+    let end = r.u64()?;
+    r.finish()?;
+    Ok(end)
+}
+
+impl Part {
+    /// The log as it is now is synced: moves the mark (durably) if it grew or shrank, then
+    /// lets the leader serve and count it, or the follower report it.
+    async fn mark_synced(&mut self, ctx: &NodeCtx, partition: u32) -> Result<(), NodeError> {
+        let end = self.data.log.log_end();
+        if end != self.marked {
+            ctx.storage
+                .replace(&synced_file(partition), &end.to_le_bytes())
+                .await?;
+            self.marked = end;
+        }
+        self.synced_end = end;
+        Ok(())
     }
 }
 

@@ -50,9 +50,12 @@ struct World {
     client: NodeHandle,
 }
 
+/// Two replicas under a scripted controller, which may leave one alone in the in-sync set
+/// (the real controller keeps `min_insync` members; scenarios test that rule end to end).
 fn replication(lag_max: Duration) -> ReplicationConfig {
     ReplicationConfig {
         replica_lag_max: lag_max,
+        min_insync: 1,
         ..ReplicationConfig::new(2)
     }
 }

@@ -248,17 +248,21 @@ impl<'a> Facts<'a> {
                 _ => {}
             }
         }
+        facts.absorb_durable(durable);
+        facts
+    }
+
+    /// Where the final state holds each payment: its log positions and its store rows.
+    fn absorb_durable(&mut self, durable: &'a Durable) {
         for (partition, offset, payment) in durable.records() {
-            facts
-                .positions
+            self.positions
                 .entry(&payment.id)
                 .or_default()
                 .push((partition, offset));
         }
         for row in &durable.rows {
-            facts.rows.entry(&row.payment.id).or_default().push(row);
+            self.rows.entry(&row.payment.id).or_default().push(row);
         }
-        facts
     }
 
     /// When the batch holding (partition, offset) was appended, or the end of the run.

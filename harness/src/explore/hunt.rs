@@ -39,6 +39,8 @@ pub fn exposing_scenarios(bug: Bug) -> &'static [&'static str] {
         | Bug::UncleanLeaderElection
         | Bug::ProducerStateNotReplicated
         | Bug::ReadPastHighWatermark => &["failover", "standard-replicated"],
+        // Only damage to synced data exposes it, and only this scenario draws it.
+        Bug::DamagedReplicaStaysInSync => &["replica-rot"],
     }
 }
 

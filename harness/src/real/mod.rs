@@ -20,7 +20,7 @@ mod procs;
 mod proxy;
 
 use crate::history::{Actor, Entry, HarnessEvent, What};
-use crate::scenario::SizeDistribution;
+use crate::scenario::{SizeDistribution, WorkloadSpec};
 use crate::schedule::Fault;
 use crate::world::durable::read_durable;
 use crate::world::liveness::{Liveness, Settled};
@@ -373,22 +373,7 @@ enum Action {
 fn add_nodes(procs: &mut Procs, plan: &RunPlan, dir: &Path, ports: &Ports, proxy: &Proxy) {
     let w = &plan.scenario.workload;
     let store = proxy.public[&NodeName::Store].to_string();
-    // How clients (and replicas) reach the brokers: `--broker`, or `--controller` and
-    // `--replicas` in a replicated deployment.
-    let brokers: Vec<String> = match proxy.public.get(&NodeName::Broker) {
-        Some(broker) => vec!["--broker".into(), broker.to_string()],
-        None => {
-            let replicas: Vec<String> = (0..w.brokers)
-                .map(|i| proxy.public[&NodeName::Replica(i)].to_string())
-                .collect();
-            vec![
-                "--controller".into(),
-                proxy.public[&NodeName::Controller].to_string(),
-                "--replicas".into(),
-                replicas.join(","),
-            ]
-        }
-    };
+    let brokers = broker_flags(proxy, w.brokers);
     let common = |role: &str, name: NodeName, port: u16| -> Vec<String> {
         let mut args = vec![
             "--role".into(),
@@ -441,31 +426,56 @@ fn add_nodes(procs: &mut Procs, plan: &RunPlan, dir: &Path, ports: &Ports, proxy
         let name = NodeName::Producer(index as u32);
         let mut args = common("producer", name, *port);
         args.extend(brokers.iter().cloned());
-        args.extend([
-            "--index".into(),
-            index.to_string(),
-            "--payments".into(),
-            w.payments_per_producer.to_string(),
-            "--customers".into(),
-            w.customers.to_string(),
-            "--payment-interval-ms".into(),
-            w.payment_interval_ms.to_string(),
-            "--max-batch".into(),
-            w.max_batch_records.to_string(),
-        ]);
-        // Flags for the workload's shape only when it has one, so that a default workload
-        // starts its nodes with the very arguments it always did.
-        if let Some(size) = &w.payment_size {
-            args.extend([
-                "--payment-bytes".into(),
-                format!("{}..{}", size.bytes[0], size.bytes[1]),
-            ]);
-            if size.distribution == SizeDistribution::LogUniform {
-                args.push("--payment-bytes-log-uniform".into());
-            }
-        }
+        args.extend(producer_flags(w, index));
         procs.add(name, args);
     }
+}
+
+/// How clients (and replicas) reach the brokers: `--broker`, or `--controller` and
+/// `--replicas` in a replicated deployment.
+fn broker_flags(proxy: &Proxy, brokers: u32) -> Vec<String> {
+    match proxy.public.get(&NodeName::Broker) {
+        Some(broker) => vec!["--broker".into(), broker.to_string()],
+        None => {
+            let replicas: Vec<String> = (0..brokers)
+                .map(|i| proxy.public[&NodeName::Replica(i)].to_string())
+                .collect();
+            vec![
+                "--controller".into(),
+                proxy.public[&NodeName::Controller].to_string(),
+                "--replicas".into(),
+                replicas.join(","),
+            ]
+        }
+    }
+}
+
+/// Producer `index`'s share of the workload, as `node` flags.
+fn producer_flags(w: &WorkloadSpec, index: usize) -> Vec<String> {
+    let mut args: Vec<String> = vec![
+        "--index".into(),
+        index.to_string(),
+        "--payments".into(),
+        w.payments_per_producer.to_string(),
+        "--customers".into(),
+        w.customers.to_string(),
+        "--payment-interval-ms".into(),
+        w.payment_interval_ms.to_string(),
+        "--max-batch".into(),
+        w.max_batch_records.to_string(),
+    ];
+    // Flags for the workload's shape only when it has one, so that a default workload
+    // starts its nodes with the very arguments it always did.
+    if let Some(size) = &w.payment_size {
+        args.extend([
+            "--payment-bytes".into(),
+            format!("{}..{}", size.bytes[0], size.bytes[1]),
+        ]);
+        if size.distribution == SizeDistribution::LogUniform {
+            args.push("--payment-bytes-log-uniform".into());
+        }
+    }
+    args
 }
 
 /// How many broker (or replica) SIGKILLs hit while some produce request was in flight (sent,

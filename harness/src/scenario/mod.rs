@@ -159,6 +159,20 @@ pub struct FaultSpec {
     /// (replicated scenarios only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lag: Option<LagSpec>,
+    /// Damage to one broker's synced log (replicated scenarios only), found at its next
+    /// recovery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rot: Option<RotSpec>,
+}
+
+/// How many `rot` faults a seed draws, and how large a damaged block may be.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotSpec {
+    /// How many (inclusive range).
+    pub count: Range<u32>,
+    /// The longest zeroed or garbage block, in bytes (1..=4096).
+    pub max_bytes: u32,
 }
 
 /// How many lag windows a seed draws, how long, and how slow.
@@ -177,7 +191,10 @@ pub struct LagSpec {
 impl FaultSpec {
     /// Whether any replication fault key is set.
     pub fn has_replication_faults(&self) -> bool {
-        self.controller_crash.is_some() || self.isolate.is_some() || self.lag.is_some()
+        self.controller_crash.is_some()
+            || self.isolate.is_some()
+            || self.lag.is_some()
+            || self.rot.is_some()
     }
 }
 

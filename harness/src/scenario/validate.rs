@@ -109,15 +109,7 @@ pub(super) fn faults(f: &FaultSpec) -> Result<(), String> {
         range(&d.duration_ms, TIME_MAX_MS, "faults.delay.duration_ms")?;
         range(&d.spread_ms, SPREAD_MAX_MS, "faults.delay.spread_ms")?;
     }
-    if let Some(i) = &f.isolate {
-        range(&i.count, COUNT_MAX, "faults.isolate.count")?;
-        range(&i.duration_ms, TIME_MAX_MS, "faults.isolate.duration_ms")?;
-    }
-    if let Some(l) = &f.lag {
-        range(&l.count, COUNT_MAX, "faults.lag.count")?;
-        range(&l.duration_ms, TIME_MAX_MS, "faults.lag.duration_ms")?;
-        range(&l.delay_ms, SPREAD_MAX_MS, "faults.lag.delay_ms")?;
-    }
+    replication_ranges(f)?;
     probability(f.torn_write_probability, "faults.torn_write_probability")?;
     probability(f.garble_probability, "faults.garble_probability")?;
     if let Some(c) = &f.corruption {
@@ -148,15 +140,43 @@ pub(super) fn faults(f: &FaultSpec) -> Result<(), String> {
     Ok(())
 }
 
+/// The replication faults' counts, lengths, delays and sizes.
+fn replication_ranges(f: &FaultSpec) -> Result<(), String> {
+    if let Some(i) = &f.isolate {
+        range(&i.count, COUNT_MAX, "faults.isolate.count")?;
+        range(&i.duration_ms, TIME_MAX_MS, "faults.isolate.duration_ms")?;
+    }
+    if let Some(l) = &f.lag {
+        range(&l.count, COUNT_MAX, "faults.lag.count")?;
+        range(&l.duration_ms, TIME_MAX_MS, "faults.lag.duration_ms")?;
+        range(&l.delay_ms, SPREAD_MAX_MS, "faults.lag.delay_ms")?;
+    }
+    if let Some(r) = &f.rot {
+        range(&r.count, COUNT_MAX, "faults.rot.count")?;
+        check(
+            (1..=CORRUPTION_BYTES_MAX).contains(&r.max_bytes),
+            &format!("faults.rot.max_bytes must be 1..={CORRUPTION_BYTES_MAX}"),
+        )?;
+    }
+    Ok(())
+}
+
 /// The largest damaged block: eight sectors.
 const CORRUPTION_BYTES_MAX: u32 = 4096;
 
 /// Replication faults need replicas: in a one-broker scenario they would never happen.
 pub(super) fn replication(w: &WorkloadSpec, f: &FaultSpec) -> Result<(), String> {
+    if let Some(r) = &f.rot {
+        check(
+            r.count[1] <= w.partitions,
+            "faults.rot.count may not exceed workload.partitions (one damaged copy per partition)",
+        )?;
+    }
     for (name, set) in [
         ("controller_crash", f.controller_crash.is_some()),
         ("isolate", f.isolate.is_some()),
         ("lag", f.lag.is_some()),
+        ("rot", f.rot.is_some()),
     ] {
         check(
             !set || w.replicated(),
@@ -263,6 +283,7 @@ fn fault_counts(f: &FaultSpec) -> Vec<u32> {
     counts.extend(f.io_errors.as_ref().map(|p| p.count[1]));
     counts.extend(f.isolate.as_ref().map(|p| p.count[1]));
     counts.extend(f.lag.as_ref().map(|p| p.count[1]));
+    counts.extend(f.rot.as_ref().map(|p| p.count[1]));
     counts
 }
 

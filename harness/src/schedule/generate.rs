@@ -279,6 +279,26 @@ pub fn replicate(
             draw.push(at_ms, target, duration_ms, Fault::Lag { delay_ms });
         }
     }
+    if let Some(spec) = &f.rot {
+        let partitions = scenario.workload.partitions;
+        let every = CorruptionSpec {
+            probability: 1.0,
+            max_bytes: spec.max_bytes,
+        };
+        // One damaged copy per partition at most: with `min_insync` 2 every committed record
+        // has another whole copy to repair from; two damaged copies of one record are a loss
+        // no replication factor of 2 survives (validation keeps count <= partitions).
+        let count = draw_u32(draw.rng, &spec.count);
+        let first = draw.rng.random_range(0..partitions.max(1));
+        for i in 0..count {
+            let target = draw.any_node().into();
+            let at_ms = draw.at();
+            let log = (first + i) % partitions.max(1);
+            if let Some(damage) = draw.corruption(&every) {
+                draw.push(at_ms, target, 0, Fault::Rot { log, damage });
+            }
+        }
+    }
     let mut schedule = draw.schedule;
     schedule.sort_by_key(|e| e.at_ms);
     schedule

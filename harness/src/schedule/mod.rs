@@ -66,6 +66,10 @@ pub enum Fault {
     /// waits `delay_ms` more, for `duration_ms` (a slow follower, or a slow leader to fetch
     /// from). The same delay for each message, so the link stays in order; no draw.
     Lag { delay_ms: u64 },
+    /// Replicated deployments: bit rot or a lost write in `target`'s synced log of partition
+    /// `log` (the one fault that reaches durable bytes), found when the node next recovers. A
+    /// replica must repair it from its peers, never serve it nor lose what it held.
+    Rot { log: u32, damage: Corruption },
 }
 
 /// A damaged region in a crashed node's kept tail: in every file with unsynced bytes, the
@@ -146,6 +150,7 @@ impl Fault {
             Fault::IoErrors { .. } => "io-errors",
             Fault::Isolate => "isolate",
             Fault::Lag { .. } => "lag",
+            Fault::Rot { .. } => "rot",
         }
     }
 
@@ -194,6 +199,7 @@ impl fmt::Display for FaultEntry {
             }
             Fault::Pause | Fault::Isolate => Ok(()),
             Fault::Lag { delay_ms } => write!(f, "  delay={delay_ms} ms"),
+            Fault::Rot { log, damage } => write!(f, "  log={log} {damage}"),
             Fault::Partition { peer, two_way } => {
                 write!(f, "  {} {peer}", if *two_way { "<->" } else { "->" })
             }

@@ -76,5 +76,6 @@ pub(super) fn swarm(spec: &FaultSpec, rng: &mut ChaCha8Rng) -> FaultSpec {
         controller_crash: spec.controller_crash.clone(),
         isolate: spec.isolate.clone(),
         lag: spec.lag.clone(),
+        rot: spec.rot.clone(),
     }
 }

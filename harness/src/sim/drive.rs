@@ -354,6 +354,10 @@ async fn inject(plan: RunPlan, sim: Sim) {
                 sim.restart_later(node, back_after, true);
             }
             Fault::IoErrors { rate, ops } => sim.io_window(node, rate, ops, back_after),
+            Fault::Rot { log, damage } => {
+                sim.deployment
+                    .damage_log(node, log, &|len| damage.for_file(len));
+            }
             _ => {}
         }
     }

@@ -101,6 +101,17 @@ impl Deployment for BrokerDeployment {
         self.cluster.resume(node);
     }
 
+    fn damage_log(
+        &self,
+        node: NodeName,
+        log: u32,
+        damage: &dyn Fn(usize) -> broker_under_test::storage::Damage,
+    ) -> bool {
+        let file = broker_under_test::log::log_file(log % self.partitions.max(1));
+        let disk = self.cluster.disk(node);
+        disk.damage_synced(&file, damage(disk.contents(&file).len()))
+    }
+
     fn set_io_errors(&self, node: NodeName, injector: Option<IoInjector>) -> bool {
         self.cluster.set_io_errors(node, injector);
         true
@@ -245,7 +256,9 @@ fn request_label(request: &Request) -> String {
         Request::Apply { payment, .. } => format!("apply {}", payment.id),
         Request::ListRows { from, .. } => format!("list-rows from={from}"),
         Request::Heartbeat { broker } => format!("heartbeat broker-{broker}"),
-        Request::Resign { broker } => format!("resign broker-{broker}"),
+        Request::Resign { broker, partitions } => {
+            format!("resign broker-{broker} partitions={partitions:?}")
+        }
         Request::Metadata => "metadata".to_string(),
         Request::AlterIsr {
             partition,

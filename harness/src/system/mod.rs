@@ -201,6 +201,19 @@ pub trait Deployment: Send + Sync {
     /// client API, after the final recovery; an error says why it could not (a node that does
     /// not answer within the harness's bound fails the run).
     fn final_read(&self) -> BoxFuture<'_, Result<Durable, String>>;
+
+    /// Damages the synced bytes of `node`'s log of partition `log` (the `rot` fault): `damage`
+    /// maps the file's length to the region hit. Returns whether a byte changed; a system
+    /// without logs to damage keeps the default, and `rot` faults do nothing to it.
+    fn damage_log(
+        &self,
+        node: NodeName,
+        log: u32,
+        damage: &dyn Fn(usize) -> broker_under_test::storage::Damage,
+    ) -> bool {
+        let _ = (node, log, damage);
+        false
+    }
 }
 
 /// The nodes a scenario deploys, in the order they are created: broker, store, consumer, then
