@@ -47,7 +47,23 @@ pub struct BenchReport {
     pub floor_seeds_per_sec: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub floor_ratio: Option<f64>,
+    /// With `--against`: the other scenario, measured in rounds alternating with these.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub against: Option<Against>,
     pub rounds: Vec<Round>,
+}
+
+/// Another scenario measured side by side (its round right after each of the main one's), and
+/// the main scenario's speed as a share of it: e.g. the cost of replication.
+#[derive(Clone, Debug, Serialize)]
+pub struct Against {
+    pub scenario: String,
+    /// Median seeds/s of its rounds.
+    pub seeds_per_sec: f64,
+    /// Median over rounds of (main seeds/s) / (its seeds/s).
+    pub ratio: f64,
+    /// Its seeds/s, round by round.
+    pub rounds: Vec<f64>,
 }
 
 fn median(mut xs: Vec<f64>) -> f64 {
@@ -68,14 +84,19 @@ pub fn bench(
     rounds: u32,
     jobs: usize,
     floor: bool,
+    against: Option<&Scenario>,
 ) -> BenchReport {
     let mut results = Vec::new();
+    let mut other = Vec::new();
     for round in 0..u64::from(rounds) {
         let range = round * seeds..(round + 1) * seeds;
         let mut measured = harness_round(scenario, range.clone(), jobs);
+        if let Some(a) = against {
+            other.push(harness_round(a, range.clone(), jobs).round.seeds_per_sec);
+        }
         if floor && measured.seeds > 0 {
             let traffic = Traffic {
-                nodes: 3 + scenario.workload.producers,
+                nodes: crate::system::node_names(scenario).len() as u32,
                 messages: measured.messages / measured.seeds,
             };
             let f = floor_sweep(traffic, range, jobs);
@@ -107,6 +128,18 @@ pub fn bench(
         events_per_sec: median(results.iter().map(|r| r.events_per_sec).collect()),
         floor_seeds_per_sec: floor_median(|m| m.seeds_per_sec),
         floor_ratio: floor_median(|m| m.floor_ratio),
+        against: against.map(|a| Against {
+            scenario: a.name.clone(),
+            seeds_per_sec: median(other.clone()),
+            ratio: median(
+                results
+                    .iter()
+                    .zip(&other)
+                    .map(|(r, o)| r.seeds_per_sec / o.max(1e-9))
+                    .collect(),
+            ),
+            rounds: other,
+        }),
         rounds: results,
     }
 }

@@ -445,6 +445,21 @@ pub fn bench(out: &mut impl Write, report: &BenchReport, vs_real: Option<&VsReal
         .map(|r| format!("{:.1}", r.seeds_per_sec))
         .collect();
     writeln!(out, "  rounds (seeds/s): {}", per_round.join(", "))?;
+    if let Some(a) = &report.against {
+        let rounds: Vec<String> = a.rounds.iter().map(|r| format!("{r:.1}")).collect();
+        writeln!(out, "  against {}, alternating rounds:", a.scenario)?;
+        writeln!(
+            out,
+            "    seeds/s                    {:>10.1}",
+            a.seeds_per_sec
+        )?;
+        writeln!(
+            out,
+            "    ratio                      {:>10.3}  ({} seeds/s over {})",
+            a.ratio, report.scenario, a.scenario
+        )?;
+        writeln!(out, "    rounds (seeds/s): {}", rounds.join(", "))?;
+    }
     bench_floor(out, report)
 }
 

@@ -159,6 +159,10 @@ pub struct FaultSpec {
     /// (replicated scenarios only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lag: Option<LagSpec>,
+    /// Power losses of every broker at once (replicated scenarios only): each a crash of every
+    /// replica at the same moment, for the same time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outage: Option<CrashSpec>,
     /// Damage to one broker's synced log (replicated scenarios only), found at its next
     /// recovery.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -195,6 +199,7 @@ impl FaultSpec {
             || self.isolate.is_some()
             || self.lag.is_some()
             || self.rot.is_some()
+            || self.outage.is_some()
     }
 }
 

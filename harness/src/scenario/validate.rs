@@ -151,6 +151,10 @@ fn replication_ranges(f: &FaultSpec) -> Result<(), String> {
         range(&l.duration_ms, TIME_MAX_MS, "faults.lag.duration_ms")?;
         range(&l.delay_ms, SPREAD_MAX_MS, "faults.lag.delay_ms")?;
     }
+    if let Some(o) = &f.outage {
+        range(&o.count, COUNT_MAX, "faults.outage.count")?;
+        range(&o.down_ms, TIME_MAX_MS, "faults.outage.down_ms")?;
+    }
     if let Some(r) = &f.rot {
         range(&r.count, COUNT_MAX, "faults.rot.count")?;
         check(
@@ -177,6 +181,7 @@ pub(super) fn replication(w: &WorkloadSpec, f: &FaultSpec) -> Result<(), String>
         ("isolate", f.isolate.is_some()),
         ("lag", f.lag.is_some()),
         ("rot", f.rot.is_some()),
+        ("outage", f.outage.is_some()),
     ] {
         check(
             !set || w.replicated(),
@@ -284,6 +289,8 @@ fn fault_counts(f: &FaultSpec) -> Vec<u32> {
     counts.extend(f.isolate.as_ref().map(|p| p.count[1]));
     counts.extend(f.lag.as_ref().map(|p| p.count[1]));
     counts.extend(f.rot.as_ref().map(|p| p.count[1]));
+    // An outage crashes every broker: five at most.
+    counts.extend(f.outage.as_ref().map(|p| p.count[1] * 5));
     counts
 }
 

@@ -279,6 +279,24 @@ pub fn replicate(
             draw.push(at_ms, target, duration_ms, Fault::Lag { delay_ms });
         }
     }
+    if let Some(spec) = &f.outage {
+        // Every replica loses power at once (a rack or a data centre): unsynced writes are
+        // gone everywhere, which replication alone cannot cover.
+        for _ in 0..draw_u32(draw.rng, &spec.count) {
+            let at_ms = draw.at();
+            let duration_ms = draw_u64(draw.rng, &spec.down_ms);
+            for b in 0..brokers {
+                let torn = draw.rng.random_bool(f.torn_write_probability);
+                let garble = torn && draw.rng.random_bool(f.garble_probability);
+                let fault = Fault::Crash {
+                    torn,
+                    garble,
+                    corrupt: None,
+                };
+                draw.push(at_ms, NodeName::Replica(b).into(), duration_ms, fault);
+            }
+        }
+    }
     if let Some(spec) = &f.rot {
         let partitions = scenario.workload.partitions;
         let every = CorruptionSpec {

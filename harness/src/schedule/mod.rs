@@ -256,7 +256,10 @@ mod tests {
     #[test]
     fn a_replicated_scenario_draws_the_one_broker_faults_unchanged_and_the_rest_apart() {
         let standard = Scenario::resolve("standard").unwrap();
-        let replicated = Scenario::resolve("standard-replicated").unwrap();
+        let mut replicated = Scenario::resolve("standard-replicated").unwrap();
+        // An outage's crashes are plain crashes of every replica, drawn last: left out here so
+        // that what remains lines up with the one-broker schedule.
+        replicated.faults.outage = None;
         for seed in 0..20 {
             let plan = crate::world::RunPlan::new(replicated.clone(), seed, Default::default());
             let single = crate::world::RunPlan::new(standard.clone(), seed, Default::default());

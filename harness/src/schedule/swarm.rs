@@ -77,5 +77,6 @@ pub(super) fn swarm(spec: &FaultSpec, rng: &mut ChaCha8Rng) -> FaultSpec {
         isolate: spec.isolate.clone(),
         lag: spec.lag.clone(),
         rot: spec.rot.clone(),
+        outage: spec.outage.clone(),
     }
 }

@@ -189,6 +189,11 @@ pub struct BenchArgs {
     /// reports floor_ratio: harness seeds/s over floor seeds/s, the figure to optimise.
     #[arg(long)]
     pub floor: bool,
+    /// Also measures this other scenario, a round of it after each round of `--scenario`, and
+    /// reports the ratio of their seeds/s (e.g. `--scenario standard-replicated --against
+    /// standard`: what replication costs).
+    #[arg(long, value_name = "SCENARIO")]
+    pub against: Option<String>,
     /// Also runs one seed for real (see `real`) and reports the simulation's speedup.
     #[arg(long)]
     pub vs_real: bool,

@@ -17,12 +17,17 @@ use std::time::Instant;
 
 pub fn bench(args: BenchArgs) -> Result<ExitCode, Failure> {
     let scenario = Scenario::resolve(&args.scenario).map_err(bad)?;
+    let against = match &args.against {
+        Some(name) => Some(Scenario::resolve(name).map_err(bad)?),
+        None => None,
+    };
     let report = measure(
         &scenario,
         args.seeds,
         args.rounds,
         args.jobs.count(),
         args.floor,
+        against.as_ref(),
     );
     let vs_real = if args.vs_real {
         Some(vs_real(&scenario, &args.node_bin.node_bin)?)
