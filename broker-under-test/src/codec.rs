@@ -417,6 +417,9 @@ pub enum Request {
         partition: u32,
         leader: u32,
         leader_epoch: u32,
+        /// The `isr_version` the change was computed from: a late or duplicated request, made
+        /// from a set that has changed since, is refused (Kafka's partition epoch).
+        isr_version: u32,
         isr: Vec<u32>,
     },
     /// Replication, follower to leader: batches from `offset` on. `offset` is the follower's
@@ -458,6 +461,8 @@ pub struct PartitionState {
     pub leader_epoch: u32,
     /// The in-sync replicas, leader included: every one holds every committed record.
     pub isr: Vec<u32>,
+    /// Grows by one at every change of leader or in-sync set.
+    pub isr_version: u32,
 }
 
 /// A log batch as replicated: the batch and the leader epoch it was appended under.
@@ -610,12 +615,14 @@ impl Request {
                 partition,
                 leader,
                 leader_epoch,
+                isr_version,
                 isr,
             } => {
                 w.u8(10);
                 w.u32(*partition);
                 w.u32(*leader);
                 w.u32(*leader_epoch);
+                w.u32(*isr_version);
                 w.u32s(isr);
             }
             Request::ReplicaFetch {
@@ -711,6 +718,7 @@ impl Request {
                 partition: r.u32()?,
                 leader: r.u32()?,
                 leader_epoch: r.u32()?,
+                isr_version: r.u32()?,
                 isr: r.u32s()?,
             },
             11 => Request::ReplicaFetch {
@@ -800,6 +808,7 @@ impl Response {
                     w.opt_u32(p.leader);
                     w.u32(p.leader_epoch);
                     w.u32s(&p.isr);
+                    w.u32(p.isr_version);
                 }
             }
             Response::Replicated {
@@ -894,13 +903,14 @@ impl Response {
     fn decode_replication(tag: u8, r: &mut Reader) -> Result<Response, DecodeError> {
         Ok(match tag {
             9 => {
-                let n = r.count(1 + 4 + 4)?;
+                let n = r.count(1 + 4 + 4 + 4)?;
                 let partitions = (0..n)
                     .map(|_| {
                         Ok(PartitionState {
                             leader: r.opt_u32()?,
                             leader_epoch: r.u32()?,
                             isr: r.u32s()?,
+                            isr_version: r.u32()?,
                         })
                     })
                     .collect::<Result<_, DecodeError>>()?;
@@ -1099,14 +1109,22 @@ mod tests {
             (any::<u32>(), replicas())
                 .prop_map(|(broker, partitions)| Request::Resign { broker, partitions }),
             Just(Request::Metadata),
-            (any::<u32>(), any::<u32>(), any::<u32>(), replicas()).prop_map(
-                |(partition, leader, leader_epoch, isr)| Request::AlterIsr {
-                    partition,
-                    leader,
-                    leader_epoch,
-                    isr
-                }
-            ),
+            (
+                any::<u32>(),
+                any::<u32>(),
+                any::<u32>(),
+                any::<u32>(),
+                replicas()
+            )
+                .prop_map(|(partition, leader, leader_epoch, isr_version, isr)| {
+                    Request::AlterIsr {
+                        partition,
+                        leader,
+                        leader_epoch,
+                        isr_version,
+                        isr,
+                    }
+                }),
             (
                 any::<u32>(),
                 any::<u32>(),
@@ -1135,18 +1153,21 @@ mod tests {
 
     fn replication_response() -> impl Strategy<Value = Response> {
         prop_oneof![
-            prop::collection::vec((any::<Option<u32>>(), any::<u32>(), replicas()), 0..4).prop_map(
-                |states| Response::Leadership {
-                    partitions: states
-                        .into_iter()
-                        .map(|(leader, leader_epoch, isr)| PartitionState {
-                            leader,
-                            leader_epoch,
-                            isr
-                        })
-                        .collect()
-                }
-            ),
+            prop::collection::vec(
+                (any::<Option<u32>>(), any::<u32>(), replicas(), any::<u32>()),
+                0..4
+            )
+            .prop_map(|states| Response::Leadership {
+                partitions: states
+                    .into_iter()
+                    .map(|(leader, leader_epoch, isr, isr_version)| PartitionState {
+                        leader,
+                        leader_epoch,
+                        isr,
+                        isr_version,
+                    })
+                    .collect()
+            }),
             (
                 any::<u64>(),
                 prop::collection::vec((any::<u32>(), stored_batch()), 0..3)

@@ -5,7 +5,8 @@
 //! reply or event that depends on it, so a restarted controller never forgets an epoch it
 //! handed out and never elects a replica it had dropped from the in-sync set. A leader is
 //! elected only from the in-sync replicas (the planted `unclean-leader-election` falls back to
-//! any live one), and only an alive leader's `AlterIsr` at the current epoch changes them.
+//! any live one), and only the current leader's `AlterIsr`, at the current epoch and computed
+//! from the current set (`isr_version`), changes them.
 //!
 //! Liveness is judged on simulated time: a broker not heard from for `session_timeout` is
 //! dead. A restarted controller has no idea how long it was down, so it counts every broker as
@@ -70,19 +71,21 @@ pub fn encode_partitions(partitions: &[PartitionState]) -> Vec<u8> {
         w.opt_u32(p.leader);
         w.u32(p.leader_epoch);
         w.u32s(&p.isr);
+        w.u32(p.isr_version);
     }
     w.buf
 }
 
 pub fn decode_partitions(bytes: &[u8]) -> Result<Vec<PartitionState>, DecodeError> {
     let mut r = Reader::new(bytes);
-    let n = r.count(1 + 4 + 4)?;
+    let n = r.count(1 + 4 + 4 + 4)?;
     let partitions = (0..n)
         .map(|_| {
             Ok(PartitionState {
                 leader: r.opt_u32()?,
                 leader_epoch: r.u32()?,
                 isr: r.u32s()?,
+                isr_version: r.u32()?,
             })
         })
         .collect::<Result<_, DecodeError>>()?;
@@ -98,6 +101,7 @@ pub fn initial_partitions(partitions: u32, brokers: u32) -> Vec<PartitionState> 
             leader: Some(p % brokers),
             leader_epoch: 0,
             isr: (0..brokers).collect(),
+            isr_version: 0,
         })
         .collect()
 }
@@ -112,7 +116,11 @@ impl Controller {
         } else {
             decode_partitions(&bytes).map_err(corrupt(PARTITIONS_FILE))?
         };
-        if partitions.len() != cfg.partitions as usize {
+        // A state naming a replica that does not exist is as corrupt as one that does not decode.
+        let strangers = partitions
+            .iter()
+            .any(|p| p.leader.is_some_and(|l| l >= brokers) || p.isr.iter().any(|&r| r >= brokers));
+        if partitions.len() != cfg.partitions as usize || strangers {
             return Err(NodeError::Corrupt {
                 file: PARTITIONS_FILE.to_string(),
                 error: DecodeError::TooLarge(partitions.len() as u64),
@@ -165,10 +173,11 @@ impl Controller {
                 partition,
                 leader,
                 leader_epoch,
+                isr_version,
                 isr,
             } => {
-                self.alter_isr(ctx, partition, leader, leader_epoch, isr)
-                    .await?
+                let at = (leader, leader_epoch, isr_version);
+                self.alter_isr(ctx, partition, at, isr).await?
             }
             Request::InitProducerId { producer_key, boot } => {
                 self.init_producer_id(ctx, producer_key, boot).await?
@@ -274,6 +283,7 @@ impl Controller {
                 }
             } else if state.isr.contains(&broker) && state.isr.len() > keep {
                 self.partitions[p].isr.retain(|&r| r != broker);
+                self.partitions[p].isr_version += 1;
                 shrunk.push(p);
             }
         }
@@ -343,6 +353,7 @@ impl Controller {
         let state = &mut self.partitions[p];
         state.leader = leader;
         state.leader_epoch += 1;
+        state.isr_version += 1;
         state.isr = isr;
         Some(was_clean)
     }
@@ -394,13 +405,14 @@ impl Controller {
     }
 
     /// A leader's request to change its in-sync set, applied only if it still leads at that
-    /// epoch and keeps itself in the set.
+    /// epoch, computed it from the set as it is now (`isr_version`: a late or duplicated
+    /// request, made from an older set, would put back a replica the leader stopped waiting
+    /// for), and keeps itself in the set.
     async fn alter_isr(
         &mut self,
         ctx: &NodeCtx,
         partition: u32,
-        leader: u32,
-        leader_epoch: u32,
+        (leader, leader_epoch, isr_version): (u32, u32, u32),
         mut isr: Vec<u32>,
     ) -> Result<Response, NodeError> {
         let Some(state) = self.partitions.get(partition as usize) else {
@@ -412,12 +424,15 @@ impl Controller {
         let floor = (self.cfg.replication.min_insync as usize).min(state.isr.len());
         let valid = state.leader == Some(leader)
             && state.leader_epoch == leader_epoch
+            && state.isr_version == isr_version
             && isr.contains(&leader)
             && isr.len() >= floor
             && isr.iter().all(|&r| r < self.brokers());
         if valid && isr != state.isr {
             let shrunk = isr.iter().all(|r| state.isr.contains(r));
-            self.partitions[partition as usize].isr = isr;
+            let state = &mut self.partitions[partition as usize];
+            state.isr = isr;
+            state.isr_version += 1;
             ctx.storage
                 .replace(PARTITIONS_FILE, &encode_partitions(&self.partitions))
                 .await?;
@@ -472,11 +487,13 @@ mod tests {
                 leader: Some(2),
                 leader_epoch: 7,
                 isr: vec![0, 2],
+                isr_version: 3,
             },
             PartitionState {
                 leader: None,
                 leader_epoch: 3,
                 isr: vec![1],
+                isr_version: 3,
             },
         ];
         let bytes = encode_partitions(&partitions);

@@ -15,7 +15,7 @@
 //! - **Liveness** is decided on simulated time: each broker sends `Heartbeat` every
 //!   `heartbeat_interval`; a broker not heard from for `session_timeout` is dead. A dead
 //!   leader is replaced by an ISR member that is alive (epoch + 1, the old leader removed from
-//!   the ISR), durably, before anyone is told. If no ISR member is alive the partition has no
+//!   the ISR unless that would leave fewer than `min_insync`), durably, before anyone is told. If no ISR member is alive the partition has no
 //!   leader until one returns. A restarted controller treats every broker as just heard from
 //!   (it cannot tell how long it was down), so it never elects in a panic.
 //! - **Brokers learn leadership** from the `Leadership` reply to their heartbeats. A broker
@@ -36,8 +36,12 @@
 //!   replica the leader did not wait for. To drop a follower that has lagged for
 //!   `replica_lag_max` the leader asks the controller (`AlterIsr`) and waits for its answer
 //!   before computing without it. A follower rejoins once its durable end reaches the high
-//!   watermark. No in-sync set is shrunk below `min_insync` (2), and the high watermark does
-//!   not move while the maximal ISR is smaller (Kafka's `min.insync.replicas`).
+//!   watermark and it has kept up since. Every `AlterIsr` carries the `isr_version` it was
+//!   computed from, and the controller refuses one made from an older set (Kafka's partition
+//!   epoch), so a late or duplicated request never puts back a replica the leader stopped
+//!   waiting for. No in-sync set is shrunk below `min_insync` (2) except by a `Resign`, and
+//!   the high watermark does not move while the maximal ISR is smaller (Kafka's
+//!   `min.insync.replicas`).
 //! - **Damaged synced data**: each replica marks, durably, how far each log was synced before
 //!   it serves, counts or reports any of it. A replica whose recovered log ends short of its
 //!   mark lost synced records (bit rot, a lost write: the `rot` fault): before it takes any
@@ -87,11 +91,12 @@ pub struct ReplicationConfig {
     /// How long a follower that is caught up waits before it fetches again.
     pub fetch_interval: Duration,
     /// The fewest in-sync replicas (leader included) a record must reach to be committed,
-    /// Kafka's `min.insync.replicas`; below it the high watermark waits. Nobody drops a
-    /// replica from an in-sync set that would fall below it (a dead or lagging member stays,
-    /// holding up commits, until it returns), so every committed record is on this many
-    /// in-sync replicas, and one of them losing its synced data still leaves a whole copy
-    /// to elect and repair from.
+    /// Kafka's `min.insync.replicas`; below it the high watermark waits. Neither a death nor a
+    /// lag drops a replica from an in-sync set that would fall below it (a dead or lagging
+    /// member stays, holding up commits, until it returns); only a `Resign` does, since the
+    /// resigning copy is no longer whole. So every committed record is on this many in-sync
+    /// replicas, and one of them losing its synced data still leaves a whole copy to elect
+    /// and repair from.
     pub min_insync: u32,
 }
 

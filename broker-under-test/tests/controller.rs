@@ -129,12 +129,22 @@ fn a_silent_leader_is_replaced_by_an_in_sync_replica_and_survives_a_controller_c
                     partition: 2,
                     leader: 2,
                     leader_epoch: 0,
+                    isr_version: 0,
                     isr: vec![2, 0],
                 },
             )
             .await,
         );
-        assert_eq!(isr[2].isr, vec![0, 2]);
+        assert_eq!((&isr[2].isr, isr[2].isr_version), (&vec![0, 2], 1));
+        // The same request again (a late or duplicated copy) was made from version 0: refused.
+        let replay = Request::AlterIsr {
+            partition: 2,
+            leader: 2,
+            leader_epoch: 0,
+            isr_version: 0,
+            isr: vec![0, 1, 2],
+        };
+        assert_eq!(leadership(call(&t, &replay).await)[2], isr[2]);
         // Broker 0 goes silent: partition 0 moves to broker 1 at epoch 1, without broker 0.
         let after = beat(&t, &[1, 2], 400).await;
         assert_eq!(after[0].leader, Some(1));
@@ -149,6 +159,7 @@ fn a_silent_leader_is_replaced_by_an_in_sync_replica_and_survives_a_controller_c
             partition: 2,
             leader: 2,
             leader_epoch: 0,
+            isr_version: 1,
             isr: vec![2],
         };
         assert_eq!(leadership(call(&t, &alone).await)[2].isr, vec![0, 2]);
@@ -157,6 +168,7 @@ fn a_silent_leader_is_replaced_by_an_in_sync_replica_and_survives_a_controller_c
             partition: 0,
             leader: 0,
             leader_epoch: 0,
+            isr_version: 0,
             isr: vec![0],
         };
         assert_eq!(leadership(call(&t, &stale).await), after);
@@ -182,6 +194,7 @@ fn with_no_in_sync_replica_alive_a_partition_waits_unless_the_election_is_unclea
                     partition: 1,
                     leader: 1,
                     leader_epoch: 0,
+                    isr_version: 0,
                     isr: vec![1, 2],
                 },
             )

@@ -304,7 +304,9 @@ impl Part {
     }
 
     /// The last sequence of `producer_id`, only when the leader's whole log is committed; from
-    /// then on `epoch` fences the producer's older incarnations.
+    /// then on `epoch` fences the producer's older incarnations on this leader, in memory. (A
+    /// new leader does not know it; a zombie's batch there is one the new incarnation resends
+    /// with the same sequences and payments, so it is answered as a duplicate, never doubled.)
     fn last_seq(&mut self, producer_id: u64, epoch: u32) -> Response {
         let end = self.data.log.log_end();
         if self.high_watermark != end || self.synced_end != end {

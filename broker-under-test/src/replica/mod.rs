@@ -62,8 +62,9 @@ struct Part {
     /// The newest leader epoch learnt from the controller.
     leader_epoch: Option<u32>,
     role: Role,
-    /// The controller's in-sync replicas.
+    /// The controller's in-sync replicas, and their version (sent back with `AlterIsr`).
     isr: Vec<u32>,
+    isr_version: u32,
     /// Replicas the leader asked the controller to add and has not heard back about.
     adding: BTreeSet<u32>,
     /// Leader: each follower's durable end, as its last fetch said.
@@ -309,6 +310,7 @@ impl Replica {
                 leader_epoch: None,
                 role: Role::Neither,
                 isr: Vec::new(),
+                isr_version: 0,
                 adding: BTreeSet::new(),
                 ends: BTreeMap::new(),
                 caught_up_at: BTreeMap::new(),
@@ -343,7 +345,16 @@ impl Replica {
                 self.change_role(ctx, p as u32, state, &mut out).await?;
             }
             let part = &mut self.parts[p];
+            // A replica the controller took out (it lagged, died or resigned) comes back only
+            // on what it fetches from now on: its old end may predate a loss of its log.
+            for gone in part.isr.iter().filter(|r| !state.isr.contains(r)) {
+                if !part.adding.contains(gone) {
+                    part.ends.remove(gone);
+                    part.end_at_fetch.remove(gone);
+                }
+            }
             part.isr.clone_from(&state.isr);
+            part.isr_version = state.isr_version;
             if part.role == Role::Leader {
                 let min_insync = self.rep.replication.min_insync;
                 part.advance_high_watermark(self.rep.index, min_insync, &mut out);
@@ -527,6 +538,8 @@ impl Replica {
                     isr.insert(r);
                     part.adding.insert(r);
                     asked.push(r);
+                    // Caught up now: it is not lagging the moment it is added.
+                    part.caught_up_at.insert(r, now);
                 } else if part.adding.contains(&r) {
                     isr.insert(r);
                 }
@@ -546,6 +559,7 @@ impl Replica {
                         partition: p as u32,
                         leader: me,
                         leader_epoch: epoch,
+                        isr_version: part.isr_version,
                         isr,
                     },
                 ));

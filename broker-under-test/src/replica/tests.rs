@@ -233,6 +233,7 @@ fn a_produce_is_acknowledged_only_once_the_follower_synced_it() {
             leader: Some(0),
             leader_epoch: 0,
             isr: vec![0, 1],
+            isr_version: 0,
         };
         let w = World::start(state, LONG, async |_| {}).await;
         madsim::time::sleep(Duration::from_millis(100)).await;
@@ -286,6 +287,7 @@ fn a_divergent_suffix_is_cut_to_the_leaders_epoch_end_not_the_high_watermark() {
             leader: Some(0),
             leader_epoch: 2,
             isr: vec![0, 1],
+            isr_version: 0,
         };
         let w = World::start(state, LONG, async |disks: &[SimDisk]| {
             write_replica(&disks[0], &[(0, 0, 2), (1, 0, 3)], &[(0, 0), (2, 2)]).await;
@@ -324,6 +326,7 @@ fn a_retry_after_failover_gets_its_original_offset() {
             leader: Some(0),
             leader_epoch: 0,
             isr: vec![0, 1],
+            isr_version: 0,
         };
         let w = World::start(state, LONG, async |_| {}).await;
         madsim::time::sleep(Duration::from_millis(100)).await;
@@ -341,6 +344,7 @@ fn a_retry_after_failover_gets_its_original_offset() {
             leader: Some(1),
             leader_epoch: 1,
             isr: vec![1],
+            isr_version: 0,
         };
         madsim::time::sleep(Duration::from_millis(100)).await;
         let not_leader = w

@@ -3,7 +3,8 @@
 use super::swarm::swarm;
 use super::{Corruption, Damage, Fault, FaultEntry, FaultSchedule, Target};
 use crate::scenario::{
-    CorruptionSpec, CrashSpec, FaultSpec, IoErrorSpec, PartitionSpec, Range, Scenario, WindowSpec,
+    CorruptionSpec, CrashSpec, FaultSpec, IoErrorSpec, PartitionSpec, Range, RotSpec, Scenario,
+    WindowSpec,
 };
 use broker_under_test::NodeName;
 use rand::Rng;
@@ -239,7 +240,8 @@ impl Draw<'_> {
 /// Draw order: for each entry in schedule order, a replica for a broker target, then one for a
 /// broker partition peer; then controller
 /// crashes (torn, garble, start, downtime), isolations (replica, start, length), lag windows
-/// (replica, delay, start, length).
+/// (replica, delay, start, length), outages (start, downtime, then torn and garble per
+/// replica), rot (first partition, then per rot: replica, start, damage).
 pub fn replicate(
     scenario: &Scenario,
     mut schedule: FaultSchedule,
@@ -280,46 +282,55 @@ pub fn replicate(
         }
     }
     if let Some(spec) = &f.outage {
-        // Every replica loses power at once (a rack or a data centre): unsynced writes are
-        // gone everywhere, which replication alone cannot cover.
-        for _ in 0..draw_u32(draw.rng, &spec.count) {
-            let at_ms = draw.at();
-            let duration_ms = draw_u64(draw.rng, &spec.down_ms);
-            for b in 0..brokers {
-                let torn = draw.rng.random_bool(f.torn_write_probability);
-                let garble = torn && draw.rng.random_bool(f.garble_probability);
-                let fault = Fault::Crash {
-                    torn,
-                    garble,
-                    corrupt: None,
-                };
-                draw.push(at_ms, NodeName::Replica(b).into(), duration_ms, fault);
-            }
-        }
+        outages(&mut draw, spec, f, brokers);
     }
     if let Some(spec) = &f.rot {
-        let partitions = scenario.workload.partitions;
-        let every = CorruptionSpec {
-            probability: 1.0,
-            max_bytes: spec.max_bytes,
-        };
-        // One damaged copy per partition at most: with `min_insync` 2 every committed record
-        // has another whole copy to repair from; two damaged copies of one record are a loss
-        // no replication factor of 2 survives (validation keeps count <= partitions).
-        let count = draw_u32(draw.rng, &spec.count);
-        let first = draw.rng.random_range(0..partitions.max(1));
-        for i in 0..count {
-            let target = draw.any_node().into();
-            let at_ms = draw.at();
-            let log = (first + i) % partitions.max(1);
-            if let Some(damage) = draw.corruption(&every) {
-                draw.push(at_ms, target, 0, Fault::Rot { log, damage });
-            }
-        }
+        rots(&mut draw, spec, scenario.workload.partitions);
     }
     let mut schedule = draw.schedule;
     schedule.sort_by_key(|e| e.at_ms);
     schedule
+}
+
+/// Outages: each a crash of every replica at one moment, for one downtime.
+fn outages(draw: &mut Draw, spec: &CrashSpec, f: &FaultSpec, brokers: u32) {
+    // Every replica loses power at once (a rack or a data centre): unsynced writes are
+    // gone everywhere, which replication alone cannot cover.
+    for _ in 0..draw_u32(draw.rng, &spec.count) {
+        let at_ms = draw.at();
+        let duration_ms = draw_u64(draw.rng, &spec.down_ms);
+        for b in 0..brokers {
+            let torn = draw.rng.random_bool(f.torn_write_probability);
+            let garble = torn && draw.rng.random_bool(f.garble_probability);
+            let fault = Fault::Crash {
+                torn,
+                garble,
+                corrupt: None,
+            };
+            draw.push(at_ms, NodeName::Replica(b).into(), duration_ms, fault);
+        }
+    }
+}
+
+/// Rot: damage to synced logs, one replica's copy of one partition each.
+fn rots(draw: &mut Draw, spec: &RotSpec, partitions: u32) {
+    let every = CorruptionSpec {
+        probability: 1.0,
+        max_bytes: spec.max_bytes,
+    };
+    // One damaged copy per partition at most: with `min_insync` 2 every committed record
+    // has another whole copy to repair from; two damaged copies of one record are a loss
+    // no replication factor of 2 survives (validation keeps count <= partitions).
+    let count = draw_u32(draw.rng, &spec.count);
+    let first = draw.rng.random_range(0..partitions.max(1));
+    for i in 0..count {
+        let target = draw.any_node().into();
+        let at_ms = draw.at();
+        let log = (first + i) % partitions.max(1);
+        if let Some(damage) = draw.corruption(&every) {
+            draw.push(at_ms, target, 0, Fault::Rot { log, damage });
+        }
+    }
 }
 
 /// The crash parameters of `f` without corruption: a controller's state file is replaced
