@@ -174,6 +174,23 @@ pub(crate) fn too_large(ctx: &NodeCtx, records: &[crate::codec::Payment]) -> boo
     batch_body_len(records) > FRAME_BODY_LEN_MAX as u64 && !ctx.bug(Bug::OversizedBatchAccepted)
 }
 
+/// Records that the batch `(partition, producer_id, epoch, base_seq)` was refused, and the
+/// refusal to answer with (a single broker's or a replica leader's).
+pub(crate) fn reject_produce(
+    ctx: &NodeCtx,
+    (partition, producer_id, epoch, base_seq): (u32, u64, u32, u32),
+    error: ErrorCode,
+) -> Response {
+    ctx.record(Event::ProduceRejected {
+        partition,
+        producer_id,
+        epoch,
+        base_seq,
+        error: error.clone(),
+    });
+    Response::Error(error)
+}
+
 pub(crate) fn corrupt(file: &str) -> impl FnOnce(DecodeError) -> NodeError + '_ {
     move |error| NodeError::Corrupt {
         file: file.to_string(),
@@ -271,14 +288,9 @@ impl Broker {
     }
 
     async fn handle(&mut self, ctx: &NodeCtx, body: &[u8]) -> Result<Response, NodeError> {
-        let request = match Request::decode(body) {
+        let request = match ctx.decode_request(body) {
             Ok(r) => r,
-            Err(e) => {
-                ctx.record(Event::MalformedRequest {
-                    error: e.to_string(),
-                });
-                return Ok(Response::Error(ErrorCode::Malformed));
-            }
+            Err(malformed) => return Ok(malformed),
         };
         Ok(match request {
             Request::InitProducerId { producer_key, boot } => {
@@ -415,16 +427,8 @@ impl Broker {
             return Ok(Response::Error(ErrorCode::Malformed));
         }
         let count = records.len() as u32;
-        let reject = |error: ErrorCode| {
-            ctx.record(Event::ProduceRejected {
-                partition,
-                producer_id,
-                epoch,
-                base_seq,
-                error: error.clone(),
-            });
-            Ok(Response::Error(error))
-        };
+        let batch = (partition, producer_id, epoch, base_seq);
+        let reject = |error| Ok(reject_produce(ctx, batch, error));
         // A batch that cannot be framed cannot be read back after a crash: refuse it before
         // anything is written (the planted `oversized-batch-accepted` does not).
         if too_large(ctx, &records) {

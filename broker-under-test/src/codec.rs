@@ -131,6 +131,17 @@ impl Writer {
             }
         }
     }
+    /// Every partition's leadership: a count, then per partition its leader, epoch, in-sync
+    /// replicas and their version (the `Leadership` reply and the controller's state file).
+    pub fn partition_states(&mut self, states: &[PartitionState]) {
+        self.u32(states.len() as u32);
+        for p in states {
+            self.opt_u32(p.leader);
+            self.u32(p.leader_epoch);
+            self.u32s(&p.isr);
+            self.u32(p.isr_version);
+        }
+    }
     /// A count, then the values.
     pub fn u32s(&mut self, v: &[u32]) {
         self.u32(v.len() as u32);
@@ -209,6 +220,20 @@ impl<'a> Reader<'a> {
         let len = self.u16()? as usize;
         let bytes = self.take(len)?;
         String::from_utf8(bytes.to_vec()).map_err(|_| DecodeError::BadUtf8)
+    }
+    /// What `Writer::partition_states` wrote.
+    pub fn partition_states(&mut self) -> Result<Vec<PartitionState>, DecodeError> {
+        let n = self.count(1 + 4 + 4 + 4)?;
+        (0..n)
+            .map(|_| {
+                Ok(PartitionState {
+                    leader: self.opt_u32()?,
+                    leader_epoch: self.u32()?,
+                    isr: self.u32s()?,
+                    isr_version: self.u32()?,
+                })
+            })
+            .collect()
     }
     /// A count, then the values (see `Writer::u32s`).
     pub fn u32s(&mut self) -> Result<Vec<u32>, DecodeError> {
@@ -803,13 +828,7 @@ impl Response {
         match self {
             Response::Leadership { partitions } => {
                 w.u8(9);
-                w.u32(partitions.len() as u32);
-                for p in partitions {
-                    w.opt_u32(p.leader);
-                    w.u32(p.leader_epoch);
-                    w.u32s(&p.isr);
-                    w.u32(p.isr_version);
-                }
+                w.partition_states(partitions);
             }
             Response::Replicated {
                 high_watermark,
@@ -902,20 +921,9 @@ impl Response {
     /// The replication replies (tags 9 and up), after their tag.
     fn decode_replication(tag: u8, r: &mut Reader) -> Result<Response, DecodeError> {
         Ok(match tag {
-            9 => {
-                let n = r.count(1 + 4 + 4 + 4)?;
-                let partitions = (0..n)
-                    .map(|_| {
-                        Ok(PartitionState {
-                            leader: r.opt_u32()?,
-                            leader_epoch: r.u32()?,
-                            isr: r.u32s()?,
-                            isr_version: r.u32()?,
-                        })
-                    })
-                    .collect::<Result<_, DecodeError>>()?;
-                Response::Leadership { partitions }
-            }
+            9 => Response::Leadership {
+                partitions: r.partition_states()?,
+            },
             10 => {
                 let high_watermark = r.u64()?;
                 let n = r.count(4 + 4)?;

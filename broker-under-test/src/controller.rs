@@ -63,32 +63,16 @@ pub async fn run_controller(ctx: NodeCtx, cfg: ControllerConfig) -> Result<(), N
     Ok(())
 }
 
-/// The leadership file: a count, then per partition its leader, epoch and in-sync replicas.
+/// The leadership file: every partition's state, encoded as the `Leadership` reply carries it.
 pub fn encode_partitions(partitions: &[PartitionState]) -> Vec<u8> {
     let mut w = Writer::default();
-    w.u32(partitions.len() as u32);
-    for p in partitions {
-        w.opt_u32(p.leader);
-        w.u32(p.leader_epoch);
-        w.u32s(&p.isr);
-        w.u32(p.isr_version);
-    }
+    w.partition_states(partitions);
     w.buf
 }
 
 pub fn decode_partitions(bytes: &[u8]) -> Result<Vec<PartitionState>, DecodeError> {
     let mut r = Reader::new(bytes);
-    let n = r.count(1 + 4 + 4 + 4)?;
-    let partitions = (0..n)
-        .map(|_| {
-            Ok(PartitionState {
-                leader: r.opt_u32()?,
-                leader_epoch: r.u32()?,
-                isr: r.u32s()?,
-                isr_version: r.u32()?,
-            })
-        })
-        .collect::<Result<_, DecodeError>>()?;
+    let partitions = r.partition_states()?;
     r.finish()?;
     Ok(partitions)
 }
@@ -152,14 +136,9 @@ impl Controller {
     }
 
     async fn handle(&mut self, ctx: &NodeCtx, body: &[u8]) -> Result<Response, NodeError> {
-        let request = match Request::decode(body) {
+        let request = match ctx.decode_request(body) {
             Ok(r) => r,
-            Err(e) => {
-                ctx.record(Event::MalformedRequest {
-                    error: e.to_string(),
-                });
-                return Ok(Response::Error(ErrorCode::Malformed));
-            }
+            Err(malformed) => return Ok(malformed),
         };
         Ok(match request {
             Request::Heartbeat { broker } if broker < self.brokers() => {

@@ -2,7 +2,7 @@
 //! request helper and the error a node dies of.
 
 use crate::bugs::{Bug, Bugs};
-use crate::codec::{DecodeError, Request, Response};
+use crate::codec::{DecodeError, ErrorCode, Request, Response};
 use crate::name::NodeName;
 use crate::observe::{Event, Observer, Probe};
 use crate::storage::{Storage, StorageError};
@@ -51,6 +51,17 @@ impl NodeCtx {
 
     pub fn bug(&self, bug: Bug) -> bool {
         self.bugs.has(bug)
+    }
+
+    /// Decodes a request a server received; one that does not decode is recorded and gets
+    /// the `Malformed` reply (the `Err`), never a panic.
+    pub fn decode_request(&self, body: &[u8]) -> Result<Request, Response> {
+        Request::decode(body).map_err(|e| {
+            self.record(Event::MalformedRequest {
+                error: e.to_string(),
+            });
+            Response::Error(ErrorCode::Malformed)
+        })
     }
 
     /// One request, one reply (or a failure); no retry.

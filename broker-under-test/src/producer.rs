@@ -879,7 +879,6 @@ async fn send_part(shared: &Shared, batch: &mut SendBatch) -> Sent {
                     Ok(Response::Error(ErrorCode::RecordTooLarge)) => return Sent::TooLarge,
                     Ok(Response::Error(code)) => (code.to_string(), Some(code)),
                     Ok(other) => (format!("unexpected reply {other:?}"), None),
-                    Err(CallFailure::Transport(e)) => (e.to_string(), None),
                     Err(e) => (e.to_string(), None),
                 }
             }

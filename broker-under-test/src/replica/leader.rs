@@ -2,11 +2,11 @@
 //! follower fetch, `LastSeq`), and the high watermark that releases produce replies.
 
 use super::{Outgoing, Part, Replica, Role, Waiting};
-use crate::broker::{fetch_within, too_large};
+use crate::broker::{fetch_within, reject_produce, too_large};
 use crate::bugs::Bug;
 use crate::codec::{ErrorCode, Payment, ReplicatedBatch, Request, Response};
 use crate::node::{NodeCtx, NodeError};
-use crate::observe::{Event, Probe};
+use crate::observe::Probe;
 use crate::producer_state::SeqCheck;
 use crate::transport::Incoming;
 use madsim::time::Instant;
@@ -80,14 +80,9 @@ impl Replica {
         incoming: Incoming,
         out: &mut Vec<Outgoing>,
     ) -> Result<(), NodeError> {
-        let answer = match Request::decode(&incoming.body) {
+        let answer = match ctx.decode_request(&incoming.body) {
             Ok(request) => self.answer(ctx, request).await?,
-            Err(e) => {
-                ctx.record(Event::MalformedRequest {
-                    error: e.to_string(),
-                });
-                Answer::Now(Response::Error(ErrorCode::Malformed))
-            }
+            Err(malformed) => Answer::Now(malformed),
         };
         match answer {
             Answer::Now(response) => out.push((incoming, response)),
@@ -183,16 +178,8 @@ impl Replica {
             return Ok(Answer::Now(Response::Error(ErrorCode::Malformed)));
         }
         let count = records.len() as u32;
-        let reject = |error: ErrorCode| {
-            ctx.record(Event::ProduceRejected {
-                partition,
-                producer_id,
-                epoch,
-                base_seq,
-                error: error.clone(),
-            });
-            Ok(Answer::Now(Response::Error(error)))
-        };
+        let batch = (partition, producer_id, epoch, base_seq);
+        let reject = |error| Ok(Answer::Now(reject_produce(ctx, batch, error)));
         if too_large(ctx, &records) {
             return reject(ErrorCode::RecordTooLarge);
         }

@@ -6,17 +6,13 @@ use std::collections::BTreeMap;
 
 /// `inconsistent-offsets`: a fetch saw a payment at an offset where the durable log holds
 /// another, or that the log no longer has.
-pub(super) fn inconsistent_offsets(facts: &Facts, durable: &Durable) -> Vec<Anomaly> {
-    let log: BTreeMap<(u32, u64), &str> = durable
-        .records()
-        .map(|(p, o, payment)| ((p, o), payment.id.as_str()))
-        .collect();
+pub(super) fn inconsistent_offsets(facts: &Facts) -> Vec<Anomaly> {
     let mut out = Vec::new();
     let mut reported = std::collections::BTreeSet::new();
     for fetch in &facts.fetches {
         for (offset, id) in &fetch.records {
             let key = (fetch.partition, *offset);
-            let detail = match log.get(&key) {
+            let detail = match facts.held.get(&key) {
                 Some(durable_id) if durable_id == id => continue,
                 Some(durable_id) => format!(
                     "fetched at partition {} offset {offset}, where the log now holds {durable_id}",
@@ -46,10 +42,6 @@ pub(super) fn inconsistent_offsets(facts: &Facts, durable: &Durable) -> Vec<Anom
 /// `inconsistent-offsets` already.) With replication this is a read past the high watermark
 /// of a write a failover then truncated away.
 pub(super) fn read_not_in_log(facts: &Facts, durable: &Durable) -> Vec<Anomaly> {
-    let log: BTreeMap<(u32, u64), &str> = durable
-        .records()
-        .map(|(p, o, payment)| ((p, o), payment.id.as_str()))
-        .collect();
     let mut out = Vec::new();
     let mut reported = std::collections::BTreeSet::new();
     for fetch in &facts.fetches {
@@ -72,7 +64,7 @@ pub(super) fn read_not_in_log(facts: &Facts, durable: &Durable) -> Vec<Anomaly> 
     }
     for row in &durable.rows {
         let (id, key) = (row.payment.id.as_str(), (row.partition, row.offset));
-        let there = log.get(&key).copied();
+        let there = facts.held.get(&key).copied();
         if there == Some(id) || !reported.insert(key) {
             continue;
         }
