@@ -47,16 +47,43 @@ impl NodeName {
     }
 }
 
+impl NodeName {
+    /// Calls `f` with the node's name, spelled on the stack: every history entry and every
+    /// message names a node, so naming one must not allocate.
+    pub fn with_name<R>(self, f: impl FnOnce(&str) -> R) -> R {
+        let (prefix, index) = match self {
+            NodeName::Broker => return f("broker"),
+            NodeName::Controller => return f("controller"),
+            NodeName::Store => return f("store"),
+            NodeName::Consumer => return f("consumer"),
+            NodeName::Replica(index) => ("broker-", index),
+            NodeName::Producer(index) => ("producer-", index),
+        };
+        // "producer-" and the ten digits of the largest u32.
+        let mut buf = [0u8; 20];
+        buf[..prefix.len()].copy_from_slice(prefix.as_bytes());
+        let mut digits = [0u8; 10];
+        let mut rest = index;
+        let mut n = 0;
+        loop {
+            digits[n] = b'0' + (rest % 10) as u8;
+            n += 1;
+            rest /= 10;
+            if rest == 0 {
+                break;
+            }
+        }
+        for (i, digit) in digits[..n].iter().rev().enumerate() {
+            buf[prefix.len() + i] = *digit;
+        }
+        let name = std::str::from_utf8(&buf[..prefix.len() + n]).expect("ASCII");
+        f(name)
+    }
+}
+
 impl fmt::Display for NodeName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            NodeName::Broker => f.pad("broker"),
-            NodeName::Replica(index) => f.pad(&format!("broker-{index}")),
-            NodeName::Controller => f.pad("controller"),
-            NodeName::Store => f.pad("store"),
-            NodeName::Consumer => f.pad("consumer"),
-            NodeName::Producer(index) => f.pad(&format!("producer-{index}")),
-        }
+        self.with_name(|name| f.pad(name))
     }
 }
 
@@ -110,7 +137,7 @@ impl FromStr for NodeName {
 // As the name string, so that histories and schedules read as they always have.
 impl Serialize for NodeName {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+        self.with_name(|name| serializer.serialize_str(name))
     }
 }
 
@@ -132,12 +159,19 @@ mod tests {
             (NodeName::Consumer, "consumer"),
             (NodeName::Producer(0), "producer-0"),
             (NodeName::Producer(17), "producer-17"),
+            (NodeName::Producer(200), "producer-200"),
+            (NodeName::Producer(u32::MAX), "producer-4294967295"),
             (NodeName::Replica(0), "broker-0"),
             (NodeName::Replica(2), "broker-2"),
             (NodeName::Controller, "controller"),
         ];
         for (node, text) in nodes {
             assert_eq!(node.to_string(), text);
+            assert_eq!(
+                format!("{node:>21}"),
+                format!("{text:>21}"),
+                "padding is kept"
+            );
             assert_eq!(text.parse::<NodeName>(), Ok(node));
             let json = serde_json::to_string(&node).unwrap();
             assert_eq!(json, format!("\"{text}\""));

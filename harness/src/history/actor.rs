@@ -69,7 +69,12 @@ impl FromStr for Actor {
 
 impl Serialize for Actor {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+        // As the Display form, without formatting machinery: every history entry has one.
+        match self {
+            Actor::Harness => serializer.serialize_str("harness"),
+            Actor::AllNodes => serializer.serialize_str("*"),
+            Actor::Node(node) => node.serialize(serializer),
+        }
     }
 }
 
