@@ -5,6 +5,7 @@
 //! single-threaded simulation produced them, so the history is itself deterministic.
 
 mod actor;
+mod encode;
 mod hash;
 mod recorder;
 
