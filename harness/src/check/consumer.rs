@@ -10,7 +10,7 @@ pub(super) fn inconsistent_offsets(facts: &Facts) -> Vec<Anomaly> {
     let mut out = Vec::new();
     let mut reported = std::collections::BTreeSet::new();
     for fetch in &facts.fetches {
-        for (offset, id) in &fetch.records {
+        for (offset, id) in fetch.records {
             let key = (fetch.partition, *offset);
             let detail = match facts.held.get(&key) {
                 Some(durable_id) if durable_id == id => continue,
@@ -45,7 +45,7 @@ pub(super) fn read_not_in_log(facts: &Facts, durable: &Durable) -> Vec<Anomaly> 
     let mut out = Vec::new();
     let mut reported = std::collections::BTreeSet::new();
     for fetch in &facts.fetches {
-        for (offset, id) in &fetch.records {
+        for (offset, id) in fetch.records {
             let key = (fetch.partition, *offset);
             if facts.positions.contains_key(id.as_str()) || !reported.insert(key) {
                 continue;
@@ -126,7 +126,7 @@ pub(super) fn commit_beyond_log(facts: &Facts, durable: &Durable) -> Vec<Anomaly
 }
 
 /// Consecutive fetches of one partition within one consumer incarnation.
-fn pairs<'a>(facts: &'a Facts) -> impl Iterator<Item = (&'a Fetch, &'a Fetch)> {
+fn pairs<'a>(facts: &'a Facts) -> impl Iterator<Item = (&'a Fetch<'a>, &'a Fetch<'a>)> {
     let mut last: BTreeMap<(u32, u32), &Fetch> = BTreeMap::new();
     facts.fetches.iter().filter_map(move |f| {
         last.insert((f.incarnation, f.partition), f)

@@ -136,22 +136,22 @@ impl Durable {
 
 /// A produce acknowledgement as the producer saw it.
 #[derive(Clone, Debug)]
-pub(crate) struct Ack {
+pub(crate) struct Ack<'a> {
     pub producer: Actor,
     pub partition: u32,
     pub base_seq: u32,
     pub base_offset: u64,
-    pub payments: Vec<String>,
+    pub payments: &'a [String],
     pub at_us: u64,
 }
 
 /// A fetch as the consumer saw it, tagged with the consumer's incarnation.
 #[derive(Clone, Debug)]
-pub(crate) struct Fetch {
+pub(crate) struct Fetch<'a> {
     pub incarnation: u32,
     pub partition: u32,
     pub from: u64,
-    pub records: Vec<(u64, String)>,
+    pub records: &'a [(u64, String)],
     pub at_us: u64,
 }
 
@@ -161,8 +161,8 @@ pub(crate) struct Facts<'a> {
     pub outboxed: BTreeMap<&'a str, (&'a Payment, u64)>,
     /// Payments their producer refused as too large, never owed: id -> (bytes, when).
     pub refused: BTreeMap<&'a str, (u64, u64)>,
-    pub acks: Vec<Ack>,
-    pub fetches: Vec<Fetch>,
+    pub acks: Vec<Ack<'a>>,
+    pub fetches: Vec<Fetch<'a>>,
     /// Every committed consumer offset: (partition, offset, when).
     pub commits: Vec<(u32, u64, u64)>,
     /// (partition, base offset) -> when the batch there was (last) appended.
@@ -216,7 +216,7 @@ impl<'a> Facts<'a> {
                     partition: *partition,
                     base_seq: *base_seq,
                     base_offset: *base_offset,
-                    payments: payments.clone(),
+                    payments,
                     at_us,
                 }),
                 Event::ConsumerResumed { partition: 0, .. } => consumer_incarnation += 1,
@@ -228,7 +228,7 @@ impl<'a> Facts<'a> {
                     incarnation: consumer_incarnation,
                     partition: *partition,
                     from: *from,
-                    records: records.clone(),
+                    records,
                     at_us,
                 }),
                 Event::OffsetCommitted { partition, offset } => {
