@@ -315,14 +315,16 @@ mod sim {
             let Some((kind, id, body)) = open_envelope(&bytes) else {
                 continue;
             };
-            match shared.faults.on_message(from, shared.local, kind, id, body) {
+            let delivery = shared.faults.on_message(from, shared.local, kind, id, body);
+            // The datagram's own buffer becomes the body: no copy for a message delivered once.
+            let mut body = *bytes;
+            body.drain(..ENVELOPE_LEN);
+            match delivery {
                 Delivery::Drop => {}
-                Delivery::Deliver(delay) => {
-                    deliver_after(&shared, delay, kind, id, from, body.to_vec())
-                }
+                Delivery::Deliver(delay) => deliver_after(&shared, delay, kind, id, from, body),
                 Delivery::Duplicate(first, second) => {
-                    deliver_after(&shared, first, kind, id, from, body.to_vec());
-                    deliver_after(&shared, second, kind, id, from, body.to_vec());
+                    deliver_after(&shared, first, kind, id, from, body.clone());
+                    deliver_after(&shared, second, kind, id, from, body);
                 }
             }
         }

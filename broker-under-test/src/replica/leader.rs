@@ -38,14 +38,19 @@ impl Part {
         min_insync: u32,
         out: &mut Vec<Outgoing>,
     ) {
-        let maximal: std::collections::BTreeSet<u32> = self
-            .isr
-            .iter()
-            .chain(self.adding.iter())
-            .copied()
-            .chain([me])
-            .collect();
-        if (maximal.len() as u32) < min_insync {
+        // Called on every fetch and produce: count and release without allocating.
+        let members = || {
+            self.isr
+                .iter()
+                .chain(self.adding.iter())
+                .copied()
+                .chain([me])
+        };
+        let maximal = members()
+            .enumerate()
+            .filter(|&(i, r)| !members().take(i).any(|q| q == r))
+            .count();
+        if (maximal as u32) < min_insync {
             return; // too few copies to commit anything (`min_insync`)
         }
         let followers = self.isr.iter().chain(self.adding.iter());
@@ -55,11 +60,9 @@ impl Part {
             .fold(self.synced_end, u64::min);
         self.high_watermark = self.high_watermark.max(least);
         let hw = self.high_watermark;
-        let (ready, still): (Vec<Waiting>, Vec<Waiting>) = std::mem::take(&mut self.waiting)
-            .into_iter()
-            .partition(|w| w.until <= hw);
-        self.waiting = still;
-        out.extend(ready.into_iter().map(|w| (w.incoming, w.response)));
+        // In arrival order, as they waited.
+        let ready = self.waiting.extract_if(.., |w| w.until <= hw);
+        out.extend(ready.map(|w| (w.incoming, w.response)));
     }
 
     /// Whether this replica leads the partition at `leader_epoch` (else the error to answer).
