@@ -99,9 +99,20 @@ impl fmt::Display for DecodeError {
 impl std::error::Error for DecodeError {}
 
 /// Appends little-endian fields to a byte buffer.
-#[derive(Default)]
 pub struct Writer {
     pub buf: Vec<u8>,
+}
+
+/// Most messages and records are a few dozen to a few hundred bytes; starting there spares
+/// each one the chain of small regrowths an empty vector goes through.
+const WRITER_CAPACITY: usize = 256;
+
+impl Default for Writer {
+    fn default() -> Self {
+        Writer {
+            buf: Vec::with_capacity(WRITER_CAPACITY),
+        }
+    }
 }
 
 impl Writer {
