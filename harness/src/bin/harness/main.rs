@@ -9,11 +9,13 @@ use args::{Cli, Command};
 use clap::Parser;
 use std::process::ExitCode;
 
-/// mimalloc instead of the system allocator: a run makes and frees tens of thousands of small
-/// objects (messages, history entries, futures), and glibc's malloc and free took a fifth of a
-/// sweep's instructions. Allocation addresses reach no trace, so traces are unchanged.
+/// jemalloc instead of the system allocator: a run makes and frees tens of thousands of small
+/// objects (datagrams, history entries, boxed futures, payment strings), and glibc's malloc and
+/// free took a fifth of a sweep's instructions. (mimalloc was as fast but kept memory from every
+/// finished run thread: peak memory grew with the number of seeds, which `tests/memory.rs`
+/// caught.) Allocation addresses reach no trace, so traces are unchanged.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> ExitCode {
     // Like any Unix filter: when the reader goes away (`harness explore | head`), stop quietly
