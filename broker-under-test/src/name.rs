@@ -48,8 +48,9 @@ impl NodeName {
 }
 
 impl NodeName {
-    /// Calls `f` with the node's name, spelled on the stack: every history entry and every
-    /// message names a node, so naming one must not allocate.
+    /// Calls `f` with the node's name. Every history entry and every message names a node, so
+    /// naming one must not allocate: the names of the first producers and replicas are spelled
+    /// once per process, the rest on the stack.
     pub fn with_name<R>(self, f: impl FnOnce(&str) -> R) -> R {
         let (prefix, index) = match self {
             NodeName::Broker => return f("broker"),
@@ -59,26 +60,32 @@ impl NodeName {
             NodeName::Replica(index) => ("broker-", index),
             NodeName::Producer(index) => ("producer-", index),
         };
-        // "producer-" and the ten digits of the largest u32.
-        let mut buf = [0u8; 20];
-        buf[..prefix.len()].copy_from_slice(prefix.as_bytes());
-        let mut digits = [0u8; 10];
-        let mut rest = index;
-        let mut n = 0;
-        loop {
-            digits[n] = b'0' + (rest % 10) as u8;
-            n += 1;
-            rest /= 10;
-            if rest == 0 {
-                break;
-            }
+        if let Some(name) = spelled(prefix, index) {
+            return f(name);
         }
-        for (i, digit) in digits[..n].iter().rev().enumerate() {
-            buf[prefix.len() + i] = *digit;
-        }
-        let name = std::str::from_utf8(&buf[..prefix.len() + n]).expect("ASCII");
-        f(name)
+        let mut buf = String::with_capacity(prefix.len() + 10);
+        buf.push_str(prefix);
+        buf.push_str(&index.to_string());
+        f(&buf)
     }
+}
+
+/// How many producer and replica names are spelled in advance (`ClusterSpec` caps producers
+/// at 200 and replicas at 100).
+const SPELLED: u32 = 256;
+
+/// "producer-<index>" or "broker-<index>" for an index below `SPELLED`.
+fn spelled(prefix: &str, index: u32) -> Option<&'static str> {
+    static NAMES: std::sync::OnceLock<[Vec<String>; 2]> = std::sync::OnceLock::new();
+    let names = NAMES.get_or_init(|| {
+        ["producer-", "broker-"].map(|p| (0..SPELLED).map(|i| format!("{p}{i}")).collect())
+    });
+    let table = if prefix == "producer-" {
+        &names[0]
+    } else {
+        &names[1]
+    };
+    table.get(index as usize).map(String::as_str)
 }
 
 impl fmt::Display for NodeName {

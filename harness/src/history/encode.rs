@@ -50,7 +50,10 @@ impl Encoder<'_> {
 
     fn text(&mut self, tag: u8, bytes: &[u8]) {
         let len = u32::try_from(bytes.len()).expect("history strings are under 4 GiB");
-        self.tagged(tag, &len.to_le_bytes());
+        // One reservation and two copies: this runs for every key and string of every entry.
+        let [a, b, c, d] = len.to_le_bytes();
+        self.out.reserve(5 + bytes.len());
+        self.out.extend_from_slice(&[tag, a, b, c, d]);
         self.out.extend_from_slice(bytes);
     }
 
