@@ -45,12 +45,10 @@ impl NodeName {
         };
         SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, a, b)), SIM_PORT)
     }
-}
 
-impl NodeName {
     /// Calls `f` with the node's name. Every history entry and every message names a node, so
     /// naming one must not allocate: the names of the first producers and replicas are spelled
-    /// once per process, the rest on the stack.
+    /// once per process (only a larger index is spelled at each call).
     pub fn with_name<R>(self, f: impl FnOnce(&str) -> R) -> R {
         let (prefix, index) = match self {
             NodeName::Broker => return f("broker"),
