@@ -9,14 +9,6 @@ use args::{Cli, Command};
 use clap::Parser;
 use std::process::ExitCode;
 
-/// jemalloc instead of the system allocator: a run makes and frees tens of thousands of small
-/// objects (datagrams, history entries, boxed futures, payment strings), and glibc's malloc and
-/// free took a fifth of a sweep's instructions. (mimalloc was as fast but kept memory from every
-/// finished run thread: peak memory grew with the number of seeds, which `tests/memory.rs`
-/// caught.) Allocation addresses reach no trace, so traces are unchanged.
-#[global_allocator]
-static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
 fn main() -> ExitCode {
     // Like any Unix filter: when the reader goes away (`harness explore | head`), stop quietly
     // instead of panicking on a broken pipe. Rust ignores SIGPIPE by default.
