@@ -224,53 +224,52 @@ impl<'a, 'b> ser::Serializer for &'a mut Encoder<'b> {
     }
 }
 
-impl ser::SerializeSeq for &mut Encoder<'_> {
-    type Ok = ();
-    type Error = EncodeError;
-    fn serialize_element<T: ?Sized + Serialize>(&mut self, value: &T) -> Done {
-        value.serialize(&mut **self)
-    }
-    fn end(self) -> Done {
-        self.out.push(END);
-        Ok(())
-    }
+/// The compounds whose items are written one after another and closed by `END`.
+macro_rules! items {
+    ($trait:ident, $method:ident) => {
+        impl ser::$trait for &mut Encoder<'_> {
+            type Ok = ();
+            type Error = EncodeError;
+            fn $method<T: ?Sized + Serialize>(&mut self, value: &T) -> Done {
+                value.serialize(&mut **self)
+            }
+            fn end(self) -> Done {
+                self.out.push(END);
+                Ok(())
+            }
+        }
+    };
 }
 
-impl ser::SerializeTuple for &mut Encoder<'_> {
-    type Ok = ();
-    type Error = EncodeError;
-    fn serialize_element<T: ?Sized + Serialize>(&mut self, value: &T) -> Done {
-        value.serialize(&mut **self)
-    }
-    fn end(self) -> Done {
-        self.out.push(END);
-        Ok(())
-    }
+items!(SerializeSeq, serialize_element);
+items!(SerializeTuple, serialize_element);
+items!(SerializeTupleStruct, serialize_field);
+items!(SerializeTupleVariant, serialize_field);
+
+/// The compounds whose fields are written with their names and closed by `END`.
+macro_rules! named_fields {
+    ($trait:ident) => {
+        impl ser::$trait for &mut Encoder<'_> {
+            type Ok = ();
+            type Error = EncodeError;
+            fn serialize_field<T: ?Sized + Serialize>(
+                &mut self,
+                key: &'static str,
+                value: &T,
+            ) -> Done {
+                self.text(STR, key.as_bytes());
+                value.serialize(&mut **self)
+            }
+            fn end(self) -> Done {
+                self.out.push(END);
+                Ok(())
+            }
+        }
+    };
 }
 
-impl ser::SerializeTupleStruct for &mut Encoder<'_> {
-    type Ok = ();
-    type Error = EncodeError;
-    fn serialize_field<T: ?Sized + Serialize>(&mut self, value: &T) -> Done {
-        value.serialize(&mut **self)
-    }
-    fn end(self) -> Done {
-        self.out.push(END);
-        Ok(())
-    }
-}
-
-impl ser::SerializeTupleVariant for &mut Encoder<'_> {
-    type Ok = ();
-    type Error = EncodeError;
-    fn serialize_field<T: ?Sized + Serialize>(&mut self, value: &T) -> Done {
-        value.serialize(&mut **self)
-    }
-    fn end(self) -> Done {
-        self.out.push(END);
-        Ok(())
-    }
-}
+named_fields!(SerializeStruct);
+named_fields!(SerializeStructVariant);
 
 impl ser::SerializeMap for &mut Encoder<'_> {
     type Ok = ();
@@ -279,32 +278,6 @@ impl ser::SerializeMap for &mut Encoder<'_> {
         key.serialize(&mut **self)
     }
     fn serialize_value<T: ?Sized + Serialize>(&mut self, value: &T) -> Done {
-        value.serialize(&mut **self)
-    }
-    fn end(self) -> Done {
-        self.out.push(END);
-        Ok(())
-    }
-}
-
-impl ser::SerializeStruct for &mut Encoder<'_> {
-    type Ok = ();
-    type Error = EncodeError;
-    fn serialize_field<T: ?Sized + Serialize>(&mut self, key: &'static str, value: &T) -> Done {
-        self.text(STR, key.as_bytes());
-        value.serialize(&mut **self)
-    }
-    fn end(self) -> Done {
-        self.out.push(END);
-        Ok(())
-    }
-}
-
-impl ser::SerializeStructVariant for &mut Encoder<'_> {
-    type Ok = ();
-    type Error = EncodeError;
-    fn serialize_field<T: ?Sized + Serialize>(&mut self, key: &'static str, value: &T) -> Done {
-        self.text(STR, key.as_bytes());
         value.serialize(&mut **self)
     }
     fn end(self) -> Done {
