@@ -50,41 +50,33 @@ impl NodeName {
     /// naming one must not allocate: the names of the first producers and replicas are spelled
     /// once per process (only a larger index is spelled at each call).
     pub fn with_name<R>(self, f: impl FnOnce(&str) -> R) -> R {
-        let (prefix, index) = match self {
+        let (kind, index) = match self {
             NodeName::Broker => return f("broker"),
             NodeName::Controller => return f("controller"),
             NodeName::Store => return f("store"),
             NodeName::Consumer => return f("consumer"),
-            NodeName::Replica(index) => ("broker-", index),
-            NodeName::Producer(index) => ("producer-", index),
+            NodeName::Replica(index) => (REPLICA, index),
+            NodeName::Producer(index) => (PRODUCER, index),
         };
-        if let Some(name) = spelled(prefix, index) {
-            return f(name);
+        static SPELLED: std::sync::OnceLock<[Vec<String>; 2]> = std::sync::OnceLock::new();
+        let spelled = SPELLED.get_or_init(|| {
+            PREFIXES.map(|p| (0..SPELLED_COUNT).map(|i| format!("{p}{i}")).collect())
+        });
+        match spelled[kind].get(index as usize) {
+            Some(name) => f(name),
+            None => f(&format!("{}{index}", PREFIXES[kind])),
         }
-        let mut buf = String::with_capacity(prefix.len() + 10);
-        buf.push_str(prefix);
-        buf.push_str(&index.to_string());
-        f(&buf)
     }
 }
 
+/// The numbered kinds of node, by their place in `PREFIXES`.
+const PRODUCER: usize = 0;
+const REPLICA: usize = 1;
+const PREFIXES: [&str; 2] = ["producer-", "broker-"];
+
 /// How many producer and replica names are spelled in advance (`ClusterSpec` caps producers
 /// at 200 and replicas at 100).
-const SPELLED: u32 = 256;
-
-/// "producer-<index>" or "broker-<index>" for an index below `SPELLED`.
-fn spelled(prefix: &str, index: u32) -> Option<&'static str> {
-    static NAMES: std::sync::OnceLock<[Vec<String>; 2]> = std::sync::OnceLock::new();
-    let names = NAMES.get_or_init(|| {
-        ["producer-", "broker-"].map(|p| (0..SPELLED).map(|i| format!("{p}{i}")).collect())
-    });
-    let table = if prefix == "producer-" {
-        &names[0]
-    } else {
-        &names[1]
-    };
-    table.get(index as usize).map(String::as_str)
-}
+const SPELLED_COUNT: u32 = 256;
 
 impl fmt::Display for NodeName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
