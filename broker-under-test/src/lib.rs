@@ -29,6 +29,6 @@ pub mod store;
 pub mod transport;
 
 pub use bugs::{Bug, Bugs};
-pub use codec::Payment;
+pub use codec::{Payment, PaymentId};
 pub use name::NodeName;
 pub use observe::{Event, Observer, Probe};

@@ -4,7 +4,7 @@
 //! durable in the outbox, an acknowledgement with its offset, a dedup hit, an apply, a commit,
 //! a recovery). They never read anything back: observing must not change behaviour.
 
-use crate::codec::{ErrorCode, Payment};
+use crate::codec::{ErrorCode, Payment, PaymentId};
 use crate::name::NodeName;
 use crate::storage::IoOp;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -31,7 +31,7 @@ pub enum Event {
     BatchPersisted {
         partition: u32,
         base_seq: u32,
-        payments: Vec<String>,
+        payments: Vec<PaymentId>,
     },
     /// InitProducerId answered: the producer's id, new epoch and the broker's last sequences.
     ProducerInitialized {
@@ -52,7 +52,7 @@ pub enum Event {
         partition: u32,
         base_seq: u32,
         base_offset: u64,
-        payments: Vec<String>,
+        payments: Vec<PaymentId>,
     },
     /// A produce got no reply or an error and will be retried (or, if fenced, abandoned).
     ProduceFailed {
@@ -65,11 +65,11 @@ pub enum Event {
     BatchRecoveredAsAcked {
         partition: u32,
         base_seq: u32,
-        payments: Vec<String>,
+        payments: Vec<PaymentId>,
     },
     /// The payment is too large for any batch: refused before it was owed (its refusal is
     /// synced into the outbox in its place). `bytes` is its encoded size.
-    PaymentRefused { payment: String, bytes: u64 },
+    PaymentRefused { payment: PaymentId, bytes: u64 },
     /// The broker refused the batch at `base_seq` as too large; it is replaced, durably, by
     /// consecutive parts of `parts` payments each, over the same sequences.
     BatchSplit {
@@ -134,13 +134,13 @@ pub enum Event {
     Fetched {
         partition: u32,
         from: u64,
-        records: Vec<(u64, String)>,
+        records: Vec<(u64, PaymentId)>,
     },
     /// The store acknowledged applying the record at `offset`.
     ApplyAcked {
         partition: u32,
         offset: u64,
-        payment: String,
+        payment: PaymentId,
         duplicate: bool,
     },
     /// The broker acknowledged the consumer's commit of `offset` (the next offset to read).
@@ -151,7 +151,7 @@ pub enum Event {
     StoreRecovered { rows: u32, truncated_bytes: u64 },
     /// The store applied a payment durably (`duplicate == false`) or recognised it as applied.
     StoreApplied {
-        payment: String,
+        payment: PaymentId,
         partition: u32,
         offset: u64,
         duplicate: bool,

@@ -37,8 +37,8 @@
 use crate::bugs::Bug;
 use crate::client::{leadership_moved, Leaders, ReplicatedAddrs};
 use crate::codec::{
-    batch_body_len, frame, scan_frames, seq_after, DecodeError, ErrorCode, Payment, Reader,
-    Request, Response, Tail, Writer, FRAME_BODY_LEN_MAX,
+    batch_body_len, frame, scan_frames, seq_after, DecodeError, ErrorCode, Payment, PaymentId,
+    Reader, Request, Response, Tail, Writer, FRAME_BODY_LEN_MAX,
 };
 use crate::node::{CallFailure, NodeCtx, NodeError, RetryPolicy};
 use crate::observe::{Event, Probe};
@@ -244,7 +244,7 @@ fn apply_entry(outbox: &mut Outbox, body: &[u8]) -> Result<(), DecodeError> {
             let refused = body[0] == ENTRY_REFUSED;
             let n = r.u32()?;
             let payment = if refused {
-                placeholder(r.str()?)
+                placeholder(r.id()?)
             } else {
                 r.payment()?
             };
@@ -285,11 +285,11 @@ fn apply_entry(outbox: &mut Outbox, body: &[u8]) -> Result<(), DecodeError> {
 }
 
 /// What stands for a refused payment in the outbox: its id, nothing to send.
-fn placeholder(id: String) -> Payment {
+fn placeholder(id: PaymentId) -> Payment {
     Payment {
         id,
         amount: 0,
-        customer: String::new(),
+        customer: PaymentId::default(),
         padding: 0,
     }
 }
@@ -398,7 +398,7 @@ impl Shared {
         self.fenced.load(Ordering::Relaxed)
     }
 
-    fn ids(&self, payments: &[u32]) -> Vec<String> {
+    fn ids(&self, payments: &[u32]) -> Vec<PaymentId> {
         let inner = self.inner();
         payments
             .iter()

@@ -5,8 +5,8 @@
 
 use crate::bugs::Bug;
 use crate::codec::{
-    frame, scan_frames, DecodeError, ErrorCode, Payment, Reader, Request, Response, Tail, Writer,
-    FRAME_BODY_LEN_MAX,
+    frame, scan_frames, DecodeError, ErrorCode, Payment, PaymentId, Reader, Request, Response,
+    Tail, Writer, FRAME_BODY_LEN_MAX,
 };
 use crate::node::{NodeCtx, NodeError};
 use crate::observe::{Event, Probe};
@@ -113,7 +113,7 @@ pub async fn run_store(ctx: NodeCtx) -> Result<(), NodeError> {
         rows: rows.len() as u32,
         truncated_bytes,
     });
-    let mut applied: BTreeSet<String> = rows.iter().map(|r| r.payment.id.clone()).collect();
+    let mut applied: BTreeSet<PaymentId> = rows.iter().map(|r| r.payment.id.clone()).collect();
     while let Some(incoming) = ctx.transport.next_request().await {
         let response = match Request::decode(&incoming.body) {
             Ok(Request::ListRows { from, max_rows }) => list_rows(&rows, from, max_rows),

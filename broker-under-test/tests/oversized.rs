@@ -43,7 +43,7 @@ fn payment(n: u32, bytes: u64) -> Payment {
 /// What the client was told, and what the log holds after the crash.
 struct Seen {
     replies: Vec<Response>,
-    ids_after_crash: Vec<String>,
+    ids_after_crash: Vec<broker_under_test::PaymentId>,
 }
 
 /// A small batch; a batch of two 600 KB payments (over the 1 MiB frame limit together); then,

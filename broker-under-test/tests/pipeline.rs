@@ -9,7 +9,7 @@ use broker_under_test::log::{log_file, recover_log};
 use broker_under_test::storage::Tear;
 use broker_under_test::store::{recover_rows, APPLIED_FILE};
 use broker_under_test::transport::{Delivery, MessageKind, NetFaults, NoFaults};
-use broker_under_test::{Bug, Bugs, Event, NodeName, Observer};
+use broker_under_test::{Bug, Bugs, Event, NodeName, Observer, PaymentId};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -20,7 +20,7 @@ use std::time::Duration;
 /// counts the events that show the faults really bit.
 #[derive(Default)]
 struct Recorder {
-    outboxed: Mutex<BTreeSet<String>>,
+    outboxed: Mutex<BTreeSet<PaymentId>>,
     duplicate_batches: AtomicU32,
     torn_tails_cut: AtomicU32,
     batches_known_after_restart: AtomicU32,
@@ -82,15 +82,15 @@ struct Faults {
 
 /// What the durable state said at the end.
 struct Outcome {
-    outboxed: BTreeSet<String>,
-    in_log: BTreeMap<String, u32>,
-    in_store: BTreeMap<String, u32>,
+    outboxed: BTreeSet<PaymentId>,
+    in_log: BTreeMap<PaymentId, u32>,
+    in_store: BTreeMap<PaymentId, u32>,
     sim_time: Duration,
     recorder: Arc<Recorder>,
 }
 
 impl Outcome {
-    fn duplicates(counts: &BTreeMap<String, u32>) -> Vec<&str> {
+    fn duplicates(counts: &BTreeMap<PaymentId, u32>) -> Vec<&str> {
         counts
             .iter()
             .filter(|(_, &n)| n > 1)
@@ -106,7 +106,7 @@ impl Outcome {
                 Vec::<&str>::new(),
                 "duplicates in the {name}"
             );
-            let present: BTreeSet<String> = counts.keys().cloned().collect();
+            let present: BTreeSet<PaymentId> = counts.keys().cloned().collect();
             assert_eq!(
                 present, self.outboxed,
                 "the {name} holds exactly the outboxed payments"
@@ -134,7 +134,7 @@ fn workload() -> Workload {
 
 /// Reads every partition log and the store's rows from their disks, after a final crash of both
 /// that keeps only synced bytes.
-fn durable_counts(cluster: &Cluster) -> (BTreeMap<String, u32>, BTreeMap<String, u32>) {
+fn durable_counts(cluster: &Cluster) -> (BTreeMap<PaymentId, u32>, BTreeMap<PaymentId, u32>) {
     let mut in_log = BTreeMap::new();
     for partition in 0..PARTITIONS {
         let log = recover_log(
@@ -188,7 +188,7 @@ fn run_pipeline_with(workload: Workload, bugs: Bugs, faults: Faults) -> Outcome 
             let owed = recorder.outboxed.lock().unwrap().clone();
             let (in_log, in_store) = durable_counts(&cluster);
             let done =
-                |counts: &BTreeMap<String, u32>| owed.iter().all(|id| counts.contains_key(id));
+                |counts: &BTreeMap<PaymentId, u32>| owed.iter().all(|id| counts.contains_key(id));
             if owed.len() == 300 && done(&in_log) && done(&in_store) {
                 break;
             }

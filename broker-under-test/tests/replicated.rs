@@ -9,7 +9,7 @@ use broker_under_test::cluster::{Cluster, ClusterSpec, Workload};
 use broker_under_test::storage::Tear;
 use broker_under_test::store::{recover_rows, APPLIED_FILE};
 use broker_under_test::transport::{NoFaults, SimTransport};
-use broker_under_test::{Bugs, Event, NodeName, Observer, Probe};
+use broker_under_test::{Bugs, Event, NodeName, Observer, PaymentId, Probe};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -23,7 +23,7 @@ const PAYMENTS: usize = 300;
 /// controller elected, and the probes nodes hit.
 #[derive(Default)]
 struct Recorder {
-    outboxed: Mutex<BTreeSet<String>>,
+    outboxed: Mutex<BTreeSet<PaymentId>>,
     /// Per partition, the leaders elected after the initial assignment, in order.
     elected: Mutex<BTreeMap<u32, Vec<Option<u32>>>>,
     probes: Mutex<BTreeMap<Probe, u32>>,
@@ -78,7 +78,7 @@ fn workload() -> Workload {
 
 /// What the run ended with.
 struct Outcome {
-    outboxed: BTreeSet<String>,
+    outboxed: BTreeSet<PaymentId>,
     back: ReadBack,
     sim_time: Duration,
     recorder: Arc<Recorder>,
@@ -95,7 +95,7 @@ impl Outcome {
         for row in &self.back.rows {
             *in_store.entry(&row.payment.id).or_default() += 1;
         }
-        let owed: BTreeSet<&str> = self.outboxed.iter().map(String::as_str).collect();
+        let owed: BTreeSet<&str> = self.outboxed.iter().map(PaymentId::as_str).collect();
         for (name, counts) in [("log", &in_log), ("store", &in_store)] {
             let twice: Vec<&&str> = counts
                 .iter()
@@ -115,7 +115,7 @@ impl Outcome {
 }
 
 /// The payment ids the store holds, from its disk.
-fn stored(cluster: &Cluster) -> BTreeSet<String> {
+fn stored(cluster: &Cluster) -> BTreeSet<PaymentId> {
     let (rows, _, _) = recover_rows(&cluster.disk(NodeName::Store).contents(APPLIED_FILE));
     rows.into_iter().map(|row| row.payment.id).collect()
 }

@@ -123,7 +123,7 @@ fn describe_request(request: &Request) -> MessageView {
         } => (
             MessageClass::Produce,
             format!("produce producer={producer} seq={seq}+{}", payments.len()),
-            payments.iter().map(|p| p.id.clone()).collect(),
+            payments.iter().map(|p| p.id.to_string()).collect(),
         ),
         Request::Fetch {
             partition, from, ..
@@ -135,7 +135,7 @@ fn describe_request(request: &Request) -> MessageView {
         Request::Apply { row } => (
             MessageClass::Apply,
             format!("apply {}", row.payment.id),
-            vec![row.payment.id.clone()],
+            vec![row.payment.id.to_string()],
         ),
         Request::ListRows => (MessageClass::ListRows, "list-rows".into(), Vec::new()),
     };
@@ -156,7 +156,7 @@ fn describe_reply(reply: &Reply, request_id: u64) -> MessageView {
         Reply::Records { records } => (
             MessageClass::Fetched,
             format!("{} records", records.len()),
-            records.iter().map(|(_, p)| p.id.clone()).collect(),
+            records.iter().map(|(_, p)| p.id.to_string()).collect(),
         ),
         Reply::Applied { duplicate } => (
             MessageClass::Applied,

@@ -8,7 +8,7 @@
 use crate::node::{Node, Stop};
 use crate::wire::{self, Reply, Request};
 use crate::RelayBug;
-use harness::system::kit::{Event, Payment, Probe, Storage, Transport};
+use harness::system::kit::{Event, Payment, PaymentId, Probe, Storage, Transport};
 use std::collections::BTreeMap;
 
 fn log_file(partition: u32) -> String {
@@ -19,7 +19,7 @@ struct Relay {
     /// Each partition's records; a record's offset is its index.
     logs: Vec<Vec<Payment>>,
     /// Payment id -> where it sits.
-    dedup: BTreeMap<String, (u32, u64)>,
+    dedup: BTreeMap<PaymentId, (u32, u64)>,
 }
 
 pub(crate) async fn run(node: Node) -> Result<(), Stop> {

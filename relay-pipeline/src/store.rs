@@ -6,14 +6,14 @@
 
 use crate::node::{Node, Stop};
 use crate::wire::{self, Reply, Request};
-use harness::system::kit::{Event, Probe, Storage, StoreRow, Transport};
+use harness::system::kit::{Event, PaymentId, Probe, Storage, StoreRow, Transport};
 use std::collections::BTreeSet;
 
 const ROWS: &str = "rows";
 
 pub(crate) async fn run(node: Node) -> Result<(), Stop> {
     let mut rows = recover(&node).await?;
-    let mut applied: BTreeSet<String> = rows.iter().map(|r| r.payment.id.clone()).collect();
+    let mut applied: BTreeSet<PaymentId> = rows.iter().map(|r| r.payment.id.clone()).collect();
     while let Some(incoming) = node.transport.next_request().await {
         let Some(request) = wire::decode::<Request>(&incoming.body) else {
             continue;

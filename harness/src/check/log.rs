@@ -2,7 +2,7 @@
 //! and nothing in it that no producer outboxed.
 
 use super::{Anomaly, AnomalyKind, Durable, Facts};
-use broker_under_test::codec::{batch_body_len, FRAME_BODY_LEN_MAX};
+use broker_under_test::codec::{batch_body_len, PaymentId, FRAME_BODY_LEN_MAX};
 
 /// `log-duplicate`: a payment sits in the log more than once.
 pub(super) fn log_duplicate(facts: &Facts) -> Vec<Anomaly> {
@@ -58,7 +58,7 @@ pub(super) fn log_missing(facts: &Facts) -> Vec<Anomaly> {
     let acked: std::collections::BTreeSet<&str> = facts
         .acks
         .iter()
-        .flat_map(|a| a.payments.iter().map(String::as_str))
+        .flat_map(|a| a.payments.iter().map(PaymentId::as_str))
         .collect();
     facts
         .outboxed

@@ -10,7 +10,7 @@ mod store;
 
 use crate::history::{Actor, Entry, What};
 use broker_under_test::store::StoreRow;
-use broker_under_test::{Event, Payment};
+use broker_under_test::{Event, Payment, PaymentId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -141,7 +141,7 @@ pub(crate) struct Ack<'a> {
     pub partition: u32,
     pub base_seq: u32,
     pub base_offset: u64,
-    pub payments: &'a [String],
+    pub payments: &'a [PaymentId],
     pub at_us: u64,
 }
 
@@ -151,7 +151,7 @@ pub(crate) struct Fetch<'a> {
     pub incarnation: u32,
     pub partition: u32,
     pub from: u64,
-    pub records: &'a [(u64, String)],
+    pub records: &'a [(u64, PaymentId)],
     pub at_us: u64,
 }
 

@@ -2,7 +2,7 @@
 
 use super::{Anomaly, AnomalyKind, Facts};
 use crate::history::Actor;
-use broker_under_test::codec::seq_after;
+use broker_under_test::codec::{seq_after, PaymentId};
 use std::collections::BTreeMap;
 
 /// `nonmonotonic-send`: a producer's batches, in sequence order, were acknowledged at offsets
@@ -29,7 +29,7 @@ pub(super) fn nonmonotonic_send(facts: &Facts) -> Vec<Anomaly> {
                 );
                 out.push(Anomaly::new(
                     AnomalyKind::NonmonotonicSend,
-                    w[1].payments.first().map(String::as_str),
+                    w[1].payments.first().map(PaymentId::as_str),
                     w[1].at_us,
                     detail,
                 ));

@@ -7,7 +7,7 @@ use crate::scenario::Scenario;
 use crate::world::outcome::{RunOutcome, Stats, Verdict};
 use crate::world::RunPlan;
 use broker_under_test::store::StoreRow;
-use broker_under_test::{Event, Payment};
+use broker_under_test::{Event, Payment, PaymentId};
 
 /// A small clean run: producer-0 outboxes p-0-0..p-0-3, two batches of two on partition 0 are
 /// acknowledged at offsets 0 and 2, the consumer fetches all four and the store applies them.
@@ -44,7 +44,7 @@ fn row(n: u32, offset: u64) -> StoreRow {
     }
 }
 
-fn ids(ns: &[u32]) -> Vec<String> {
+fn ids(ns: &[u32]) -> Vec<PaymentId> {
     ns.iter().map(|&n| payment(n).id).collect()
 }
 

@@ -211,11 +211,11 @@ impl Body {
     fn payments(&self) -> Vec<String> {
         match self {
             Body::Request(Ok(Request::Produce { records, .. })) => {
-                records.iter().map(|p| p.id.clone()).collect()
+                records.iter().map(|p| p.id.to_string()).collect()
             }
-            Body::Request(Ok(Request::Apply { payment, .. })) => vec![payment.id.clone()],
+            Body::Request(Ok(Request::Apply { payment, .. })) => vec![payment.id.to_string()],
             Body::Reply(Ok(Response::Fetched { records, .. })) => {
-                records.iter().map(|r| r.payment.id.clone()).collect()
+                records.iter().map(|r| r.payment.id.to_string()).collect()
             }
             _ => Vec::new(),
         }

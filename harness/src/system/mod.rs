@@ -105,7 +105,7 @@ impl Drop for ReaderNode {
 /// crate: node names, the event vocabulary, payments, the simulated disk with its crash model,
 /// and the request/reply transport whose every message passes the harness's fault hook.
 pub mod kit {
-    pub use broker_under_test::codec::Payment;
+    pub use broker_under_test::codec::{Payment, PaymentId};
     pub use broker_under_test::node::RetryPolicy;
     pub use broker_under_test::storage::{
         CrashReport, DiskLatency, IoInjector, IoOp, SimDisk, SimStorage, Storage, StorageError,

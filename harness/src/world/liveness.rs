@@ -8,7 +8,7 @@
 use crate::check::{Anomaly, AnomalyKind};
 use crate::history::{Entry, HarnessEvent, What};
 use crate::world::RunPlan;
-use broker_under_test::Event;
+use broker_under_test::{Event, PaymentId};
 use std::collections::BTreeMap;
 
 /// Tracks, from the history, which owed payments are acknowledged to their producer and applied
@@ -16,10 +16,10 @@ use std::collections::BTreeMap;
 #[derive(Default)]
 struct Settlement {
     /// Per payment: which of OWED, ACKED and APPLIED it has reached.
-    state: BTreeMap<String, u8>,
+    state: BTreeMap<PaymentId, u8>,
     owed: usize,
     /// Payments their producer refused as too large for any batch: made, but never owed.
-    refused: std::collections::BTreeSet<String>,
+    refused: std::collections::BTreeSet<PaymentId>,
     // invariant: settled == the number of payments whose state has all three bits
     settled: usize,
 }
@@ -32,7 +32,7 @@ impl Settlement {
     fn mark(&mut self, id: &str, bit: u8) {
         let state = match self.state.get_mut(id) {
             Some(state) => state,
-            None => self.state.entry(id.to_string()).or_default(),
+            None => self.state.entry(PaymentId::from(id)).or_default(),
         };
         if *state & bit != 0 {
             return;
@@ -70,7 +70,7 @@ impl Settlement {
         self.state
             .iter()
             .filter(|(_, s)| **s & OWED != 0 && **s != settled)
-            .map(|(id, _)| id.clone())
+            .map(|(id, _)| id.to_string())
             .collect()
     }
 }

@@ -3,7 +3,7 @@
 //! bytes lost and restarts per node.
 
 use crate::history::{Entry, HarnessEvent, What};
-use broker_under_test::{Event, NodeName};
+use broker_under_test::{Event, NodeName, PaymentId};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
@@ -15,10 +15,10 @@ pub(super) type BatchKey = (NodeName, u32, u32);
 /// recovery, whose crashes belong to the check, not to the scenario's faults).
 #[derive(Debug, Default)]
 pub(super) struct Counters {
-    payments_outboxed: BTreeSet<String>,
+    payments_outboxed: BTreeSet<PaymentId>,
     produce_sends: u64,
     produce_retries: u64,
-    payments_retried: BTreeSet<String>,
+    payments_retried: BTreeSet<PaymentId>,
     batches_deduplicated: u64,
     store_deliveries: u64,
     store_redeliveries: u64,
@@ -34,8 +34,8 @@ pub(super) struct Counters {
 impl Counters {
     pub(super) fn from_history(history: &[Entry]) -> Counters {
         let mut counters = Counters::default();
-        let mut batches: BTreeMap<BatchKey, Vec<String>> = BTreeMap::new();
-        let mut applied: BTreeSet<String> = BTreeSet::new();
+        let mut batches: BTreeMap<BatchKey, Vec<PaymentId>> = BTreeMap::new();
+        let mut applied: BTreeSet<PaymentId> = BTreeSet::new();
         for entry in history {
             if matches!(entry.what, What::Harness(HarnessEvent::FinalRecovery)) {
                 break;
@@ -55,8 +55,8 @@ impl Counters {
         &mut self,
         node: Option<NodeName>,
         event: &Event,
-        batches: &mut BTreeMap<BatchKey, Vec<String>>,
-        applied: &mut BTreeSet<String>,
+        batches: &mut BTreeMap<BatchKey, Vec<PaymentId>>,
+        applied: &mut BTreeSet<PaymentId>,
     ) {
         match (node, event) {
             (_, Event::Outboxed { payment }) => {
@@ -200,9 +200,8 @@ mod tests {
     }
 
     fn applied(at_us: u64, payment: &str, duplicate: bool) -> Entry {
-        let payment = payment.to_string();
         let event = Event::StoreApplied {
-            payment,
+            payment: payment.into(),
             partition: 0,
             offset: 0,
             duplicate,
@@ -213,7 +212,7 @@ mod tests {
     #[test]
     fn counts_retried_payments_redeliveries_and_losses_before_the_final_recovery_only() {
         let producer = NodeName::Producer(0);
-        let payments = vec!["p-0-0".to_string(), "p-0-1".to_string()];
+        let payments = vec!["p-0-0".into(), "p-0-1".into()];
         let sent = |at_us, attempt| {
             let event = Event::ProduceSent {
                 partition: 0,

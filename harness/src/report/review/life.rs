@@ -4,7 +4,7 @@
 
 use super::counters::BatchKey;
 use crate::history::{Entry, HarnessEvent, What};
-use broker_under_test::{Event, NodeName};
+use broker_under_test::{Event, NodeName, PaymentId};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The most lines of a life: enough to follow a retry across a crash, short enough to review.
@@ -20,7 +20,7 @@ pub(super) struct Traced {
 /// The first payment of the first batch sent again after a crash of its producer or the broker
 /// since its first send; failing that, of the first batch sent again at all.
 pub(super) fn choose(history: &[Entry]) -> Option<Traced> {
-    let mut batches: BTreeMap<BatchKey, Vec<String>> = BTreeMap::new();
+    let mut batches: BTreeMap<BatchKey, Vec<PaymentId>> = BTreeMap::new();
     let mut first_sent_us: BTreeMap<BatchKey, u64> = BTreeMap::new();
     let mut last_crash_us: BTreeMap<NodeName, u64> = BTreeMap::new();
     let mut first_retried: Option<BatchKey> = None;
@@ -72,11 +72,11 @@ pub(super) fn choose(history: &[Entry]) -> Option<Traced> {
 }
 
 fn traced(
-    batches: &BTreeMap<BatchKey, Vec<String>>,
+    batches: &BTreeMap<BatchKey, Vec<PaymentId>>,
     key: BatchKey,
     why: &'static str,
 ) -> Option<Traced> {
-    let payment = batches.get(&key)?.first()?.clone();
+    let payment = batches.get(&key)?.first()?.to_string();
     Some(Traced {
         payment,
         batch: key,
@@ -183,7 +183,12 @@ fn is_batch(traced: &Traced, partition: u32, base_seq: u32) -> bool {
 /// What the traced payment's producer did with it.
 fn producer_text(event: &Event, traced: &Traced) -> Option<String> {
     let p = traced.payment.as_str();
-    let index = |payments: &[String]| payments.iter().position(|x| x == p).map(|i| i as u64);
+    let index = |payments: &[PaymentId]| {
+        payments
+            .iter()
+            .position(|x| x.as_str() == p)
+            .map(|i| i as u64)
+    };
     match event {
         Event::Outboxed { payment } if payment.id == p => Some("outboxed".to_string()),
         Event::BatchPersisted {
