@@ -392,7 +392,8 @@ impl IoFatal {
 }
 
 /// A node's storage: the incarnation's disk handle, on which an I/O error is fatal to the node
-/// (it never returns to the caller, see [`IoFatal::die`]) unless `passed` names its kind.
+/// (it never returns to the caller, see [`IoFatal::die`]) unless `passed` names its kind. It
+/// awaits `SimStorage`'s own futures, so each operation is boxed once, not twice.
 struct FatalOnIo {
     inner: SimStorage,
     passed: Option<IoOp>,
@@ -416,7 +417,7 @@ impl FatalOnIo {
 impl Storage for FatalOnIo {
     fn read<'a>(&'a self, file: &'a str) -> BoxFuture<'a, Result<Vec<u8>, StorageError>> {
         Box::pin(async move {
-            let result = self.inner.read(file).await;
+            let result = self.inner.read_file(file).await;
             self.check(IoOp::Read, file, result).await
         })
     }
@@ -427,14 +428,14 @@ impl Storage for FatalOnIo {
         bytes: &'a [u8],
     ) -> BoxFuture<'a, Result<(), StorageError>> {
         Box::pin(async move {
-            let result = self.inner.append(file, bytes).await;
+            let result = self.inner.append_file(file, bytes).await;
             self.check(IoOp::Write, file, result).await
         })
     }
 
     fn sync<'a>(&'a self, file: &'a str) -> BoxFuture<'a, Result<(), StorageError>> {
         Box::pin(async move {
-            let result = self.inner.sync(file).await;
+            let result = self.inner.sync_file(file).await;
             self.check(IoOp::Sync, file, result).await
         })
     }
@@ -445,7 +446,7 @@ impl Storage for FatalOnIo {
         len: usize,
     ) -> BoxFuture<'a, Result<(), StorageError>> {
         Box::pin(async move {
-            let result = self.inner.truncate(file, len).await;
+            let result = self.inner.truncate_file(file, len).await;
             self.check(IoOp::Write, file, result).await
         })
     }
@@ -456,7 +457,7 @@ impl Storage for FatalOnIo {
         bytes: &'a [u8],
     ) -> BoxFuture<'a, Result<(), StorageError>> {
         Box::pin(async move {
-            let result = self.inner.replace(file, bytes).await;
+            let result = self.inner.replace_file(file, bytes).await;
             self.check(IoOp::Write, file, result).await
         })
     }

@@ -416,16 +416,97 @@ impl SimStorage {
     }
 }
 
+/// The operations as plain futures: [`Storage`] boxes them for `dyn Storage`, and a wrapper
+/// that holds a `SimStorage` (the cluster's `FatalOnIo`) awaits them without a second box.
+impl SimStorage {
+    /// See [`Storage::read`].
+    pub async fn read_file(&self, file: &str) -> Result<Vec<u8>, StorageError> {
+        self.faulty_op(self.disk.latency.read, IoOp::Read, file, move |s| {
+            s.files
+                .get(file)
+                .map(|f| f.data.clone())
+                .unwrap_or_default()
+        })
+        .await
+    }
+
+    /// See [`Storage::append`].
+    pub async fn append_file(&self, file: &str, bytes: &[u8]) -> Result<(), StorageError> {
+        self.faulty_op(self.disk.latency.write, IoOp::Write, file, move |s| {
+            // The file's name is copied only when the file is new, not on every append.
+            match s.files.get_mut(file) {
+                Some(f) => f.data.extend_from_slice(bytes),
+                None => {
+                    let f = SimFile {
+                        data: bytes.to_vec(),
+                        ..SimFile::default()
+                    };
+                    s.files.insert(file.to_string(), f);
+                }
+            }
+        })
+        .await
+    }
+
+    /// See [`Storage::sync`].
+    pub async fn sync_file(&self, file: &str) -> Result<(), StorageError> {
+        let incarnation = self.incarnation;
+        self.op(self.disk.latency.sync, move |s| {
+            let failed = s.io_fails(IoOp::Sync, file);
+            let Some(f) = s.files.get_mut(file) else {
+                return failed;
+            };
+            let cap = match f.sync_failed {
+                Some((inc, cap)) if inc == incarnation => Some(cap),
+                _ => None,
+            };
+            if failed.is_err() && cap.is_none() {
+                // fsyncgate: the unsynced bytes' pages are marked clean, never written.
+                f.sync_failed = Some((incarnation, f.synced_len));
+            }
+            if failed.is_ok() {
+                // A later sync succeeds, but only up to where the failed one lost bytes.
+                f.synced_len = cap.unwrap_or(f.data.len()).min(f.data.len());
+            }
+            failed
+        })
+        .await
+        .and_then(|r| r)
+    }
+
+    /// See [`Storage::truncate`].
+    pub async fn truncate_file(&self, file: &str, len: usize) -> Result<(), StorageError> {
+        self.faulty_op(self.disk.latency.sync, IoOp::Write, file, move |s| {
+            if let Some(f) = s.files.get_mut(file) {
+                f.data.truncate(len);
+                f.synced_len = f.synced_len.min(f.data.len());
+                // Cut below a failed sync's mark: the bytes it lost are gone anyway.
+                if f.sync_failed.is_some_and(|(_, cap)| len <= cap) {
+                    f.sync_failed = None;
+                }
+            }
+        })
+        .await
+    }
+
+    /// See [`Storage::replace`].
+    pub async fn replace_file(&self, file: &str, bytes: &[u8]) -> Result<(), StorageError> {
+        let latency = self.disk.latency.write + self.disk.latency.sync;
+        self.faulty_op(latency, IoOp::Write, file, move |s| {
+            // A new file renamed over the old: whatever a failed sync lost went with the old.
+            *s.files.entry(file.to_string()).or_default() = SimFile {
+                data: bytes.to_vec(),
+                synced_len: bytes.len(),
+                sync_failed: None,
+            };
+        })
+        .await
+    }
+}
+
 impl Storage for SimStorage {
     fn read<'a>(&'a self, file: &'a str) -> BoxFuture<'a, Result<Vec<u8>, StorageError>> {
-        Box::pin(
-            self.faulty_op(self.disk.latency.read, IoOp::Read, file, move |s| {
-                s.files
-                    .get(file)
-                    .map(|f| f.data.clone())
-                    .unwrap_or_default()
-            }),
-        )
+        Box::pin(self.read_file(file))
     }
 
     fn append<'a>(
@@ -433,42 +514,11 @@ impl Storage for SimStorage {
         file: &'a str,
         bytes: &'a [u8],
     ) -> BoxFuture<'a, Result<(), StorageError>> {
-        Box::pin(
-            self.faulty_op(self.disk.latency.write, IoOp::Write, file, move |s| {
-                s.files
-                    .entry(file.to_string())
-                    .or_default()
-                    .data
-                    .extend_from_slice(bytes);
-            }),
-        )
+        Box::pin(self.append_file(file, bytes))
     }
 
     fn sync<'a>(&'a self, file: &'a str) -> BoxFuture<'a, Result<(), StorageError>> {
-        let incarnation = self.incarnation;
-        Box::pin(async move {
-            self.op(self.disk.latency.sync, move |s| {
-                let failed = s.io_fails(IoOp::Sync, file);
-                let Some(f) = s.files.get_mut(file) else {
-                    return failed;
-                };
-                let cap = match f.sync_failed {
-                    Some((inc, cap)) if inc == incarnation => Some(cap),
-                    _ => None,
-                };
-                if failed.is_err() && cap.is_none() {
-                    // fsyncgate: the unsynced bytes' pages are marked clean, never written.
-                    f.sync_failed = Some((incarnation, f.synced_len));
-                }
-                if failed.is_ok() {
-                    // A later sync succeeds, but only up to where the failed one lost bytes.
-                    f.synced_len = cap.unwrap_or(f.data.len()).min(f.data.len());
-                }
-                failed
-            })
-            .await
-            .and_then(|r| r)
-        })
+        Box::pin(self.sync_file(file))
     }
 
     fn truncate<'a>(
@@ -476,18 +526,7 @@ impl Storage for SimStorage {
         file: &'a str,
         len: usize,
     ) -> BoxFuture<'a, Result<(), StorageError>> {
-        Box::pin(
-            self.faulty_op(self.disk.latency.sync, IoOp::Write, file, move |s| {
-                if let Some(f) = s.files.get_mut(file) {
-                    f.data.truncate(len);
-                    f.synced_len = f.synced_len.min(f.data.len());
-                    // Cut below a failed sync's mark: the bytes it lost are gone anyway.
-                    if f.sync_failed.is_some_and(|(_, cap)| len <= cap) {
-                        f.sync_failed = None;
-                    }
-                }
-            }),
-        )
+        Box::pin(self.truncate_file(file, len))
     }
 
     fn replace<'a>(
@@ -495,15 +534,7 @@ impl Storage for SimStorage {
         file: &'a str,
         bytes: &'a [u8],
     ) -> BoxFuture<'a, Result<(), StorageError>> {
-        let latency = self.disk.latency.write + self.disk.latency.sync;
-        Box::pin(self.faulty_op(latency, IoOp::Write, file, move |s| {
-            // A new file renamed over the old: whatever a failed sync lost went with the old.
-            *s.files.entry(file.to_string()).or_default() = SimFile {
-                data: bytes.to_vec(),
-                synced_len: bytes.len(),
-                sync_failed: None,
-            };
-        }))
+        Box::pin(self.replace_file(file, bytes))
     }
 }
 
