@@ -9,14 +9,17 @@ use crate::check::{Anomaly, AnomalyKind};
 use crate::history::{Entry, HarnessEvent, What};
 use crate::world::RunPlan;
 use broker_under_test::{Event, PaymentId};
-use std::collections::BTreeMap;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, DefaultHasher};
 
 /// Tracks, from the history, which owed payments are acknowledged to their producer and applied
 /// by the store. Incremental: it reads each entry once, as the history grows.
 #[derive(Default)]
 struct Settlement {
     /// Per payment: which of OWED, ACKED and APPLIED it has reached.
-    state: BTreeMap<PaymentId, u8>,
+    /// Looked up per mark and iterated only to list the unsettled, which `unsettled` sorts; fixed
+    /// hash keys keep even the map's layout the same in every run.
+    state: HashMap<PaymentId, u8, BuildHasherDefault<DefaultHasher>>,
     owed: usize,
     /// Payments their producer refused as too large for any batch: made, but never owed.
     refused: std::collections::BTreeSet<PaymentId>,
@@ -67,11 +70,14 @@ impl Settlement {
 
     fn unsettled(&self) -> Vec<String> {
         let settled = OWED | ACKED | APPLIED;
-        self.state
+        let mut unsettled: Vec<String> = self
+            .state
             .iter()
             .filter(|(_, s)| **s & OWED != 0 && **s != settled)
             .map(|(id, _)| id.to_string())
-            .collect()
+            .collect();
+        unsettled.sort_unstable();
+        unsettled
     }
 }
 
@@ -176,4 +182,67 @@ fn liveness_anomaly(
         heal_us + liveness_ms * 1000,
         detail,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::Actor;
+    use broker_under_test::{NodeName, Payment};
+
+    fn entry(event: Event) -> Entry {
+        Entry {
+            at_us: 0,
+            node: Actor::Node(NodeName::Producer(0)),
+            what: What::Node(event),
+        }
+    }
+
+    fn outboxed(n: u32) -> Entry {
+        entry(Event::Outboxed {
+            payment: Payment::generate(0, n, 3),
+        })
+    }
+
+    fn acked(ids: &[&str]) -> Entry {
+        entry(Event::ProduceAcked {
+            partition: 0,
+            base_seq: 0,
+            base_offset: 0,
+            payments: ids.iter().map(|&id| id.into()).collect(),
+        })
+    }
+
+    fn applied(id: &str) -> Entry {
+        entry(Event::StoreApplied {
+            payment: id.into(),
+            partition: 0,
+            offset: 0,
+            duplicate: false,
+        })
+    }
+
+    #[test]
+    fn a_payment_settles_when_owed_acked_and_applied_in_any_order() {
+        let mut s = Settlement::default();
+        s.absorb(&[applied("p-0-1"), outboxed(1), acked(&["p-0-1"])]);
+        assert!(s.all_settled());
+        // Marks are idempotent: a re-delivery or a second ack settles nothing twice.
+        s.absorb(&[applied("p-0-1"), acked(&["p-0-1"])]);
+        assert_eq!((s.owed, s.settled), (1, 1));
+        s.absorb(&[outboxed(2)]);
+        assert!(!s.all_settled());
+    }
+
+    #[test]
+    fn the_unsettled_are_listed_in_id_order_whatever_order_they_came_in() {
+        let mut s = Settlement::default();
+        let history: Vec<Entry> = [12, 3, 7, 10, 1].into_iter().map(outboxed).collect();
+        s.absorb(&history);
+        s.absorb(&[acked(&["p-0-7"]), applied("p-0-7"), applied("p-0-3")]);
+        assert_eq!(s.unsettled(), ["p-0-1", "p-0-10", "p-0-12", "p-0-3"]);
+        // Applied but never outboxed: not owed, so not missing either.
+        s.absorb(&[applied("p-0-99")]);
+        assert_eq!(s.unsettled().len(), 4);
+    }
 }
