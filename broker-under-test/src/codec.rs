@@ -1378,6 +1378,33 @@ mod tests {
     }
 
     #[test]
+    fn an_id_or_customer_that_is_not_utf8_is_refused_inline_or_long() {
+        let encoded = |id: &[u8], customer: &[u8]| {
+            let mut bytes = (id.len() as u16).to_le_bytes().to_vec();
+            bytes.extend_from_slice(id);
+            bytes.extend_from_slice(&7u64.to_le_bytes());
+            bytes.extend_from_slice(&(customer.len() as u16).to_le_bytes());
+            bytes.extend_from_slice(customer);
+            bytes
+        };
+        // 30 bytes: past `PaymentId`'s 24 inline bytes, where it would go to the heap.
+        let mut long_bad = [b'p'; 30];
+        long_bad[29] = 0xff;
+        for bad in [&[0xc3, 0x28][..], &long_bad[..]] {
+            let as_id = encoded(bad, b"c-1");
+            assert_eq!(Reader::new(&as_id).payment(), Err(DecodeError::BadUtf8));
+            let as_customer = encoded(b"p-0-1", bad);
+            assert_eq!(
+                Reader::new(&as_customer).payment(),
+                Err(DecodeError::BadUtf8)
+            );
+        }
+        let long = [b'p'; 30];
+        let payment = Reader::new(&encoded(&long, b"c-1")).payment().unwrap();
+        assert_eq!(payment.id.as_bytes(), long, "a long id reads back whole");
+    }
+
+    #[test]
     fn a_checksum_failure_is_told_apart_from_a_torn_or_oversized_frame() {
         let mut bytes = frame(b"first");
         let second = bytes.len();

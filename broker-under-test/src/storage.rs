@@ -433,7 +433,8 @@ impl SimStorage {
     /// See [`Storage::append`].
     pub async fn append_file(&self, file: &str, bytes: &[u8]) -> Result<(), StorageError> {
         self.faulty_op(self.disk.latency.write, IoOp::Write, file, move |s| {
-            // The file's name is copied only when the file is new, not on every append.
+            // `entry` would need an owned name even for an existing file, and appending to one
+            // is the hot path: copy the name only for a new file.
             match s.files.get_mut(file) {
                 Some(f) => f.data.extend_from_slice(bytes),
                 None => {

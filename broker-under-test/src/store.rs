@@ -114,8 +114,9 @@ pub async fn run_store(ctx: NodeCtx) -> Result<(), NodeError> {
         rows: rows.len() as u32,
         truncated_bytes,
     });
-    // Only looked up, never iterated: a hash set (with fixed keys, so even its layout is the
-    // same in every run) spares the string comparisons a BTreeSet makes per apply.
+    // Only looked up, never iterated, so a hash set spares the string comparisons a BTreeSet
+    // makes per apply. Fixed keys, not RandomState: under madsim a RandomState takes its keys
+    // from the run's seeded generator, and that draw would shift every later one.
     let mut applied: HashSet<PaymentId, BuildHasherDefault<DefaultHasher>> =
         rows.iter().map(|r| r.payment.id.clone()).collect();
     while let Some(incoming) = ctx.transport.next_request().await {

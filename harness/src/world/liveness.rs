@@ -17,8 +17,8 @@ use std::hash::{BuildHasherDefault, DefaultHasher};
 #[derive(Default)]
 struct Settlement {
     /// Per payment: which of OWED, ACKED and APPLIED it has reached.
-    /// Looked up per mark and iterated only to list the unsettled, which `unsettled` sorts; fixed
-    /// hash keys keep even the map's layout the same in every run.
+    /// Looked up per mark; iterated only by `unsettled`, which sorts. Fixed hash keys, not
+    /// RandomState: under madsim a RandomState draws its keys from the run's seeded generator.
     state: HashMap<PaymentId, u8, BuildHasherDefault<DefaultHasher>>,
     owed: usize,
     /// Payments their producer refused as too large for any batch: made, but never owed.
