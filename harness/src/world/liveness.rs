@@ -32,11 +32,8 @@ const ACKED: u8 = 2;
 const APPLIED: u8 = 4;
 
 impl Settlement {
-    fn mark(&mut self, id: &str, bit: u8) {
-        let state = match self.state.get_mut(id) {
-            Some(state) => state,
-            None => self.state.entry(PaymentId::from(id)).or_default(),
-        };
+    fn mark(&mut self, id: &PaymentId, bit: u8) {
+        let state = self.state.entry(id.clone()).or_default();
         if *state & bit != 0 {
             return;
         }
